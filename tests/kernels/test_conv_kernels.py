@@ -1,0 +1,62 @@
+"""The Numba conv2d kernels equal the NumPy references on hypothesis-drawn problems."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from kernel_checks import RTOL, assert_close, conv_arrays, conv_cases
+from tinydiff.kernels import (conv2d_backward_input, conv2d_backward_input_ref,
+                              conv2d_backward_weight, conv2d_backward_weight_ref, conv2d_forward,
+                              conv2d_forward_ref)
+
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=25, deadline=None)
+@given(case=conv_cases())
+def test_conv_kernels_match_reference(case, dtype):
+    x, w, b, dy = conv_arrays(case, dtype)
+    s, p = case["stride"], case["padding"]
+    rtol = RTOL[dtype]
+    assert_close(conv2d_forward(x, w, b, s, p), conv2d_forward_ref(x, w, b, s, p), rtol, "y")
+    assert_close(conv2d_backward_input(dy, w, x.shape[2:], s, p),
+                 conv2d_backward_input_ref(dy, w, x.shape[2:], s, p), rtol, "dx")
+    dw, db = conv2d_backward_weight(dy, x, w.shape[2:], s, p)
+    dw_ref, db_ref = conv2d_backward_weight_ref(dy, x, w.shape[2:], s, p)
+    assert_close(dw, dw_ref, rtol, "dw")
+    assert_close(db, db_ref, rtol, "db")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,stride,padding", [
+    ((1, 1), 1, 0),   # pointwise: the path that skips im2col
+    ((3, 3), 1, 1),   # the UNet's workhorse
+    ((3, 3), 2, 1),   # Downsample2x
+    ((2, 4), 2, 0),   # even, non-square kernel, no padding
+    ((5, 5), 1, 3),   # padding wider than half the kernel
+])
+def test_conv_kernels_match_reference_on_named_layers(kernel, stride, padding, dtype):
+    case = dict(batch=2, c_in=6, c_out=5, hw=(9, 8), kernel=kernel, stride=stride,
+                padding=padding, bias=True, seed=11)
+    x, w, b, dy = conv_arrays(case, dtype)
+    rtol = RTOL[dtype]
+    assert_close(conv2d_forward(x, w, b, stride, padding),
+                 conv2d_forward_ref(x, w, b, stride, padding), rtol, "y")
+    assert_close(conv2d_backward_input(dy, w, (9, 8), stride, padding),
+                 conv2d_backward_input_ref(dy, w, (9, 8), stride, padding), rtol, "dx")
+    for got, want, name in zip(conv2d_backward_weight(dy, x, kernel, stride, padding),
+                               conv2d_backward_weight_ref(dy, x, kernel, stride, padding),
+                               ("dw", "db")):
+        assert_close(got, want, rtol, name)
+
+
+def test_conv_kernels_accept_non_contiguous_input():
+    case = dict(batch=2, c_in=3, c_out=4, hw=(7, 6), kernel=(3, 3), stride=1, padding=1,
+                bias=False, seed=2)
+    x, w, _, dy = conv_arrays(case, np.float64)
+    x_t = np.asfortranarray(x)
+    assert_close(conv2d_forward(x_t, w, None, 1, 1), conv2d_forward_ref(x, w, None, 1, 1),
+                 1e-10, "y")
+    assert_close(conv2d_backward_weight(dy[:, ::-1][:, ::-1], x_t, (3, 3), 1, 1)[0],
+                 conv2d_backward_weight_ref(dy, x, (3, 3), 1, 1)[0], 1e-10, "dw")

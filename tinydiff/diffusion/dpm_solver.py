@@ -54,7 +54,7 @@ def dpm_spaced_timesteps(num_train_timesteps, num_inference_steps, timestep_spac
     elif timestep_spacing == "leading":
         t = (np.arange(n + 1) * (T // (n + 1)))[::-1][:-1].astype(np.int64) + offset
     else:
-        t = np.arange(T, 0, -T / n).round().astype(np.int64) - 1
+        t = np.round(T - np.arange(n) * (T / n)).astype(np.int64) - 1  # see spaced_timesteps
     if np.any(np.diff(t) >= 0) or t.max() > T - 1:
         raise ValueError(f"num_inference_steps={n} with timestep_spacing={timestep_spacing!r} and "
                          f"steps_offset={offset} gives invalid timesteps {t.tolist()} for T={T}")

@@ -58,7 +58,9 @@ def spaced_timesteps(num_train_timesteps, num_inference_steps, timestep_spacing=
     elif timestep_spacing == "leading":
         t = (np.arange(n) * (T // n))[::-1].astype(np.int64) + offset
     else:
-        t = np.round(np.arange(T, 0, -T / n)).astype(np.int64) - 1
+        # diffusers writes np.arange(T, 0, -T / n), which float rounding can make one element
+        # too long (T = 200, n = 29 gives 30 timesteps ending at -1); counting k avoids that.
+        t = np.round(T - np.arange(n) * (T / n)).astype(np.int64) - 1
     if t.max() > T - 1:
         raise ValueError(
             f"steps_offset={offset} pushes the first timestep to {t.max()}, past num_train_timesteps - 1 = {T - 1}"

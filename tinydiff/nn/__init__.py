@@ -1,0 +1,25 @@
+"""Layers with hand-written backward passes, named as in PyTorch.
+
+Every module: forward(x, ...) computes (and, in training mode, caches what backward needs);
+backward(grad_out) returns the gradient w.r.t. each forward input and adds into each
+parameter's .grad. See tinydiff.nn.module for the contract.
+"""
+
+from tinydiff.nn.activation import GELU, Dropout, Identity, SiLU
+from tinydiff.nn.attention import MultiHeadAttention, ScaledDotProductAttention
+from tinydiff.nn.conv import Conv2d, Downsample2x, Upsample2x
+from tinydiff.nn.embedding import Embedding, SinusoidalTimestepEmbedding
+from tinydiff.nn.linear import Linear
+from tinydiff.nn.loss import cross_entropy, mse_loss
+from tinydiff.nn.module import Module, ModuleList, Parameter, Sequential
+from tinydiff.nn.norm import GroupNorm, LayerNorm
+from tinydiff.nn.pool import GlobalAvgPool2d
+
+__all__ = [
+    "Parameter", "Module", "ModuleList", "Sequential",
+    "Linear", "Conv2d", "Downsample2x", "Upsample2x",
+    "GroupNorm", "LayerNorm", "GlobalAvgPool2d", "SiLU", "GELU", "Dropout", "Identity",
+    "Embedding", "SinusoidalTimestepEmbedding",
+    "ScaledDotProductAttention", "MultiHeadAttention",
+    "mse_loss", "cross_entropy",
+]

@@ -1,0 +1,118 @@
+"""Element-wise layers: SiLU, GELU, Dropout, Identity. None has parameters."""
+
+import math
+
+import numpy as np
+from scipy.special import erf
+
+from tinydiff.nn.checks import check_float_array
+from tinydiff.nn.init import generator
+from tinydiff.nn.module import Module
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp of a non-positive number only."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class SiLU(Module):
+    """SiLU / swish: y = x * sigmoid(x) (Elfwing et al. 2018; Ramachandran et al. 2017)."""
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        s = sigmoid(x)
+        self.save_for_backward(x, s)
+        return x * s
+
+    def backward(self, grad_out):
+        x, s = self.saved()
+        # d/dx [x s(x)] = s + x s (1 - s)
+        return grad_out * (s * (1.0 + x * (1.0 - s)))
+
+
+# Python floats, so float32 arrays stay float32 (NumPy scalars would promote them).
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_TANH_COEF = 0.044715  # Hendrycks & Gimpel 2016, sec. 2
+
+
+class GELU(Module):
+    """GELU: y = x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel 2016).
+
+    approximate="none" (PyTorch's default) uses erf; "tanh" uses
+    Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2, like PyTorch's approximate="tanh".
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        if self.approximate == "tanh":
+            inner = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x**3)
+            t = np.tanh(inner)
+            self.save_for_backward(x, t)
+            return 0.5 * x * (1.0 + t)
+        cdf = 0.5 * (1.0 + erf(x * math.sqrt(0.5)))
+        self.save_for_backward(x, cdf)
+        return x * cdf
+
+    def backward(self, grad_out):
+        x, aux = self.saved()
+        if self.approximate == "tanh":
+            t = aux
+            dinner = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_COEF * x**2)
+            return grad_out * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)
+        pdf = np.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
+        return grad_out * (aux + x * pdf)  # d/dx [x Phi(x)] = Phi(x) + x phi(x)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Dropout(Module):
+    """Zero each element with probability p in training mode and scale the rest by 1/(1-p)
+    (inverted dropout, Srivastava et al. 2014), so eval mode is the identity.
+
+    rng : numpy.random.Generator, optional — draws the masks (reproducible runs).
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = generator(rng)
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        if not self.training or self.p == 0.0:
+            self.save_for_backward(None)
+            return x
+        keep = self.rng.random(x.shape) >= self.p
+        scale = np.asarray(1.0 / (1.0 - self.p), dtype=x.dtype)
+        mask = keep * scale  # already scaled: backward multiplies by the same array
+        self.save_for_backward(mask.astype(x.dtype))
+        return x * mask
+
+    def backward(self, grad_out):
+        (mask,) = self.saved()
+        return grad_out if mask is None else grad_out * mask
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Identity(Module):
+    """y = x."""
+
+    def forward(self, x):
+        self.save_for_backward(None)
+        return x
+
+    def backward(self, grad_out):
+        self.saved()
+        return grad_out

@@ -1,0 +1,154 @@
+"""2-D convolution (cross-correlation, as in every deep-learning library) and the two
+resampling layers built from it: Downsample2x (strided 3x3 conv) and Upsample2x (nearest).
+
+The arithmetic lives in tinydiff.kernels (Numba, held to NumPy references); this file checks
+input, keeps the cache and accumulates parameter gradients.
+"""
+
+import numpy as np
+
+from tinydiff import kernels
+from tinydiff.nn.checks import check_float_array, check_pair, check_positive_int
+from tinydiff.nn.init import generator, uniform_fan_in
+from tinydiff.nn.module import Module, Parameter
+
+
+def conv2d_output_hw(input_hw, kernel_hw, stride, padding):
+    """Ho = (H + 2 p - kH) // s + 1, likewise Wo."""
+    return tuple((n + 2 * padding - k) // stride + 1 for n, k in zip(input_hw, kernel_hw))
+
+
+def conv2d_forward(x, w, b, stride, padding):
+    """x (B, C, H, W), w (O, C, kH, kW), b (O,) or None -> (y (B, O, Ho, Wo), cache)."""
+    y = kernels.conv2d_forward(x, w, b, stride, padding)
+    return y, (x, w, stride, padding)
+
+
+def conv2d_backward(dy, cache):
+    """dy (B, O, Ho, Wo) -> (dx (B, C, H, W), dw (O, C, kH, kW), db (O,))."""
+    x, w, stride, padding = cache
+    dx = kernels.conv2d_backward_input(dy, w, x.shape[2:], stride, padding)
+    dw, db = kernels.conv2d_backward_weight(dy, x, w.shape[2:], stride, padding)
+    return dx, dw, db
+
+
+class Conv2d(Module):
+    """2-D convolution with weight (C_out, C_in, kH, kW), as in PyTorch.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or (int, int)
+        Odd or even.
+    stride : int, >= 1
+    padding : int, >= 0
+        Zero padding on every side.
+    bias : bool
+        Without bias the module has no `bias` parameter at all.
+    rng : numpy.random.Generator, optional
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, rng=None):
+        super().__init__()
+        self.in_channels = check_positive_int(in_channels, "in_channels")
+        self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.kernel_size = check_pair(kernel_size, "kernel_size")
+        self.stride = check_positive_int(stride, "stride")
+        self.padding = check_positive_int(padding, "padding", minimum=0)
+        rng = generator(rng)
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.weight = Parameter(uniform_fan_in(rng, shape, fan_in))
+        self.bias = Parameter(uniform_fan_in(rng, (out_channels,), fan_in)) if bias else None
+
+    def forward(self, x):
+        """x (B, C_in, H, W) -> (B, C_out, Ho, Wo)."""
+        check_float_array(x, "x", ndim=4, dtype=self.weight.dtype)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d: x must have in_channels={self.in_channels} channels (axis 1), got shape {x.shape}"
+            )
+        padded = (x.shape[2] + 2 * self.padding, x.shape[3] + 2 * self.padding)
+        if padded[0] < self.kernel_size[0] or padded[1] < self.kernel_size[1]:
+            raise ValueError(
+                f"Conv2d: kernel_size {self.kernel_size} is larger than the padded input {padded} "
+                f"(x of shape {x.shape}, padding={self.padding})"
+            )
+        b = self.bias.data if self.bias is not None else None
+        y, cache = conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
+        self.save_for_backward(cache)
+        return y
+
+    def backward(self, grad_out):
+        (cache,) = self.saved()
+        dx, dw, db = conv2d_backward(grad_out, cache)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self):
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
+        )
+
+
+class Downsample2x(Module):
+    """Halve H and W with a 3x3 convolution of stride 2 and padding 1 (diffusers' Downsample2D
+    with use_conv=True; the child is named `conv` so parameter names match)."""
+
+    def __init__(self, channels, out_channels=None, rng=None):
+        super().__init__()
+        out_channels = channels if out_channels is None else out_channels
+        self.conv = Conv2d(channels, out_channels, 3, stride=2, padding=1, rng=rng)
+
+    def forward(self, x):
+        """x (B, C, H, W) -> (B, C_out, ceil(H/2), ceil(W/2))."""
+        return self.conv(x)
+
+    def backward(self, grad_out):
+        return self.conv.backward(grad_out)
+
+
+def upsample_nearest2x(x):
+    """(B, C, H, W) -> (B, C, 2H, 2W), every pixel copied into a 2x2 block."""
+    B, C, H, W = x.shape
+    y = np.broadcast_to(x[:, :, :, None, :, None], (B, C, H, 2, W, 2))
+    return y.reshape(B, C, 2 * H, 2 * W)  # (B, C, H, 2, W, 2) -> (B, C, 2H, 2W)
+
+
+def upsample_nearest2x_backward(dy):
+    """(B, C, 2H, 2W) -> (B, C, H, W): each input pixel gets the sum of its 2x2 block."""
+    B, C, H2, W2 = dy.shape
+    return dy.reshape(B, C, H2 // 2, 2, W2 // 2, 2).sum(axis=(3, 5))  # -> (B, C, H, W)
+
+
+class Upsample2x(Module):
+    """Double H and W by nearest-neighbour copying, optionally followed by a 3x3 convolution
+    (diffusers' Upsample2D; with use_conv=True the child is named `conv`)."""
+
+    def __init__(self, channels=None, use_conv=False, out_channels=None, rng=None):
+        super().__init__()
+        if use_conv:
+            if channels is None:
+                raise ValueError("Upsample2x: use_conv=True needs channels")
+            out_channels = channels if out_channels is None else out_channels
+            self.conv = Conv2d(channels, out_channels, 3, padding=1, rng=rng)
+        else:
+            self.conv = None
+
+    def forward(self, x):
+        """x (B, C, H, W) -> (B, C_out, 2H, 2W)."""
+        check_float_array(x, "x", ndim=4, dtype=self.param_dtype())
+        self.save_for_backward(x.shape)
+        y = upsample_nearest2x(x)
+        if self.conv is not None:
+            y = self.conv(y)
+        return y
+
+    def backward(self, grad_out):
+        self.saved()  # only to insist that forward ran in training mode
+        if self.conv is not None:
+            grad_out = self.conv.backward(grad_out)
+        return upsample_nearest2x_backward(grad_out)

@@ -1,0 +1,70 @@
+"""Linear layer: y = x W^T + b, with W of shape (out, in) as in PyTorch."""
+
+import numpy as np
+
+from tinydiff.nn.checks import check_float_array, check_positive_int
+from tinydiff.nn.init import generator, uniform_fan_in
+from tinydiff.nn.module import Module, Parameter
+
+
+def linear_forward(x, w, b):
+    """x (..., D_in), w (D_out, D_in), b (D_out,) or None -> (y (..., D_out), cache)."""
+    y = x @ w.T
+    if b is not None:
+        y += b
+    return y, (x, w)
+
+
+def linear_backward(dy, cache):
+    """dy (..., D_out) -> (dx (..., D_in), dw (D_out, D_in), db (D_out,))."""
+    x, w = cache
+    dx = dy @ w
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (..., D_out) -> (M, D_out)
+    x2 = x.reshape(-1, x.shape[-1])  # (..., D_in) -> (M, D_in)
+    dw = dy2.T @ x2
+    db = dy2.sum(axis=0)
+    return dx, dw, db
+
+
+class Linear(Module):
+    """Fully connected layer.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+        Without bias the module has no `bias` parameter at all.
+    rng : numpy.random.Generator, optional
+        Draws the initial weights (PyTorch's U(-1/sqrt(in), 1/sqrt(in))).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, rng=None):
+        super().__init__()
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
+        rng = generator(rng)
+        self.weight = Parameter(uniform_fan_in(rng, (out_features, in_features), in_features))
+        self.bias = Parameter(uniform_fan_in(rng, (out_features,), in_features)) if bias else None
+
+    def forward(self, x):
+        """x (..., in_features) -> (..., out_features)."""
+        check_float_array(x, "x", min_ndim=1, dtype=self.weight.dtype)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear: x's last dimension must be in_features={self.in_features}, got shape {x.shape}"
+            )
+        b = self.bias.data if self.bias is not None else None
+        y, cache = linear_forward(x, self.weight.data, b)
+        self.save_for_backward(cache)
+        return y
+
+    def backward(self, grad_out):
+        (cache,) = self.saved()
+        dx, dw, db = linear_backward(grad_out, cache)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,45 @@
+"""The residual block of diffusion UNets (Ho et al. 2020, appendix B; diffusers' ResnetBlock2D):
+
+    h   = conv1(silu(norm1(x)))
+    h   = h + time_emb_proj(silu(temb))[:, :, None, None]
+    h   = conv2(dropout(silu(norm2(h))))
+    out = (shortcut(x) + h) / output_scale_factor
+
+shortcut is a 1x1 convolution when the channel count changes, the identity otherwise.
+"""
+
+from tinydiff.nn import Conv2d, Dropout, GroupNorm, Linear, Module, SiLU
+
+
+class ResnetBlock2D(Module):
+    """forward(x (B, C_in, H, W), temb (B, T_emb)) -> (B, C_out, H, W);
+    backward(dout) -> (dx, dtemb)."""
+
+    def __init__(self, in_channels, out_channels, temb_channels, groups=32, eps=1e-5, dropout=0.0,
+                 output_scale_factor=1.0, rng=None):
+        super().__init__()
+        self.norm1 = GroupNorm(groups, in_channels, eps)
+        self.conv1 = Conv2d(in_channels, out_channels, 3, padding=1, rng=rng)
+        self.time_emb_proj = Linear(temb_channels, out_channels, rng=rng)
+        self.norm2 = GroupNorm(groups, out_channels, eps)
+        self.dropout = Dropout(dropout, rng=rng)
+        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, rng=rng)
+        self.conv_shortcut = Conv2d(in_channels, out_channels, 1, rng=rng) if in_channels != out_channels else None
+        # one SiLU per use: each keeps its own input for backward
+        self.act1, self.act_temb, self.act2 = SiLU(), SiLU(), SiLU()
+        self.output_scale_factor = float(output_scale_factor)
+
+    def forward(self, x, temb):
+        h = self.conv1(self.act1(self.norm1(x)))
+        h = h + self.time_emb_proj(self.act_temb(temb))[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
+        h = self.conv2(self.dropout(self.act2(self.norm2(h))))
+        skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
+        return (skip + h) / self.output_scale_factor
+
+    def backward(self, grad_out):
+        g = grad_out / self.output_scale_factor
+        dh = self.norm2.backward(self.act2.backward(self.dropout.backward(self.conv2.backward(g))))
+        dtemb = self.act_temb.backward(self.time_emb_proj.backward(dh.sum(axis=(2, 3))))
+        dx = self.norm1.backward(self.act1.backward(self.conv1.backward(dh)))
+        dx = dx + (g if self.conv_shortcut is None else self.conv_shortcut.backward(g))
+        return dx, dtemb

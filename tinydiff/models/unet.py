@@ -1,0 +1,182 @@
+"""UNet2DModel: the denoiser of DDPM (Ho et al. 2020, appendix B) in diffusers' layout.
+
+    t -> sinusoidal features -> time_embedding (+ class_embedding[label])  = emb
+    x -> conv_in -> down blocks (keep every intermediate output as a skip)
+      -> mid block -> up blocks (each resnet concatenates one skip)
+      -> conv_norm_out -> SiLU -> conv_out
+
+Config keys and parameter names are diffusers' UNet2DModel's, for the block types listed in
+DOWN_BLOCKS / UP_BLOCKS, so a state dict moves between the two by name.
+"""
+
+import numpy as np
+
+from tinydiff.models.unet_blocks import DOWN_BLOCKS, UP_BLOCKS, TimestepEmbedding, UNetMidBlock2D
+from tinydiff.nn import Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU, SinusoidalTimestepEmbedding
+from tinydiff.nn.checks import check_float_array
+from tinydiff.nn.init import generator
+
+DEFAULT_CONFIG = dict(
+    sample_size=32,
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(32, 64),
+    layers_per_block=1,
+    attention_head_dim=8,
+    norm_num_groups=8,
+    norm_eps=1e-5,
+    dropout=0.0,
+    mid_block_scale_factor=1.0,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    num_class_embeds=None,
+    add_attention=True,
+)
+
+
+def validate_config(config):
+    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ValueError(f"UNet2DModel: unknown config keys {unknown}; known: {sorted(DEFAULT_CONFIG)}")
+    c = {**DEFAULT_CONFIG, **config}
+    n = len(c["block_out_channels"])
+    if len(c["down_block_types"]) != n or len(c["up_block_types"]) != n:
+        raise ValueError(
+            "UNet2DModel: down_block_types, up_block_types and block_out_channels must have the "
+            f"same length, got {len(c['down_block_types'])}, {len(c['up_block_types'])}, {n}"
+        )
+    for key, allowed in (("down_block_types", DOWN_BLOCKS), ("up_block_types", UP_BLOCKS)):
+        bad = [b for b in c[key] if b not in allowed]
+        if bad:
+            raise ValueError(f"UNet2DModel: {key} {bad} not supported; choose from {sorted(allowed)}")
+    for ch in c["block_out_channels"]:
+        if ch % c["norm_num_groups"] or ch % c["attention_head_dim"]:
+            raise ValueError(
+                f"UNet2DModel: every block_out_channels entry must be divisible by norm_num_groups="
+                f"{c['norm_num_groups']} and attention_head_dim={c['attention_head_dim']}, got {ch}"
+            )
+    if c["sample_size"] % 2 ** (n - 1):
+        raise ValueError(f"UNet2DModel: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)}")
+    c["block_out_channels"] = tuple(c["block_out_channels"])
+    c["down_block_types"] = tuple(c["down_block_types"])
+    c["up_block_types"] = tuple(c["up_block_types"])
+    return c
+
+
+class UNet2DModel(Module):
+    """forward(sample (B, C_in, H, W), timestep (B,) or scalar, class_labels (B,) or None)
+    -> (B, C_out, H, W). backward(dout) returns d sample only: timesteps and labels are
+    conditioning, not differentiated.
+
+    Keyword arguments are the config (see DEFAULT_CONFIG); rng draws the initial weights.
+    """
+
+    def __init__(self, rng=None, **config):
+        super().__init__()
+        self.config = c = validate_config(config)
+        rng = generator(rng)
+        channels = c["block_out_channels"]
+        groups, eps, head_dim, dropout = c["norm_num_groups"], c["norm_eps"], c["attention_head_dim"], c["dropout"]
+        temb_dim = channels[0] * 4
+
+        self.conv_in = Conv2d(c["in_channels"], channels[0], 3, padding=1, rng=rng)
+        self.time_proj = SinusoidalTimestepEmbedding(
+            channels[0], flip_sin_to_cos=c["flip_sin_to_cos"], downscale_freq_shift=c["freq_shift"]
+        )
+        self.time_embedding = TimestepEmbedding(channels[0], temb_dim, rng=rng)
+        self.class_embedding = (
+            Embedding(c["num_class_embeds"], temb_dim, rng=rng) if c["num_class_embeds"] else None
+        )
+
+        down = []
+        out_ch = channels[0]
+        for i, block_type in enumerate(c["down_block_types"]):
+            in_ch, out_ch = out_ch, channels[i]
+            down.append(DOWN_BLOCKS[block_type](
+                in_ch, out_ch, temb_dim, num_layers=c["layers_per_block"],
+                add_downsample=i < len(channels) - 1, groups=groups, eps=eps, dropout=dropout,
+                attention_head_dim=head_dim, rng=rng))
+        self.down_blocks = ModuleList(down)
+
+        self.mid_block = UNetMidBlock2D(
+            channels[-1], temb_dim, groups=groups, eps=eps, dropout=dropout, attention_head_dim=head_dim,
+            add_attention=c["add_attention"], output_scale_factor=c["mid_block_scale_factor"], rng=rng)
+
+        up = []
+        reversed_channels = channels[::-1]
+        out_ch = reversed_channels[0]
+        for i, block_type in enumerate(c["up_block_types"]):
+            prev_ch, out_ch = out_ch, reversed_channels[i]
+            in_ch = reversed_channels[min(i + 1, len(channels) - 1)]
+            up.append(UP_BLOCKS[block_type](
+                in_ch, prev_ch, out_ch, temb_dim, num_layers=c["layers_per_block"] + 1,
+                add_upsample=i < len(channels) - 1, groups=groups, eps=eps, dropout=dropout,
+                attention_head_dim=head_dim, rng=rng))
+        self.up_blocks = ModuleList(up)
+
+        self.conv_norm_out = GroupNorm(groups, channels[0], eps)
+        self.conv_act = SiLU()
+        self.conv_out = Conv2d(channels[0], c["out_channels"], 3, padding=1, rng=rng)
+
+    def forward(self, sample, timestep, class_labels=None):
+        c = self.config
+        check_float_array(sample, "sample", ndim=4, dtype=self.conv_in.weight.dtype)
+        if sample.shape[1] != c["in_channels"] or sample.shape[2] % 2 ** (len(c["block_out_channels"]) - 1):
+            raise ValueError(
+                f"UNet2DModel: sample must be (B, {c['in_channels']}, H, W) with H and W divisible by "
+                f"{2 ** (len(c['block_out_channels']) - 1)}, got shape {sample.shape}"
+            )
+        B = sample.shape[0]
+        timestep = np.broadcast_to(np.asarray(timestep), (B,))
+        emb = self.time_embedding(self.time_proj(timestep))
+        if self.class_embedding is not None:
+            if class_labels is None:
+                raise ValueError("UNet2DModel: class_labels (B,) are required: the model was built with num_class_embeds")
+            emb = emb + self.class_embedding(np.broadcast_to(np.asarray(class_labels), (B,)))
+        elif class_labels is not None:
+            raise ValueError("UNet2DModel: class_labels given, but the model has no class embedding (num_class_embeds=None)")
+
+        h = self.conv_in(sample)
+        skips = [h]
+        for block in self.down_blocks:
+            h, block_skips = block(h, emb)
+            skips.extend(block_skips)
+        h = self.mid_block(h, emb)
+        self.save_for_backward([len(block.resnets) for block in self.up_blocks], len(skips))
+        for block in self.up_blocks:
+            n = len(block.resnets)
+            h = block(h, skips[-n:], emb)
+            skips = skips[:-n]
+        return self.conv_out(self.conv_act(self.conv_norm_out(h)))
+
+    def backward(self, grad_out):
+        uses, n_skips = self.saved()
+        g = self.conv_norm_out.backward(self.conv_act.backward(self.conv_out.backward(grad_out)))
+
+        dskips = [None] * n_skips
+        demb, end = 0.0, n_skips
+        for block, n in zip(self.up_blocks, uses):  # the up path took skips from the end
+            end -= n
+        for block, n in zip(reversed(list(self.up_blocks)), reversed(uses)):
+            g, block_dskips, dt = block.backward(g)
+            dskips[end:end + n] = block_dskips
+            end += n
+            demb = demb + dt
+        g, dt = self.mid_block.backward(g)
+        demb = demb + dt
+
+        start = n_skips
+        for block in reversed(list(self.down_blocks)):
+            count = len(list(block.layers()))
+            start -= count
+            g, dt = block.backward(g, dskips[start:start + count])
+            demb = demb + dt
+        dx = self.conv_in.backward(g + dskips[0])
+
+        if self.class_embedding is not None:
+            self.class_embedding.backward(demb)
+        self.time_embedding.backward(demb)  # parameters only: d emb / d timestep is not needed
+        self.time_proj.saved()  # release its cache all the same
+        return dx

@@ -1,0 +1,268 @@
+"""Shapes: a circle, square or triangle of a named colour, size and position on black.
+
+Every image carries its attributes as exact ground truth (the renderer draws from them, and
+`read_shapes` recovers them from the pixels) and as a caption such as
+"a small red circle at the top left" — the smallest data set on which conditioning on
+classes or text can be checked attribute by attribute.
+
+Geometry, in pixels of a 32 px image (scaled with `size`): a shape of half-extent h
+(small 4, medium 6, large 8) has a 2h x 2h bounding box whose centre sits, per axis, at
+2 + h (left/top), 16 (centre/middle) or 30 - h (right/bottom), moved by a jitter of
+-1, 0 or +1 px per axis (kept to whole pixels: 1 px at size 16, 2 px at size 64). A circle
+fills pi/4 of its box, a square all of it, an upright triangle half. Drawing happens at 4x
+and is box-reduced, so edges are anti-aliased but exact in area.
+
+Image i comes from np.random.default_rng((seed, i)): endless, random-access, reproducible.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from tinydiff.data.checks import check_indices, check_int, check_seed, slice_to_indices
+from tinydiff.data.checks import to_signed_unit
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {  # name -> RGB 0..255, all far from the black background and from each other
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+    "cyan": (0, 255, 255),
+    "magenta": (255, 0, 255),
+    "white": (255, 255, 255),
+}
+COLOUR_NAMES = tuple(COLOURS)
+SIZES = ("small", "medium", "large")
+HALF_EXTENT = (4, 6, 8)  # px at 32 px, per entry of SIZES
+ROWS = ("top", "middle", "bottom")
+COLUMNS = ("left", "centre", "right")
+MARGIN = 2  # px at 32 px between the frame and a shape placed at an edge
+JITTER = 1  # the centre moves by -JITTER, 0 or +JITTER px per axis (at 32 px)
+SUPERSAMPLE = 4
+BASE_SIZE = 32
+
+
+def position_phrase(row, col):
+    """Where a shape is, in words: (0, 0) -> 'at the top left', (1, 1) -> 'in the centre'."""
+    if (row, col) == (1, 1):
+        return "in the centre"
+    if row == 1:
+        return f"on the {COLUMNS[col]}"
+    if col == 1:
+        return f"at the {ROWS[row]}"
+    return f"at the {ROWS[row]} {COLUMNS[col]}"
+
+
+def caption(shape, colour, size, row, col):
+    """'a small red circle at the top left' from the attribute indices."""
+    return (f"a {SIZES[size]} {COLOUR_NAMES[colour]} {SHAPES[shape]} "
+            f"{position_phrase(row, col)}")
+
+
+@dataclass
+class ShapeLabels:
+    """Attributes of N shape images; index arrays point into SHAPES, COLOUR_NAMES, SIZES,
+    ROWS and COLUMNS.
+
+    Attributes
+    ----------
+    shape, colour, size, row, col : ndarray, shape (N,), int64
+    x, y : ndarray, shape (N,), float64
+        Centre of the shape's bounding box in pixels (0 = left/top edge of the image).
+    """
+
+    shape: np.ndarray
+    colour: np.ndarray
+    size: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    FIELDS = ("shape", "colour", "size", "row", "col", "x", "y")
+
+    def __len__(self):
+        return len(self.shape)
+
+    def __getitem__(self, index):
+        """Select images like an array: labels[idx] keeps the fields aligned."""
+        return ShapeLabels(*(np.atleast_1d(getattr(self, f)[index]) for f in self.FIELDS))
+
+    @property
+    def position(self):
+        """Row-major cell of the 3x3 grid, 0 (top left) .. 8 (bottom right), shape (N,)."""
+        return self.row * 3 + self.col
+
+    @property
+    def captions(self):
+        """One caption per image, e.g. 'a large blue square on the right'."""
+        return [caption(*v) for v in zip(self.shape, self.colour, self.size, self.row, self.col)]
+
+    def as_dict(self):
+        """The fields as a plain dict of arrays (e.g. to save next to the images)."""
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+
+SIDES = (16, 32, 64)  # image sides on which every edge of the geometry lands on a pixel border
+
+
+def _check_size(size):
+    size = check_int(size, "size", minimum=1)
+    if size not in SIDES:
+        raise ValueError(f"size: expected one of {SIDES}, got {size}")
+    return size
+
+
+def centres(size):
+    """Centre coordinates per (size class, row or column), in pixels, shape (3, 3)."""
+    k = size / BASE_SIZE
+    h = np.array(HALF_EXTENT, dtype=np.float64)[:, None] * k
+    edge_near = MARGIN * k + h
+    edge_far = size - MARGIN * k - h
+    return np.concatenate([edge_near, np.full_like(h, size / 2), edge_far], axis=1)
+
+
+FILL_RATIO = (np.pi / 4, 1.0, 0.5)  # area / bounding-box area per entry of SHAPES
+
+
+def read_shapes(images, size_class=None):
+    """Recover the attributes of shape images from their pixels (the renderer's inverse).
+
+    On images from ShapeDataset it returns their labels exactly (the tests check this); on a
+    model's samples it reads what a person would see, so it can score conditional samples.
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, 3, H, W)
+        In [-1, 1] with a black (-1) background, H = W one of 16, 32, 64.
+
+    Returns
+    -------
+    ShapeLabels
+        The nearest named attribute for each image. An image with no pixel brighter than
+        mid-grey gets -1 in every index field and NaN coordinates.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise ValueError(f"images: expected shape (N, 3, H, H), got {images.shape}")
+    side = _check_size(images.shape[2])
+    grid = centres(side)
+    palette = np.array(list(COLOURS.values()), dtype=np.float64) / 255.0  # (K, 3)
+    out = np.full((len(images), 7), np.nan)
+    for n, img in enumerate(images):
+        rgb = np.clip((img.astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)  # (3, H, W) in [0, 1]
+        brightness = rgb.max(axis=0)
+        if brightness.max() <= 0.5:
+            continue
+        # Interior pixels carry the pure colour; edges are that colour blended with black.
+        interior = rgb[:, brightness >= 0.9 * brightness.max()].mean(axis=1)
+        colour = int(np.argmin(((palette - interior) ** 2).sum(axis=1)))
+        c = palette[colour]
+        coverage = np.clip(np.einsum("chw,c->hw", rgb, c) / (c @ c), 0.0, 1.0)
+        rows = np.flatnonzero((coverage > 0.5).any(axis=1))
+        cols = np.flatnonzero((coverage > 0.5).any(axis=0))
+        if rows.size == 0:
+            continue
+        # The longer side of the half-covered box is the shape's side (a triangle's apex
+        # and a circle's rim may fall below half coverage, its widest line does not).
+        extent = max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]) * BASE_SIZE / side
+        size = int(np.argmin(np.abs(2 * np.array(HALF_EXTENT) - extent)))
+        half = HALF_EXTENT[size] * side / BASE_SIZE
+        area = coverage.sum()
+        shape = int(np.argmin(np.abs(np.array(FILL_RATIO) - area / (2 * half) ** 2)))
+        # Box centre from the centre of mass: a triangle's lies h/3 below its box centre.
+        y = (coverage.sum(axis=1) @ (np.arange(side) + 0.5)) / area
+        x = (coverage.sum(axis=0) @ (np.arange(side) + 0.5)) / area
+        if SHAPES[shape] == "triangle":
+            y -= half / 3
+        row = int(np.argmin(np.abs(grid[size] - y)))
+        col = int(np.argmin(np.abs(grid[size] - x)))
+        out[n] = (shape, colour, size, row, col, x, y)
+    ints = np.where(np.isnan(out[:, :5]), -1, out[:, :5]).astype(np.int64)
+    return ShapeLabels(*ints.T, out[:, 5].copy(), out[:, 6].copy())
+
+
+class ShapeDataset:
+    """Endless, reproducible 32x32 (or `size`) RGB images of one coloured shape each.
+
+    Parameters
+    ----------
+    seed : int
+        Keys every image: image i comes from np.random.default_rng((seed, i)).
+    size : int
+        Image side in pixels: 16, 32 or 64; the geometry scales with it.
+
+    All attributes are drawn independently and uniformly: 3 shapes x 7 colours x 3 sizes x
+    9 positions = 567 combinations, each also with 9 jitters.
+    """
+
+    def __init__(self, seed=0, size=32):
+        self.seed = check_seed(seed)
+        self.size = _check_size(size)
+        self._centres = centres(self.size)
+
+    def _draw_attributes(self, index):
+        rng = np.random.default_rng((self.seed, int(index)))
+        shape, colour, size, row, col = (int(v) for v in rng.integers(
+            0, (len(SHAPES), len(COLOURS), len(SIZES), len(ROWS), len(COLUMNS))))
+        # Whole output pixels, so that edges stay on the pixel grid at every size.
+        step = max(1, self.size // BASE_SIZE)
+        jx, jy = rng.integers(-JITTER, JITTER + 1, size=2) * step
+        x = self._centres[size, col] + jx
+        y = self._centres[size, row] + jy
+        return shape, colour, size, row, col, x, y
+
+    def _render_one(self, shape, colour, size, x, y):
+        s = SUPERSAMPLE
+        canvas = Image.new("RGB", (self.size * s, self.size * s), (0, 0, 0))
+        draw = ImageDraw.Draw(canvas)
+        h = HALF_EXTENT[size] * self.size / BASE_SIZE
+        # Box in supersampled pixels: [left, right) x [top, bottom); Pillow's rectangle and
+        # ellipse include their last pixel, hence the -1.
+        left, top = round((x - h) * s), round((y - h) * s)
+        right, bottom = round((x + h) * s), round((y + h) * s)
+        fill = COLOURS[COLOUR_NAMES[colour]]
+        if SHAPES[shape] == "circle":
+            draw.ellipse((left, top, right - 1, bottom - 1), fill=fill)
+        elif SHAPES[shape] == "square":
+            draw.rectangle((left, top, right - 1, bottom - 1), fill=fill)
+        else:  # upright triangle: apex at the top middle, base along the bottom edge
+            draw.polygon([((left + right) / 2, top), (right, bottom), (left, bottom)],
+                         fill=fill)
+        return np.asarray(canvas.reduce(s))  # (H, W, 3) uint8, area-averaged
+
+    def get(self, indices):
+        """Render the images with the given indices.
+
+        Parameters
+        ----------
+        indices : sequence of int, shape (N,)
+            Any non-negative integers; the data set has no end.
+
+        Returns
+        -------
+        images : ndarray, shape (N, 3, H, W), float32
+            In [-1, 1]; the background is -1 in every channel.
+        labels : ShapeLabels
+            The attributes of each image (and `.captions`).
+        """
+        idx = check_indices(indices)
+        pixels = np.empty((idx.size, self.size, self.size, 3), dtype=np.uint8)
+        attrs = np.empty((idx.size, 7), dtype=np.float64)
+        for n, index in enumerate(idx):
+            attrs[n] = self._draw_attributes(index)
+            shape, colour, size, _, _, x, y = attrs[n]
+            pixels[n] = self._render_one(int(shape), int(colour), int(size), x, y)
+        ints = attrs[:, :5].astype(np.int64)
+        labels = ShapeLabels(*ints.T, attrs[:, 5].copy(), attrs[:, 6].copy())
+        images = to_signed_unit(pixels).transpose(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+        return np.ascontiguousarray(images), labels
+
+    def __getitem__(self, key):
+        """`dataset[a:b]` is `dataset.get(range(a, b))`."""
+        return self.get(slice_to_indices(key, "ShapeDataset"))
+
+    def __repr__(self):
+        return f"ShapeDataset(seed={self.seed}, size={self.size})"

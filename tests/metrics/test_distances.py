@@ -1,0 +1,44 @@
+"""Energy distance and sliced Wasserstein: zero for identical sets, known values for shifted
+Gaussians, and growth with the discrepancy."""
+
+import numpy as np
+import pytest
+
+from tinydiff.metrics import energy_distance, sliced_wasserstein
+
+
+def test_identical_sets_have_zero_distance():
+    x = np.random.default_rng(0).standard_normal((300, 3))
+    assert energy_distance(x, x) == pytest.approx(0.0, abs=1e-12)
+    assert sliced_wasserstein(x, x, np.random.default_rng(1)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_shift_in_one_dimension_gives_known_values():
+    # 1-D: W2 between N(0,1) and N(d,1) is d; sliced over 1 direction it is exact.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((20000, 1))
+    y = rng.standard_normal((20000, 1)) + 0.5
+    assert sliced_wasserstein(x, y, np.random.default_rng(3), num_projections=4) == pytest.approx(0.5, abs=0.03)
+    # In D dims a shift d along one axis projects to |u_1| d: the mean of u_1^2 is 1/D.
+    x = rng.standard_normal((4000, 2))
+    y = rng.standard_normal((4000, 2)) + np.array([1.0, 0.0])
+    sw = sliced_wasserstein(x, y, np.random.default_rng(4), num_projections=2000)
+    assert sw == pytest.approx(np.sqrt(0.5), abs=0.05)
+
+
+def test_distances_grow_with_the_discrepancy_and_handle_unequal_sizes():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((800, 2))
+    prev_e = prev_s = -1.0
+    for shift in (0.0, 0.3, 1.0, 3.0):
+        y = rng.standard_normal((500, 2)) + shift
+        e, s = energy_distance(x, y), sliced_wasserstein(x, y, np.random.default_rng(6))
+        assert e > prev_e and s > prev_s
+        prev_e, prev_s = e, s
+
+
+@pytest.mark.parametrize("x, y", [(np.zeros((5, 2)), np.zeros((5, 3))), (np.zeros((1, 2)), np.zeros((5, 2))),
+                                  (np.zeros(5), np.zeros(5))])
+def test_bad_shapes_are_rejected(x, y):
+    with pytest.raises(ValueError, match="x and y"):
+        energy_distance(x, y)

@@ -18,8 +18,8 @@ eta_t alone, PyTorch (and so tinydiff) multiplies it by lr: decay follows the LR
 
 import numpy as np
 
-from tinydiff.optim.checks import check_grad, check_keys, check_number, check_params
-from tinydiff.optim.checks import check_state_arrays
+from tinydiff.optim.checks import check_count, check_grad, check_keys, check_number
+from tinydiff.optim.checks import check_params, check_state_arrays
 
 HYPERPARAMETERS = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
@@ -128,14 +128,12 @@ class AdamW:
         unexpected = sorted(set(state) - known)
         if unexpected:
             raise ValueError(f"AdamW.load_state_dict: unexpected keys {unexpected[:8]}")
-        step = state["step"]
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"AdamW.load_state_dict: step must be an integer >= 0, got {step!r}")
+        step = check_count(state["step"], "step", "AdamW")
         # Everything is checked before anything changes: a bad dict leaves self intact.
         hyper = _check_hyperparameters(state["lr"], (state["beta1"], state["beta2"]),
                                        state["eps"], state["weight_decay"])
         self._lr, self.beta1, self.beta2, self.eps, self.weight_decay = hyper
-        self.step_count = int(step)
+        self.step_count = step
         self.exp_avg, self.exp_avg_sq = exp_avg, exp_avg_sq
 
     def __repr__(self):

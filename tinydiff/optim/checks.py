@@ -74,6 +74,15 @@ def check_number(value, name, low=None, high=None, high_open=False):
     return value
 
 
+def check_count(value, name, owner):
+    """A step or update count read back from a state dict: an integer >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 0:
+        raise ValueError(f"{owner}.load_state_dict: {name} must be an integer >= 0, "
+                         f"got {value!r}")
+    return int(value)
+
+
 def check_state_arrays(state, prefix, params, owner):
     """The arrays `prefix.0`, `prefix.1`, ... of a state dict, one per parameter, same shapes."""
     keys = sorted((k for k in state if k.startswith(prefix + ".")),

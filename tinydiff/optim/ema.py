@@ -20,7 +20,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from tinydiff.optim.checks import check_keys, check_number, check_params, check_state_arrays
+from tinydiff.optim.checks import check_count, check_keys, check_number, check_params
+from tinydiff.optim.checks import check_state_arrays
 
 
 class EMA:
@@ -35,12 +36,12 @@ class EMA:
     warmup : bool
         Use d_k = min(decay, (1 + k) / (10 + k)) (see the module docstring).
 
-    Examples
-    --------
-    >>> ema = EMA(model.parameters(), decay=0.999)
-    >>> ...; optimizer.step(); ema.update()
-    >>> with ema.swap_in():          # the model now holds the averaged weights
-    ...     samples = sample(model)   # and gets its training weights back afterwards
+    Usage, in a training loop::
+
+        ema = EMA(model.parameters(), decay=0.999)
+        ...                              # each step: optimizer.step(); ema.update()
+        with ema.swap_in():              # the model now holds the averaged weights
+            samples = sample(model)      # and gets its training weights back afterwards
     """
 
     def __init__(self, params, decay=0.999, warmup=True):
@@ -120,15 +121,11 @@ class EMA:
         if unexpected:
             raise ValueError(f"EMA.load_state_dict: unexpected keys {unexpected[:8]}")
         decay = check_number(state["decay"], "decay", 0.0, 1.0)
-        count = state["num_updates"]
-        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)) \
-                or count < 0:
-            raise ValueError(f"EMA.load_state_dict: num_updates must be an integer >= 0, "
-                             f"got {count!r}")
+        count = check_count(state["num_updates"], "num_updates", "EMA")
         if not isinstance(state["warmup"], (bool, np.bool_)):
             raise ValueError(f"EMA.load_state_dict: warmup must be True or False, got "
                              f"{state['warmup']!r}")
-        self.decay, self.warmup, self.num_updates = decay, bool(state["warmup"]), int(count)
+        self.decay, self.warmup, self.num_updates = decay, bool(state["warmup"]), count
         self.shadow = shadow
 
     def __repr__(self):

@@ -36,8 +36,12 @@ def test_unet_shapes_names_and_errors():
         model(np.zeros((1, 3, 8, 8), np.float32), 1)
     with pytest.raises(ValueError, match="class_labels"):
         model(np.zeros((1, 2, 8, 8), np.float32), 1, class_labels=np.array([1]))
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(TypeError, match="block_channels"):
         UNet2DModel(block_channels=(4, 8))
+    with pytest.raises(ValueError, match="same length"):
+        UNet2DModel(**{**TINY, "block_out_channels": (4, 8, 8)})
+    with pytest.raises(ValueError, match="divisible by norm_num_groups"):
+        UNet2DModel(**{**TINY, "block_out_channels": (4, 6)})
     with pytest.raises(ValueError, match="not supported"):
         UNet2DModel(**{**TINY, "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D")})
 

@@ -16,31 +16,8 @@ from tinydiff.nn import Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU, 
 from tinydiff.nn.checks import check_float_array
 from tinydiff.nn.init import generator
 
-DEFAULT_CONFIG = dict(
-    sample_size=32,
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-    up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-    block_out_channels=(32, 64),
-    layers_per_block=1,
-    attention_head_dim=8,
-    norm_num_groups=8,
-    norm_eps=1e-5,
-    dropout=0.0,
-    mid_block_scale_factor=1.0,
-    flip_sin_to_cos=True,
-    freq_shift=0,
-    num_class_embeds=None,
-    add_attention=True,
-)
-
-
-def validate_config(config):
-    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
-    if unknown:
-        raise ValueError(f"UNet2DModel: unknown config keys {unknown}; known: {sorted(DEFAULT_CONFIG)}")
-    c = {**DEFAULT_CONFIG, **config}
+def validate_config(c):
+    """Check a UNet2DModel config dict; lists become tuples."""
     n = len(c["block_out_channels"])
     if len(c["down_block_types"]) != n or len(c["up_block_types"]) != n:
         raise ValueError(
@@ -70,12 +47,26 @@ class UNet2DModel(Module):
     -> (B, C_out, H, W). backward(dout) returns d sample only: timesteps and labels are
     conditioning, not differentiated.
 
-    Keyword arguments are the config (see DEFAULT_CONFIG); rng draws the initial weights.
+    The arguments are diffusers' UNet2DModel's (same names and meaning), for the block types
+    in DOWN_BLOCKS / UP_BLOCKS and resnet_time_scale_shift="default"; `config` holds them.
+    rng draws the initial weights.
     """
 
-    def __init__(self, rng=None, **config):
+    def __init__(self, sample_size=32, in_channels=3, out_channels=3,
+                 down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                 up_block_types=("AttnUpBlock2D", "UpBlock2D"), block_out_channels=(32, 64),
+                 layers_per_block=1, attention_head_dim=8, norm_num_groups=8, norm_eps=1e-5,
+                 dropout=0.0, mid_block_scale_factor=1.0, flip_sin_to_cos=True, freq_shift=0,
+                 num_class_embeds=None, add_attention=True, rng=None):
         super().__init__()
-        self.config = c = validate_config(config)
+        self.config = c = validate_config(dict(
+            sample_size=sample_size, in_channels=in_channels, out_channels=out_channels,
+            down_block_types=down_block_types, up_block_types=up_block_types,
+            block_out_channels=block_out_channels, layers_per_block=layers_per_block,
+            attention_head_dim=attention_head_dim, norm_num_groups=norm_num_groups, norm_eps=norm_eps,
+            dropout=dropout, mid_block_scale_factor=mid_block_scale_factor,
+            flip_sin_to_cos=flip_sin_to_cos, freq_shift=freq_shift, num_class_embeds=num_class_embeds,
+            add_attention=add_attention))
         rng = generator(rng)
         channels = c["block_out_channels"]
         groups, eps, head_dim, dropout = c["norm_num_groups"], c["norm_eps"], c["attention_head_dim"], c["dropout"]

@@ -1,0 +1,326 @@
+"""The training loop of a diffusion model (Ho et al. 2020, Algorithm 1), by hand:
+
+    repeat:  x_0 ~ data,  t ~ U{0..T-1},  eps ~ N(0, I)
+             x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps        (eq. 4)
+             loss = w_t || target - model(x_t, t) ||^2                        (eq. 14, simple loss)
+             model.backward(d loss / d prediction); clip; AdamW; EMA
+
+target is eps, x_0 or v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022),
+as the scheduler's prediction_type says; w_t = 1, or min-SNR-gamma weighting (Hang et al. 2023).
+
+Randomness is keyed by (seed, step): the batch, the timesteps and the noise of step s are the
+same in a run that was interrupted and resumed as in one that was not, so resuming from a
+checkpoint ends with identical weights.
+"""
+
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tinydiff.nn import Dropout, mse_loss
+from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
+from tinydiff.pipelines import checkpoint as ckpt
+from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
+from tinydiff.viz.tiles import save_image_grid
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients became NaN/inf; the last good checkpoint is untouched."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Every field is saved in each checkpoint's trainer_state.json."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    min_lr: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    min_snr_gamma: float = 0.0  # 0: plain loss; 5 is Hang et al. 2023's choice
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    sample_every: int = 0  # 0: only at the end
+    sample_steps: int = 25
+    num_samples: int = 16
+    log_every: int = 10
+
+    def validate(self):
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "sample_steps",
+                     "num_samples", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        for name in ("warmup_steps", "sample_every"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps: expected fewer than steps={self.steps}, got {self.warmup_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected a number > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay: expected a number in [0, 1), got {self.ema_decay}")
+        if self.min_snr_gamma < 0:
+            raise ValueError(f"min_snr_gamma: expected a number >= 0, got {self.min_snr_gamma}")
+
+
+def loss_weights(snr, prediction_type, gamma):
+    """Min-SNR-gamma weights (Hang et al. 2023, eq. 9 and sec. 3.4), per sample.
+
+    The loss on x_0 weighted by min(SNR, gamma) equals, in the other parameterisations,
+    min(SNR, gamma) / SNR on epsilon and min(SNR, gamma) / (SNR + 1) on v."""
+    if gamma == 0:
+        return None
+    clipped = np.minimum(snr, gamma)
+    if prediction_type == "epsilon":
+        return clipped / snr
+    if prediction_type == "v_prediction":
+        return clipped / (snr + 1.0)
+    return clipped
+
+
+def training_target(scheduler, x0, noise, t):
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "sample":
+        return x0
+    return scheduler.get_velocity(x0, noise, t)
+
+
+class Trainer:
+    """Train `model` to denoise batches from `data(step)` under `scheduler`'s noise schedule.
+
+    Parameters
+    ----------
+    model : Module
+        Called as model(x_t, t) or model(x_t, t, labels); has a `config` dict.
+    scheduler : DDPMScheduler (or any scheduler: its betas and prediction_type are used)
+    data : callable
+        data(step) -> (x0 float32 array, labels or None); see data_sources.
+    config : TrainConfig
+    out_dir : path
+        Gets checkpoints/, samples/ and, at the end, final/ (a model + scheduler folder).
+    """
+
+    def __init__(self, model, scheduler, data, config, out_dir, progress=True):
+        config.validate()
+        self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        self.params = model.parameters()
+        self.optimizer = AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.ema = EMA(self.params, decay=config.ema_decay)
+        self.step = 0
+        self.log = []  # (step, mean loss over the last log_every steps)
+        self.snr = scheduler.alphas_cumprod / (1.0 - scheduler.alphas_cumprod)
+
+    # ---- one step ----------------------------------------------------------------------
+    def batch(self, step):
+        """Everything step `step` trains on: (x_t, t, labels, target, per-sample weight)."""
+        cfg, sched = self.config, self.scheduler
+        x0, labels = self.data(step)
+        rng = np.random.default_rng((cfg.seed, 3, step))
+        t = rng.integers(0, sched.config.num_train_timesteps, size=len(x0))
+        noise = rng.standard_normal(x0.shape).astype(np.float32)
+        x_t = sched.add_noise(x0, noise, t).astype(np.float32)
+        target = training_target(sched, x0, noise, t).astype(np.float32)
+        weight = loss_weights(self.snr[t], sched.config.prediction_type, cfg.min_snr_gamma)
+        return x_t, t, labels, target, weight
+
+    def predict(self, x_t, t, labels):
+        return self.model(x_t, t) if labels is None else self.model(x_t, t, labels)
+
+    def train_step(self, step):
+        cfg = self.config
+        x_t, t, labels, target, weight = self.batch(step)
+        self.model.train()
+        loss, dpred = mse_loss(self.predict(x_t, t, labels), target, weight)  # raises if not finite
+        self.model.zero_grad()
+        self.model.backward(dpred)
+        grad_norm = clip_grad_norm_(self.params, cfg.grad_clip)  # raises if not finite
+        self.optimizer.lr = cosine_with_warmup(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
+        self.optimizer.step()
+        self.ema.update()
+        return loss, grad_norm
+
+    def evaluate(self, keys):
+        """Mean loss, in eval mode and without updating anything, on the batches of the
+        given step keys (use keys beyond config.steps for batches training never sees)."""
+        self.model.eval()
+        losses = [mse_loss(self.predict(x_t, t, labels), target, weight)[0]
+                  for x_t, t, labels, target, weight in map(self.batch, keys)]
+        return float(np.mean(losses))
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self, resume=False, until=None):
+        """Train to config.steps (or stop after step `until`, for training in chunks).
+        resume=True continues from the latest checkpoint in out_dir. Returns the loss log."""
+        cfg = self.config
+        if resume:
+            self.load_latest()
+        stop = cfg.steps if until is None else min(until, cfg.steps)
+        bar = tqdm(total=stop, initial=self.step, desc="training", unit="step", disable=not self.progress,
+                   dynamic_ncols=True)
+        recent = []
+        while self.step < stop:
+            try:
+                loss, grad_norm = self.train_step(self.step)
+            except FloatingPointError as err:
+                bar.close()
+                latest = self.latest_checkpoint()
+                where = f"the last good checkpoint, {latest}, is untouched (resume with --resume)" if latest \
+                    else "no checkpoint had been written yet"
+                raise TrainingDiverged(
+                    f"training stopped at step {self.step}: {err}. Nothing was saved for this step; "
+                    f"{where}. A lower learning rate (now {cfg.lr}) or stronger clipping usually helps."
+                ) from None
+            self.step += 1
+            recent.append(loss)
+            if self.step % cfg.log_every == 0 or self.step == stop:
+                self.log.append((self.step, float(np.mean(recent))))
+                recent = []
+            bar.set_postfix(loss=f"{loss:.4f}", grad=f"{grad_norm:.2f}", lr=f"{self.optimizer.lr:.2e}")
+            bar.update(1)
+            if self.step % cfg.checkpoint_every == 0 or self.step == stop:
+                self.save_checkpoint()
+            if cfg.sample_every and self.step % cfg.sample_every == 0:
+                self.save_samples()
+        bar.close()
+        if self.step == cfg.steps:
+            self.save_final()
+            self.save_samples()
+        return self.log
+
+    # ---- outputs -------------------------------------------------------------------------
+    def checkpoint_dir(self):
+        return self.out_dir / "checkpoints"
+
+    def latest_checkpoint(self):
+        pointer = self.checkpoint_dir() / "latest"
+        if not pointer.is_file():
+            return None
+        path = self.checkpoint_dir() / pointer.read_text().strip()
+        ckpt.recover_folder(path)
+        return path
+
+    def trainer_state(self):
+        dropout_rngs = {name: m.rng.bit_generator.state for name, m in self.model.named_modules()
+                        if isinstance(m, Dropout)}
+        return {"step": self.step, "config": asdict(self.config), "log": self.log,
+                "dropout_rng_states": dropout_rngs}
+
+    def save_checkpoint(self):
+        """checkpoints/step-NNNNNNN/ written atomically, then the `latest` pointer swapped
+        atomically (os.replace); older checkpoints beyond keep_checkpoints are removed."""
+        name = f"step-{self.step:07d}"
+        opt_state, ema_state = self.optimizer.state_dict(), self.ema.state_dict()
+
+        def write(tmp):
+            ckpt.write_json(tmp / ckpt.CONFIG_NAME, ckpt.model_config(self.model))
+            ckpt.save_arrays(tmp / ckpt.WEIGHTS_NAME, self.model.state_dict())
+            ckpt.save_arrays(tmp / "ema.safetensors", {k: v for k, v in ema_state.items() if isinstance(v, np.ndarray)})
+            ckpt.save_arrays(tmp / "optimizer.safetensors", {k: v for k, v in opt_state.items() if isinstance(v, np.ndarray)})
+            numbers = {"optimizer": {k: v for k, v in opt_state.items() if not isinstance(v, np.ndarray)},
+                       "ema": {k: v for k, v in ema_state.items() if not isinstance(v, np.ndarray)}}
+            ckpt.write_json(tmp / "optimizer_state.json", numbers)
+            ckpt.write_json(tmp / "scheduler_config.json", scheduler_config(self.scheduler))
+            ckpt.write_json(tmp / "trainer_state.json", self.trainer_state())
+
+        ckpt.write_folder_atomically(self.checkpoint_dir() / name, write)
+        pointer_tmp = self.checkpoint_dir() / "latest.tmp"
+        pointer_tmp.write_text(name + "\n")
+        os.replace(pointer_tmp, self.checkpoint_dir() / "latest")
+        kept = sorted(p for p in self.checkpoint_dir().glob("step-*") if p.is_dir())
+        for old in kept[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old)
+
+    def load_latest(self):
+        path = self.latest_checkpoint()
+        if path is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {self.checkpoint_dir()} (no 'latest' pointer)")
+        state = ckpt.read_json(path / "trainer_state.json")
+        if state["config"] != asdict(self.config):
+            changed = sorted(k for k in state["config"] if state["config"][k] != asdict(self.config).get(k))
+            raise ValueError(f"--resume: the training settings differ from the checkpoint's in {changed}; "
+                             f"resume with the same settings (see {path / 'trainer_state.json'})")
+        self.model.load_state_dict(ckpt.load_arrays(path / ckpt.WEIGHTS_NAME))
+        numbers = ckpt.read_json(path / "optimizer_state.json")
+        self.optimizer.load_state_dict({**numbers["optimizer"], **ckpt.load_arrays(path / "optimizer.safetensors")})
+        self.ema.load_state_dict({**numbers["ema"], **ckpt.load_arrays(path / "ema.safetensors")})
+        for name, module in self.model.named_modules():
+            if isinstance(module, Dropout):
+                module.rng.bit_generator.state = state["dropout_rng_states"][name]
+        self.step = state["step"]
+        self.log = [tuple(entry) for entry in state["log"]]
+
+    def save_final(self):
+        """final/: the EMA weights as a model folder plus the scheduler, diffusers' layout."""
+        with self.ema.swap_in():
+            save_pipeline(self.out_dir / "final", self.model, self.scheduler)
+
+    def save_samples(self):
+        """A grid of samples from the EMA weights (DDIM, config.sample_steps steps)."""
+        cfg = self.config
+        if self.model.config.get("sample_size") is None:
+            return None  # 2-D models: lessons plot their points instead
+        c, s = self.model.config["in_channels"], self.model.config["sample_size"]
+        labels = None
+        if self.model.config.get("num_class_embeds"):
+            labels = np.arange(cfg.num_samples) % self.model.config["num_class_embeds"]
+        ddim = scheduler_from_config("ddim", scheduler_config(self.scheduler))
+        with self.ema.swap_in():
+            x = sample(self.model, ddim, (cfg.num_samples, c, s, s), np.random.default_rng(cfg.seed),
+                       cfg.sample_steps, class_labels=labels)
+        folder = self.out_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        return save_image_grid(folder / f"step-{self.step:07d}.png", x)
+
+
+def save_pipeline(path, model, scheduler, dtype=np.float32):
+    """A folder in diffusers' pipeline layout: model_index.json, unet/ (config + weights),
+    scheduler/scheduler_config.json. Written atomically as a whole."""
+    kind = {"DDPMScheduler": "DDPMScheduler", "DDIMScheduler": "DDIMScheduler"}.get(
+        type(scheduler).__name__, "DDPMScheduler")
+
+    def write(tmp):
+        (tmp / "unet").mkdir()
+        (tmp / "scheduler").mkdir()
+        ckpt.write_json(tmp / "model_index.json", {
+            "_class_name": "DDPMPipeline", "unet": ["diffusers", type(model).__name__],
+            "scheduler": ["diffusers", kind]})
+        ckpt.write_json(tmp / "unet" / ckpt.CONFIG_NAME, ckpt.model_config(model))
+        ckpt.save_arrays(tmp / "unet" / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
+        ckpt.write_json(tmp / "scheduler" / "scheduler_config.json",
+                        {"_class_name": kind, **scheduler_config(scheduler)})
+
+    ckpt.write_folder_atomically(path, write)
+
+
+def load_pipeline(path):
+    """(model, scheduler config dict) from a pipeline folder (final/, a shipped model) or from
+    a training checkpoint folder (whose EMA weights are used)."""
+    path = Path(path)
+    ckpt.recover_folder(path)
+    if (path / "model_index.json").is_file():
+        model = ckpt.load_model(path / "unet")
+        config = ckpt.read_json(path / "scheduler" / "scheduler_config.json")
+    elif (path / "trainer_state.json").is_file():
+        model = ckpt.model_from_config(ckpt.read_json(path / ckpt.CONFIG_NAME), str(path / ckpt.CONFIG_NAME))
+        shadows = ckpt.load_arrays(path / "ema.safetensors")
+        model.load_state_dict({name: shadows[f"shadow.{i}"] for i, (name, _) in enumerate(model.named_parameters())})
+        config = ckpt.read_json(path / "scheduler_config.json")
+    else:
+        raise FileNotFoundError(
+            f"{path}: not a tinydiff model (expected model_index.json from training's final/ folder, "
+            f"or a checkpoint with trainer_state.json)")
+    return model, {k: v for k, v in config.items() if not k.startswith("_")}

@@ -55,9 +55,12 @@ def dpm_spaced_timesteps(num_train_timesteps, num_inference_steps, timestep_spac
         t = (np.arange(n + 1) * (T // (n + 1)))[::-1][:-1].astype(np.int64) + offset
     else:
         t = np.round(T - np.arange(n) * (T / n)).astype(np.int64) - 1  # see spaced_timesteps
-    if np.any(np.diff(t) >= 0) or t.max() > T - 1:
+    repeats = np.flatnonzero(np.diff(t) >= 0)
+    if repeats.size or t.max() > T - 1:
+        where = (f"timestep {t[repeats[0]]} repeats" if repeats.size else f"timestep {t.max()} > {T - 1}")
         raise ValueError(f"num_inference_steps={n} with timestep_spacing={timestep_spacing!r} and "
-                         f"steps_offset={offset} gives invalid timesteps {t.tolist()} for T={T}")
+                         f"steps_offset={offset} gives invalid timesteps for T={T} ({where}); "
+                         "use fewer steps or timestep_spacing='trailing'")
     return t.copy()
 
 

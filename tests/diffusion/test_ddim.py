@@ -119,3 +119,17 @@ def test_bad_ddim_arguments_are_named(call, message):
     with pytest.raises(ValueError) as err:
         call(DDIMScheduler())
     assert message in str(err.value)
+
+
+def test_zero_terminal_snr_needs_a_prediction_type_that_can_see_x0():
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    s = DDIMScheduler(rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=False)
+    s.set_timesteps(10)
+    assert s.alphas_cumprod[s.timesteps[0]] == 0.0
+    with pytest.raises(ValueError, match="v_prediction"):
+        s.step(x, int(s.timesteps[0]), x)
+    v = DDIMScheduler(rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=False,
+                      prediction_type="v_prediction")
+    v.set_timesteps(10)
+    out = v.step(x, int(v.timesteps[0]), x)  # at zero SNR: x_0 = -v, eps = x_t
+    np.testing.assert_allclose(out.pred_original_sample, -x)

@@ -138,6 +138,14 @@ def predict_x0_and_epsilon(model_output, x_t, alpha_bar, prediction_type):
     x0, eps : ndarray, shape (B, ...)
     """
     check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
+    a = np.asarray(alpha_bar)
+    if prediction_type == "epsilon" and np.any(a == 0.0):
+        # At zero SNR x_t is pure noise: eps = x_t carries no information about x_0.
+        raise ValueError("prediction_type='epsilon' cannot recover x_0 where alpha_bar = 0 (zero terminal SNR); "
+                         "use prediction_type='v_prediction' (Lin et al. 2023, sec. 3.2)")
+    if prediction_type == "sample" and np.any(a == 1.0):
+        raise ValueError("prediction_type='sample' cannot recover eps where alpha_bar = 1 (no noise in x_t); "
+                         "use prediction_type='epsilon' or 'v_prediction'")
     if prediction_type == "epsilon":
         return epsilon_to_x0(model_output, x_t, alpha_bar), model_output
     if prediction_type == "sample":

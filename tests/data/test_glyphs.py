@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from tinydiff.data import GlyphDataset
 
@@ -81,6 +82,29 @@ def test_without_variation_a_label_is_always_the_same_picture():
     firsts = np.stack([images[labels == k][0] for k in range(10)])
     distances = np.abs(firsts[:, None] - firsts[None]).sum(axis=(2, 3, 4))  # (10, 10)
     assert np.all(distances[~np.eye(10, dtype=bool)] > 10)
+
+
+def unit_rows(x):
+    x = x.reshape(len(x), -1).astype(np.float64)  # (N, ...) -> (N, D)
+    x = x - x.mean(axis=1, keepdims=True)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_label_k_shows_the_character_k():
+    # Reference digits drawn here, straight from the font, centred: each data-set digit
+    # (no random variation) must look most like the reference of its own label.
+    ds = GlyphDataset(seed=3, height_range=(0.6, 0.6), max_rotation=0.0, max_shift=0.0,
+                      stroke_widths=(1,))
+    images, labels = ds[0:200]
+    font = ImageFont.load_default(size=26)
+    refs = []
+    for k in range(10):
+        canvas = Image.new("L", (32, 32), 0)
+        ImageDraw.Draw(canvas).text((16, 16), str(k), font=font, fill=255, anchor="mm")
+        refs.append(np.asarray(canvas))
+    ours = np.stack([images[labels == k][0] for k in range(10)])
+    similarity = unit_rows(ours) @ unit_rows(np.stack(refs)).T  # (10, 10)
+    np.testing.assert_array_equal(similarity.argmax(axis=1), np.arange(10))
 
 
 def test_other_sizes_and_the_font_cache():

@@ -5,8 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from tinydiff.data import COLOURS, ShapeDataset, ShapeLabels, read_shapes
-from tinydiff.data.shapes import caption
+from tinydiff.data import COLOUR_NAMES, COLOURS, SHAPES, SIZES, ShapeDataset, ShapeLabels
+from tinydiff.data import read_shapes
+from tinydiff.data.shapes import COLUMNS, ROWS, caption
 
 INDEX_FIELDS = ("shape", "colour", "size", "row", "col")
 
@@ -43,6 +44,29 @@ def test_background_is_plain_black_and_colour_is_the_named_one(batch):
         c = (palette[colour] + 1) / 2
         alpha = t @ c / (c @ c)
         np.testing.assert_allclose(t, alpha[:, None] * c, atol=1 / 255)
+
+
+# The documented geometry, restated here by name so that the test does not lean on the
+# renderer's own tables: side of the bounding box at 32 px, and the area each shape covers.
+SIDE = {"small": 8, "medium": 12, "large": 16}
+AREA = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5}  # times side^2
+
+
+def test_named_attributes_match_the_pixels(batch):
+    images, labels = batch
+    for i in range(300):
+        shape, size = SHAPES[labels.shape[i]], SIZES[labels.size[i]]
+        row, col = ROWS[labels.row[i]], COLUMNS[labels.col[i]]
+        rgb = np.array(COLOURS[COLOUR_NAMES[labels.colour[i]]]) / 255.0
+        pixels = (images[i] + 1) / 2  # (3, H, W) in [0, 1]
+        coverage = np.einsum("chw,c->hw", pixels, rgb) / (rgb @ rgb)
+        assert coverage.sum() == pytest.approx(AREA[shape] * SIDE[size] ** 2, rel=0.015)
+        ys, xs = np.nonzero(coverage > 0)
+        assert xs.max() + 1 - xs.min() == SIDE[size] == ys.max() + 1 - ys.min()
+        x, y = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2  # box centre
+        assert (x, y) == (labels.x[i], labels.y[i])
+        assert {"left": x < 13, "centre": 13 <= x <= 19, "right": x > 19}[col]
+        assert {"top": y < 13, "middle": 13 <= y <= 19, "bottom": y > 19}[row]
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])

@@ -35,6 +35,16 @@ def test_clipping_keeps_direction_and_reaches_max_norm(seed, scale, max_norm):
         assert np.linalg.norm(after) <= max_norm
 
 
+def test_a_norm_just_above_max_norm_is_clipped():
+    p = Parameter(np.zeros(2))
+    p.grad[...] = [3.0, 4.0]  # norm 5
+    assert clip_grad_norm_([p], 4.9) == 5.0
+    np.testing.assert_allclose(p.grad, np.array([3.0, 4.0]) * 4.9 / (5.0 + 1e-6), rtol=1e-15)
+    p.grad[...] = [3.0, 4.0]
+    clip_grad_norm_([p], 5.0)  # exactly at the limit: PyTorch's 1e-6 still shrinks it a hair
+    assert np.linalg.norm(p.grad) < 5.0
+
+
 def test_matches_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)

@@ -75,8 +75,8 @@ def test_attributes_are_recovered_exactly_from_pixels(size):
     read = read_shapes(images)
     for field in INDEX_FIELDS:
         np.testing.assert_array_equal(getattr(read, field), getattr(labels, field), err_msg=field)
-    np.testing.assert_allclose(read.x, labels.x, atol=0.25)
-    np.testing.assert_allclose(read.y, labels.y, atol=0.25)
+    np.testing.assert_allclose(read.x, labels.x, atol=0.1)
+    np.testing.assert_allclose(read.y, labels.y, atol=0.1)
 
 
 def test_read_shapes_notices_a_wrong_label(batch):

@@ -127,7 +127,7 @@ def centres(size):
 FILL_RATIO = (np.pi / 4, 1.0, 0.5)  # area / bounding-box area per entry of SHAPES
 
 
-def read_shapes(images, size_class=None):
+def read_shapes(images):
     """Recover the attributes of shape images from their pixels (the renderer's inverse).
 
     On images from ShapeDataset it returns their labels exactly (the tests check this); on a

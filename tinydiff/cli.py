@@ -1,12 +1,16 @@
 """The `tinydiff` command line.
 
     tinydiff --version
-    tinydiff info          versions, Numba threading and the BLAS NumPy uses
+    tinydiff info                         versions, Numba threading and the BLAS NumPy uses
+    tinydiff train --dataset glyphs ...   train a diffusion model (see tinydiff train --help)
+    tinydiff sample ...                   sample a trained (or the shipped) model to a PNG grid / GIF / npz
+    tinydiff export --diffusers DIR       write a model folder diffusers' from_pretrained loads
 """
 
 import argparse
 import platform
 import sys
+from pathlib import Path
 
 import tinydiff
 
@@ -62,6 +66,210 @@ def cmd_info(args):
     return 0
 
 
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def int_list(text):
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 32,64,64, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected numbers >= 1, got {text!r}")
+    return values
+
+
+def add_train_parser(sub):
+    from tinydiff.pipelines.data_sources import DATASETS
+
+    p = sub.add_parser("train", help="train a diffusion model", description=(
+        "Train a diffusion model on CPU. Image data sets train a UNet2DModel, the 2-D toys an MLP. "
+        "Writes OUT/checkpoints (resumable with --resume), OUT/samples (grids) and OUT/final (the "
+        "EMA weights, loadable with `tinydiff sample --model OUT/final`)."))
+    p.add_argument("--dataset", required=True, choices=DATASETS, help="what to learn: generated on the fly "
+                   "(glyphs, shapes, 2-D toys) or your own files (mnist: a folder of idx files, folder: images)")
+    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--steps", type=positive_int, default=3000, help="training steps (default 3000)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per step (default 64)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
+    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default 100)")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the sampled weights (default 0.999)")
+    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--channels", type=int_list, default=(32, 64, 64),
+                   help="UNet block_out_channels, one per resolution (default 32,64,64)")
+    p.add_argument("--attention", type=str, default="0,0,1",
+                   help="1 where a resolution level gets self-attention, e.g. 0,0,1 (default)")
+    p.add_argument("--layers-per-block", type=positive_int, default=1, help="resnets per level (default 1)")
+    p.add_argument("--class-conditional", action="store_true", help="condition on the data set's labels")
+    p.add_argument("--prediction-type", default="epsilon", choices=("epsilon", "v_prediction", "sample"),
+                   help="what the network predicts (default epsilon)")
+    p.add_argument("--beta-schedule", default="squaredcos_cap_v2",
+                   choices=("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"),
+                   help="noise schedule (default squaredcos_cap_v2, Nichol & Dhariwal's cosine)")
+    p.add_argument("--min-snr-gamma", type=float, default=0.0, help="min-SNR loss weighting, e.g. 5 (default off)")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
+    p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: only at the end)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
+    p.set_defaults(func=cmd_train)
+
+
+def build_denoiser(args, in_channels, num_classes):
+    from tinydiff.models import MLPDenoiser, UNet2DModel
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    if args.dataset in ("swiss_roll", "moons", "gaussians8", "checkerboard"):
+        return MLPDenoiser(rng=rng)
+    levels = [flag.strip() == "1" for flag in args.attention.split(",")]
+    if len(levels) != len(args.channels):
+        raise SystemExit(f"tinydiff train: --attention has {len(levels)} entries but --channels has "
+                         f"{len(args.channels)}; give one 0/1 per level")
+    return UNet2DModel(
+        sample_size=args.image_size, in_channels=in_channels, out_channels=in_channels,
+        block_out_channels=args.channels, layers_per_block=args.layers_per_block,
+        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
+        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
+        norm_num_groups=8, attention_head_dim=8, num_class_embeds=num_classes, rng=rng)
+
+
+def cmd_train(args):
+    from tinydiff.diffusion import DDPMScheduler
+    from tinydiff.pipelines import TrainConfig, Trainer, TrainingDiverged
+    from tinydiff.pipelines.data_sources import make_source
+
+    try:
+        data = make_source(args.dataset, args.batch_size, args.seed, image_size=args.image_size,
+                           labelled=args.class_conditional, path=args.data_path)
+        x0, labels = data(0)
+        if args.class_conditional and labels is None:
+            raise ValueError(f"--class-conditional: data set {args.dataset!r} has no labels")
+        num_classes = int(labels.max()) + 1 if labels is not None else None
+        if args.dataset == "shapes" and args.class_conditional:
+            num_classes = 3
+        model = build_denoiser(args, x0.shape[1] if x0.ndim == 4 else None, num_classes)
+        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                             warmup_steps=min(args.warmup_steps, args.steps - 1), ema_decay=args.ema_decay,
+                             min_snr_gamma=args.min_snr_gamma, seed=args.seed,
+                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+        scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type)
+        trainer = Trainer(model, scheduler, data, config, args.out)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"tinydiff train: {err}") from None
+    print(f"training {type(model).__name__} ({model.num_parameters() / 1e6:.2f} M parameters) on "
+          f"{args.dataset}; output in {args.out}")
+    try:
+        log = trainer.run(resume=args.resume)
+    except (TrainingDiverged, FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"tinydiff train: {err}") from None
+    print(f"final loss {log[-1][1]:.4f}; model in {args.out / 'final'}; samples in {args.out / 'samples'}")
+    return 0
+
+
+def add_sample_parser(sub):
+    p = sub.add_parser("sample", help="generate images with a trained model", description=(
+        "Sample a model folder (OUT/final from `tinydiff train`, a checkpoint folder, or, with no "
+        "--model, the glyph model shipped with tinydiff) and save a grid, a GIF and/or raw arrays."))
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
+    p.add_argument("--scheduler", default="ddim", choices=("ddpm", "ddim", "dpm"),
+                   help="sampler: ddpm (ancestral), ddim, dpm (DPM-Solver++ 2M); default ddim")
+    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--num", type=positive_int, default=64, help="how many samples (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like noise")
+    p.add_argument("--label", type=int, action="append",
+                   help="class to draw (repeatable); default: cycle through all classes")
+    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
+    p.add_argument("--gif", type=Path, help="also write an animated GIF of x_t and predicted x_0")
+    p.add_argument("--npz", type=Path, help="also save the samples as array `samples` (N, C, H, W) in [-1, 1]")
+    p.set_defaults(func=cmd_sample)
+
+
+def shipped_model_dir():
+    return Path(__file__).parent / "pretrained" / "glyphs"
+
+
+def cmd_sample(args):
+    import numpy as np
+
+    from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
+    from tinydiff.viz.denoise import denoising_frames
+    from tinydiff.viz.gif import write_gif
+    from tinydiff.viz.tiles import save_image_grid
+
+    folder = args.model or shipped_model_dir()
+    try:
+        model, scheduler_config = load_pipeline(folder)
+        scheduler = scheduler_from_config(args.scheduler, scheduler_config)
+        if args.steps > scheduler.config.num_train_timesteps:
+            raise ValueError(f"--steps must be at most {scheduler.config.num_train_timesteps}, got {args.steps}")
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"tinydiff sample: {err}") from None
+    config = model.config
+    if "sample_size" not in config:
+        raise SystemExit(f"tinydiff sample: {folder} holds a {type(model).__name__}, not an image model")
+    labels = None
+    classes = config.get("num_class_embeds")
+    if classes:
+        chosen = args.label or list(range(classes))
+        bad = [c for c in chosen if not 0 <= c < classes]
+        if bad:
+            raise SystemExit(f"tinydiff sample: --label must be in [0, {classes}), got {bad}")
+        labels = np.resize(np.array(chosen), args.num)
+    elif args.label:
+        raise SystemExit("tinydiff sample: --label given, but the model is not class-conditional")
+    shape = (args.num, config["in_channels"], config["sample_size"], config["sample_size"])
+    result = sample(model, scheduler, shape, np.random.default_rng(args.seed), args.steps,
+                    class_labels=labels, eta=args.eta, record=args.gif is not None, progress=True)
+    x, trajectory = result if args.gif else (result, None)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_image_grid(args.out, x)
+    print(f"wrote {args.out}")
+    if args.gif:
+        write_gif(args.gif, denoising_frames(trajectory))
+        print(f"wrote {args.gif}")
+    if args.npz:
+        arrays = {"samples": np.clip(x, -1, 1)}
+        if labels is not None:
+            arrays["labels"] = labels
+        np.savez(args.npz, **arrays)
+        print(f"wrote {args.npz}")
+    return 0
+
+
+def add_export_parser(sub):
+    p = sub.add_parser("export", help="write a model folder that diffusers loads", description=(
+        "Write MODEL as a diffusers pipeline folder (model_index.json, unet/, scheduler/) with float32 "
+        "weights: UNet2DModel.from_pretrained(DIR, subfolder='unet') loads it, and training can go on "
+        "on a GPU with diffusers."))
+    p.add_argument("--diffusers", type=Path, required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args):
+    from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
+
+    folder = args.model or shipped_model_dir()
+    try:
+        model, scheduler_config = load_pipeline(folder)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"tinydiff export: {err}") from None
+    if type(model).__name__ != "UNet2DModel":
+        raise SystemExit(f"tinydiff export: diffusers has no counterpart of {type(model).__name__}")
+    save_pipeline(args.diffusers, model, scheduler_from_config("ddpm", scheduler_config))
+    print(f"wrote {args.diffusers} (load with diffusers.UNet2DModel.from_pretrained(DIR, subfolder='unet'))")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="tinydiff",
@@ -71,6 +279,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="print versions, Numba threading and the BLAS in use")
     info.set_defaults(func=cmd_info)
+    add_train_parser(sub)
+    add_sample_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

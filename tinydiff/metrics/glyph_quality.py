@@ -1,0 +1,61 @@
+"""How good are generated glyphs? Measured with a classifier trained on real glyphs:
+
+    recognised   share of samples the classifier assigns to one digit with probability >= 0.9
+    histogram    share of samples per predicted digit (are all ten modes covered, evenly?)
+    agreement    share whose predicted digit is the one asked for (class-conditional models)
+    frechet      Frechet distance between classifier features of samples and of real glyphs
+"""
+
+import numpy as np
+
+from tinydiff.metrics.frechet import feature_statistics, frechet_distance
+
+CONFIDENT = 0.9
+
+
+def softmax(logits):
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+class GlyphJudge:
+    """Scores batches of glyph images (N, 1, H, W) in [-1, 1] with a trained ConvClassifier.
+
+    Parameters
+    ----------
+    classifier : ConvClassifier
+    reference : ndarray (M, 1, H, W)
+        Real glyphs whose feature statistics the Frechet distance compares against.
+    batch_size : int
+    """
+
+    def __init__(self, classifier, reference, batch_size=256):
+        self.classifier = classifier.eval()
+        self.batch_size = batch_size
+        features, _ = self.features_and_logits(reference)
+        self.reference_stats = feature_statistics(features)
+
+    def features_and_logits(self, images):
+        images = np.asarray(images, dtype=np.float32)
+        feats, logits = [], []
+        for i in range(0, len(images), self.batch_size):
+            f = self.classifier.features(images[i:i + self.batch_size])
+            feats.append(f)
+            logits.append(self.classifier.head(f))
+        return np.concatenate(feats), np.concatenate(logits)
+
+    def score(self, samples, labels=None):
+        """A dict of the measures above for `samples` (and their requested `labels`)."""
+        features, logits = self.features_and_logits(samples)
+        probs = softmax(logits.astype(np.float64))
+        predicted = probs.argmax(axis=1)
+        num_classes = probs.shape[1]
+        result = {
+            "n": len(samples),
+            "recognised": float((probs.max(axis=1) >= CONFIDENT).mean()),
+            "histogram": np.bincount(predicted, minlength=num_classes) / len(samples),
+            "frechet": frechet_distance(*feature_statistics(features), *self.reference_stats),
+        }
+        if labels is not None:
+            result["agreement"] = float((predicted == np.asarray(labels)).mean())
+        return result

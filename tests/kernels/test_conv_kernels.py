@@ -60,3 +60,20 @@ def test_conv_kernels_accept_non_contiguous_input():
                  1e-10, "y")
     assert_close(conv2d_backward_weight(dy[:, ::-1][:, ::-1], x_t, (3, 3), 1, 1)[0],
                  conv2d_backward_weight_ref(dy, x, (3, 3), 1, 1)[0], 1e-10, "dw")
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2 * (6 * 3 * 3) * (7 * 6) * 8])  # 1 or 2 images
+def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_bytes):
+    # large batches are processed a few images at a time; a tiny budget forces chunks of one or
+    # two images, with a shorter chunk left over at the end
+    from tinydiff.kernels import conv
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
+    case = dict(batch=5, c_in=6, c_out=4, hw=(7, 6), kernel=(3, 3), stride=1, padding=1,
+                bias=True, seed=8)
+    x, w, b, dy = conv_arrays(case, np.float64)
+    assert_close(conv2d_forward(x, w, b, 1, 1), conv2d_forward_ref(x, w, b, 1, 1), 1e-10, "y")
+    assert_close(conv2d_backward_input(dy, w, (7, 6), 1, 1),
+                 conv2d_backward_input_ref(dy, w, (7, 6), 1, 1), 1e-10, "dx")
+    for got, want, name in zip(conv2d_backward_weight(dy, x, (3, 3), 1, 1),
+                               conv2d_backward_weight_ref(dy, x, (3, 3), 1, 1), ("dw", "db")):
+        assert_close(got, want, 1e-10, name)

@@ -1,21 +1,27 @@
-"""Scaled dot-product attention forward and backward: one fused Numba loop per (batch, head).
+"""Scaled dot-product attention forward and backward: blocks of query rows per (batch, head).
 
-How it works. Each (batch, head) pair is one task of a parallel loop. A task walks its query
-rows; for row i it builds the logits s = q_i K^T / sqrt(D) against a transposed copy of K (so
-the inner loop runs over contiguous keys), exponentiates them after subtracting the row max,
-and accumulates out_i = sum_j p_j v_j. Only the logsumexp per row (lse) is saved: backward
-rebuilds p = exp(s - lse) row by row (Dao et al. 2022, FlashAttention, alg. 2), so neither pass
-ever holds an (N, M) matrix larger than one head's rows -- peak memory is the inputs, outputs
-and O(M + D) scratch per thread.
+How it works. Each (batch, head) pair is one task of a parallel Numba loop. A task walks its
+query rows in blocks of R rows. For a block, one small matrix product gives the logits
+S = Q_R K^T (R, M); a row-wise pass finds the max, and a fused pass computes
+P = exp(S / sqrt(D) - max) and the row sums; a second product gives out = P V / rowsum. Only
+the logsumexp per row (lse) is kept: backward rebuilds P = exp(S / sqrt(D) - lse) block by block
+(Dao et al. 2022, FlashAttention, alg. 2), so no (N, M) matrix larger than one block is ever held
+-- peak memory is the inputs, the outputs and a few (R, M) blocks per thread.
 
-exp is the costliest scalar operation here; LLVM cannot vectorise a call to libm's exp, so
-_exp_inplace uses exp(x) = 2^k * 2^f with k an integer (written straight into the float's
-exponent bits) and 2^f a short Taylor polynomial, which vectorises. Its relative error is about
-1e-7 for float32 (degree 6) and 1e-15 for float64 (degree 12).
+The products are BLAS calls (np.dot inside Numba): they run at several times the speed of
+hand-written loops at head widths D of 16-64. Calling a multi-threaded BLAS from inside a
+parallel loop would stack BLAS threads on top of Numba's; R is chosen so that each product has at
+most _SERIAL_MNK = 2^18 multiply-adds (m*n*k), the size up to which OpenBLAS runs a product on
+the calling thread, so the only parallelism is Numba's loop over heads.
 
-What bounds it. Every (query, key) pair costs a few D-wide multiply-adds (2 forward, 5
-backward) plus one exp each pass; for small D (16-32) that is too little work per row to run at
-BLAS speed, so the loop is bound by load/store traffic through L1 and by the exp polynomial.
+exp is the costliest elementwise step. LLVM cannot vectorise calls to libm's exp, so
+_exp_rows uses exp(x) = 2^k * 2^f with k an integer written straight into the float's exponent
+bits and 2^f a Taylor polynomial; that loop vectorises. Relative error about 1e-7 for float32
+(degree 6) and 1e-15 for float64 (degree 12).
+
+What bounds it. For small D the products are thin (inner dimension D), so they reach about half
+of BLAS peak; the elementwise passes over (R, M) blocks (max, exp, and dS in backward) cost
+about as much as the products and are bound by L1/L2 bandwidth and the exp polynomial.
 """
 
 import math
@@ -26,7 +32,7 @@ from numba import prange
 
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
-
+_SERIAL_MNK = 2**18
 
 # Taylor coefficients 1/n! for 2^f = exp(f ln 2), highest degree first (Horner order)
 _INV_FACT_F64 = (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -34,130 +40,153 @@ _INV_FACT_F64 = (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320
 
 
 @numba.njit(cache=True, fastmath=True)
-def _exp_inplace(s, bits):
-    """s[:] = exp(s) for s <= 0 (shifted logits); bits is int scratch of s's item size."""
-    scale = bits.view(s.dtype)
+def _exp_rows(s, scale, shift, bits, sums):
+    """s[i, j] = exp(s[i, j] * scale - shift[i]) and sums[i] = sum_j s[i, j].
+
+    s: (R, M), with s * scale - shift <= 0 up to rounding (shift is the row max or the lse);
+    bits: (R, M) integers of s's item size, scratch for the 2^k factors.
+    """
+    pow2 = bits.view(s.dtype)
     t = s.dtype.type
-    if s.itemsize == 4:
-        for j in range(s.shape[0]):
-            # below -87 exp underflows float32's normal range: clamp so 2^k stays representable
-            y = max(s[j], t(-87.0)) * t(_LOG2E)
-            k = np.floor(y + t(0.5))
-            f = (y - k) * t(_LN2)  # |f| <= ln(2)/2
-            s[j] = t(1.0) + f * (t(1.0) + f * (t(1 / 2) + f * (t(1 / 6) + f * (
-                t(1 / 24) + f * (t(1 / 120) + f * t(1 / 720))))))
-            bits[j] = (np.int32(k) + 127) << 23  # the float32 2^k: biased exponent, no mantissa
-    else:
-        c = _INV_FACT_F64
-        for j in range(s.shape[0]):
-            y = max(s[j], -708.0) * _LOG2E
-            k = np.floor(y + 0.5)
-            f = (y - k) * _LN2
-            p = c[0]
-            p = p * f + c[1]
-            p = p * f + c[2]
-            p = p * f + c[3]
-            p = p * f + c[4]
-            p = p * f + c[5]
-            p = p * f + c[6]
-            p = p * f + c[7]
-            p = p * f + c[8]
-            p = p * f + c[9]
-            p = p * f + c[10]
-            p = p * f + c[11]
-            s[j] = p * f + c[12]
-            bits[j] = (np.int64(k) + 1023) << 52
-    for j in range(s.shape[0]):
-        s[j] *= scale[j]
+    n_r, n_k = s.shape
+    for i in range(n_r):
+        row, row_bits = s[i], bits[i]
+        off = shift[i]
+        if s.itemsize == 4:
+            for j in range(n_k):
+                # below -87 exp leaves float32's normal range: clamp so 2^k stays representable
+                y = max(row[j] * scale - off, t(-87.0)) * t(_LOG2E)
+                k = np.floor(y + t(0.5))
+                f = (y - k) * t(_LN2)  # |f| <= ln(2)/2
+                row[j] = t(1.0) + f * (t(1.0) + f * (t(1 / 2) + f * (t(1 / 6) + f * (
+                    t(1 / 24) + f * (t(1 / 120) + f * t(1 / 720))))))
+                row_bits[j] = (np.int32(k) + 127) << 23  # float32 2^k: biased exponent only
+        else:
+            c = _INV_FACT_F64
+            for j in range(n_k):
+                y = max(row[j] * scale - off, -708.0) * _LOG2E
+                k = np.floor(y + 0.5)
+                f = (y - k) * _LN2
+                p = c[0] * f + c[1]
+                p = p * f + c[2]
+                p = p * f + c[3]
+                p = p * f + c[4]
+                p = p * f + c[5]
+                p = p * f + c[6]
+                p = p * f + c[7]
+                p = p * f + c[8]
+                p = p * f + c[9]
+                p = p * f + c[10]
+                p = p * f + c[11]
+                row[j] = p * f + c[12]
+                row_bits[j] = (np.int64(k) + 1023) << 52
+        total = t(0.0)
+        row_pow2 = pow2[i]
+        for j in range(n_k):
+            row[j] *= row_pow2[j]
+            total += row[j]
+        sums[i] = total
+
+
+@numba.njit(cache=True, fastmath=True)
+def _row_max(s, out):
+    """out[i] = max_j s[i, j]; 16 running maxima so that the comparisons vectorise."""
+    n_r, n_k = s.shape
+    lanes = np.empty(16, dtype=s.dtype)
+    for i in range(n_r):
+        row = s[i]
+        m = row[0]
+        j0 = 0
+        if n_k >= 16:
+            lanes[:] = row[:16]
+            for j0 in range(16, n_k - 15, 16):
+                for lane in range(16):
+                    x = row[j0 + lane]
+                    lanes[lane] = x if x > lanes[lane] else lanes[lane]
+            j0 = n_k - n_k % 16
+            for lane in range(16):
+                m = max(m, lanes[lane])
+        for j in range(j0, n_k):
+            m = max(m, row[j])
+        out[i] = m
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _attention_forward(q, k, v, out, lse, bits):
-    """q (BH, N, D), k/v (BH, M, D) -> fills out (BH, N, D) and lse (BH, N).
+def _attention_forward(q, k, v, rows, out, lse, bits_like):
+    """q (BH, N, D), k/v (BH, M, D); fills out (BH, N, D) and lse (BH, N).
 
-    bits: (BH, M) integer scratch of q's item size, for _exp_inplace.
+    rows: query rows per block; bits_like: any integer array of q's item size (sets the dtype
+    of _exp_rows' scratch).
     """
     n_bh, n_q, d = q.shape
     n_k = k.shape[1]
-    t = q.dtype.type
-    scale = t(1.0 / math.sqrt(d))
+    scale = q.dtype.type(1.0 / math.sqrt(d))
     for h in prange(n_bh):
-        k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M): keys contiguous in the inner loop
-        s = np.empty(n_k, dtype=q.dtype)
-        acc = np.empty(d, dtype=q.dtype)
-        for i in range(n_q):
-            s[:] = 0
-            for e in range(d):
-                qe = q[h, i, e] * scale
-                for j in range(n_k):
-                    s[j] += qe * k_t[e, j]
-            row_max = s.max()
-            for j in range(n_k):
-                s[j] -= row_max  # now <= 0: exp stays in (0, 1] however large the logits
-            _exp_inplace(s, bits[h])
-            total = s.sum()
-            acc[:] = 0
-            for j in range(n_k):
+        k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
+        s = np.empty((rows, n_k), dtype=q.dtype)
+        bits = np.empty((rows, n_k), dtype=bits_like.dtype)
+        pv = np.empty((rows, d), dtype=q.dtype)
+        shift = np.empty(rows, dtype=q.dtype)
+        sums = np.empty(rows, dtype=q.dtype)
+        for i0 in range(0, n_q, rows):
+            r = min(rows, n_q - i0)
+            np.dot(q[h, i0:i0 + r], k_t, s[:r])  # (R, D) @ (D, M): unscaled logits
+            _row_max(s[:r], shift[:r])
+            for i in range(r):
+                shift[i] *= scale  # scale > 0, so the max commutes with it
+            # subtracting the row max keeps exp in (0, 1] however large the logits
+            _exp_rows(s[:r], scale, shift[:r], bits[:r], sums[:r])
+            np.dot(s[:r], v[h], pv[:r])  # (R, M) @ (M, D)
+            for i in range(r):
                 for e in range(d):
-                    acc[e] += s[j] * v[h, j, e]
-            for e in range(d):
-                out[h, i, e] = acc[e] / total
-            lse[h, i] = row_max + math.log(total)
+                    out[h, i0 + i, e] = pv[i, e] / sums[i]
+                lse[h, i0 + i] = shift[i] + math.log(sums[i])
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _attention_backward(dout, q, k, v, out, lse, dq, dk, dv, bits):
-    """Fills dq (BH, N, D), dk and dv (BH, M, D); dk and dv must be zero on entry.
-
-    bits: (BH, M) integer scratch of q's item size, for _exp_inplace.
-    """
+def _attention_backward(dout, q, k, v, out, lse, rows, dq, dk, dv, bits_like):
+    """Fills dq (BH, N, D), dk and dv (BH, M, D); arguments as in _attention_forward."""
     n_bh, n_q, d = q.shape
     n_k = k.shape[1]
     t = q.dtype.type
     scale = t(1.0 / math.sqrt(d))
     for h in prange(n_bh):
         k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
-        v_t = np.ascontiguousarray(v[h].T)  # (M, D) -> (D, M)
-        p = np.empty(n_k, dtype=q.dtype)
-        dp = np.empty(n_k, dtype=q.dtype)
-        qi = np.empty(d, dtype=q.dtype)
-        acc = np.empty(d, dtype=q.dtype)
-        for i in range(n_q):
-            # rebuild this row of P = exp(S - lse) and dP = dO V^T
-            p[:] = 0
-            dp[:] = 0
-            for e in range(d):
-                qe = q[h, i, e] * scale
-                de = dout[h, i, e]
-                for j in range(n_k):
-                    p[j] += qe * k_t[e, j]
-                    dp[j] += de * v_t[e, j]
-            row_lse = lse[h, i]
-            for j in range(n_k):
-                p[j] -= row_lse
-            _exp_inplace(p, bits[h])
-            delta = t(0.0)  # rowsum(dO * O) = rowsum(P * dP)
-            for e in range(d):
-                delta += dout[h, i, e] * out[h, i, e]
-            for j in range(n_k):
-                dp[j] = p[j] * (dp[j] - delta) * scale  # dS / sqrt(D), reused for dq and dk
-            for e in range(d):
-                qi[e] = q[h, i, e]
-            acc[:] = 0
-            for j in range(n_k):
-                pj = p[j]
-                dsj = dp[j]
+        v_t = np.ascontiguousarray(v[h].T)
+        p = np.empty((rows, n_k), dtype=q.dtype)
+        ds = np.empty((rows, n_k), dtype=q.dtype)
+        bits = np.empty((rows, n_k), dtype=bits_like.dtype)
+        sums = np.empty(rows, dtype=q.dtype)
+        part = np.empty((n_k, d), dtype=q.dtype)
+        dk[h] = 0
+        dv[h] = 0
+        for i0 in range(0, n_q, rows):
+            r = min(rows, n_q - i0)
+            q_r, dout_r = q[h, i0:i0 + r], dout[h, i0:i0 + r]  # (R, D)
+            np.dot(q_r, k_t, p[:r])  # logits S, unscaled
+            _exp_rows(p[:r], scale, lse[h, i0:i0 + r], bits[:r], sums[:r])  # P = exp(S - lse)
+            np.dot(dout_r, v_t, ds[:r])  # dP = dO V^T
+            for i in range(r):
+                delta = t(0.0)  # rowsum(dO * O) = rowsum(P * dP)
                 for e in range(d):
-                    dv[h, j, e] += pj * dout[h, i, e]
-                    dk[h, j, e] += dsj * qi[e]
-                    acc[e] += dsj * k[h, j, e]
-            for e in range(d):
-                dq[h, i, e] = acc[e]
+                    delta += dout[h, i0 + i, e] * out[h, i0 + i, e]
+                for j in range(n_k):
+                    ds[i, j] = p[i, j] * (ds[i, j] - delta) * scale  # dS / sqrt(D)
+            np.dot(p[:r].T, dout_r, part)  # dV += P^T dO
+            dv[h] += part
+            np.dot(ds[:r].T, q_r, part)  # dK += dS^T Q / sqrt(D)
+            dk[h] += part
+            np.dot(ds[:r], k[h], dq[h, i0:i0 + r])  # dQ = dS K / sqrt(D)
 
 
-def _exp_scratch(dtype, shape):
-    """Integer scratch whose items have the size of dtype's: _exp_inplace writes 2^k into it."""
-    return np.empty(shape, dtype=np.int32 if np.dtype(dtype).itemsize == 4 else np.int64)
+def _rows_per_block(n_q, n_k, d):
+    """Query rows per block: each product (R*M*D multiply-adds) small enough to stay serial."""
+    return max(1, min(n_q, _SERIAL_MNK // (n_k * d)))
+
+
+def _bits_like(dtype):
+    """An empty integer array of dtype's item size, for _exp_rows' 2^k scratch."""
+    return np.empty(0, dtype=np.int32 if np.dtype(dtype).itemsize == 4 else np.int64)
 
 
 def attention_forward(q, k, v):
@@ -180,7 +209,7 @@ def attention_forward(q, k, v):
     v3 = np.ascontiguousarray(v).reshape(n_b * n_h, n_k, d)
     out = np.empty_like(q3)
     lse = np.empty((n_b * n_h, n_q), dtype=q.dtype)
-    _attention_forward(q3, k3, v3, out, lse, _exp_scratch(q3.dtype, (n_b * n_h, n_k)))
+    _attention_forward(q3, k3, v3, _rows_per_block(n_q, n_k, d), out, lse, _bits_like(q.dtype))
     return out.reshape(n_b, n_h, n_q, d), lse.reshape(n_b, n_h, n_q)
 
 
@@ -207,10 +236,10 @@ def attention_backward(dout, q, k, v, out, lse):
 
     q3, k3, v3 = flat(q, n_q), flat(k, n_k), flat(v, n_k)
     dq = np.empty_like(q3)
-    dk = np.zeros_like(k3)
-    dv = np.zeros_like(v3)
+    dk = np.empty_like(k3)
+    dv = np.empty_like(v3)
     _attention_backward(flat(dout, n_q), q3, k3, v3, flat(out, n_q),
-                        np.ascontiguousarray(lse).reshape(bh, n_q), dq, dk, dv,
-                        _exp_scratch(q3.dtype, (bh, n_k)))
+                        np.ascontiguousarray(lse).reshape(bh, n_q), _rows_per_block(n_q, n_k, d),
+                        dq, dk, dv, _bits_like(q.dtype))
     return (dq.reshape(n_b, n_h, n_q, d), dk.reshape(n_b, n_h, n_k, d),
             dv.reshape(n_b, n_h, n_k, d))

@@ -23,6 +23,19 @@ import numba
 import numpy as np
 from numba import prange
 
+# The column matrix is built and consumed a few images at a time. A buffer of a few MB stays in
+# the shared L3 cache between im2col writing it and BLAS reading it, and is allocated once per call
+# (the whole-batch matrix is 75 MB for 32 channels at 32x32 -- mostly page faults and DRAM traffic).
+_CHUNK_BYTES = 16 * 2**20
+
+
+def describe_path(kernel_hw, stride, padding):
+    """Which fast path conv2d_* takes for this geometry, in words (benchmarks print it)."""
+    if _is_pointwise(kernel_hw, stride, padding):
+        return "pointwise: no im2col; np.matmul per image, one BLAS product for dW"
+    return ("Numba im2col/col2im; np.matmul per image for y and dcols, "
+            "one BLAS product over B*Ho*Wo columns for dW")
+
 
 def _output_hw(input_hw, kernel_hw, stride, padding):
     (h, w), (k_h, k_w) = input_hw, kernel_hw
@@ -34,77 +47,75 @@ def _is_pointwise(kernel_hw, stride, padding):
 
 
 @numba.njit(cache=True)
-def _valid_range(q, stride, padding, size, n_out):
-    """Output indices j in [lo, hi) whose input index j*stride + q - padding lies in [0, size)."""
-    lo = max(0, -((q - padding) // stride))  # ceil((padding - q) / stride)
-    hi = min(n_out, (size - 1 + padding - q) // stride + 1)
-    return lo, max(lo, hi)
+def _padded_plane(plane, padding):
+    """A zero-bordered copy of one (H, W) plane: the copy loops below then need no bounds tests."""
+    h_in, w_in = plane.shape
+    out = np.zeros((h_in + 2 * padding, w_in + 2 * padding), dtype=plane.dtype)
+    for h in range(h_in):
+        for w in range(w_in):
+            out[h + padding, w + padding] = plane[h, w]
+    return out
 
 
 @numba.njit(parallel=True, cache=True)
-def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols):
-    """Fill cols[b, (c*kH + p)*kW + q, i*Wo + j] = xpad[b, c, i*stride + p, j*stride + q].
+def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
+    """Fill column (c*kH + p)*kW + q, position i*Wo + j, of image b with
+    xpad[b, c, i*stride + p, j*stride + q].
 
-    x: (B, C, H, W); cols: (B, C*kH*kW, Ho*Wo), any strides (a transposed view is fine).
+    x: (B, C, H, W); cols: (B, C*kH*kW, Ho*Wo), or (C*kH*kW, B, Ho*Wo) if rows_first. One task per
+    (b, c) plane; each pads its plane into a small private buffer first, because per-row bounds
+    tests cost more than the copy itself on rows only 8-32 pixels long.
     """
-    n_b, n_c, h_in, w_in = x.shape
+    n_b, n_c = x.shape[:2]
     for bc in prange(n_b * n_c):
         b = bc // n_c
         c = bc % n_c
+        xpad = _padded_plane(x[b, c], padding)  # (H + 2*pad, W + 2*pad)
         for p in range(k_h):
-            i_lo, i_hi = _valid_range(p, stride, padding, h_in, h_out)
             for q in range(k_w):
                 row = (c * k_h + p) * k_w + q
-                j_lo, j_hi = _valid_range(q, stride, padding, w_in, w_out)
-                for i in range(h_out):
-                    base = i * w_out
-                    if i < i_lo or i >= i_hi:
+                dst = cols[row, b] if rows_first else cols[b, row]  # (Ho*Wo,)
+                if stride == 1:  # unit-stride copies, which LLVM vectorises
+                    for i in range(h_out):
                         for j in range(w_out):
-                            cols[b, row, base + j] = 0
-                        continue
-                    h_src = i * stride + p - padding
-                    for j in range(j_lo):
-                        cols[b, row, base + j] = 0
-                    for j in range(j_lo, j_hi):
-                        cols[b, row, base + j] = x[b, c, h_src, j * stride + q - padding]
-                    for j in range(j_hi, w_out):
-                        cols[b, row, base + j] = 0
+                            dst[i * w_out + j] = xpad[i + p, j + q]
+                else:
+                    for i in range(h_out):
+                        for j in range(w_out):
+                            dst[i * w_out + j] = xpad[i * stride + p, j * stride + q]
 
 
 @numba.njit(parallel=True, cache=True)
 def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
-    """Adjoint of _im2col: dx[b, c, h, w] += every dcols entry that im2col copied from it.
+    """Adjoint of _im2col: dx[b, c, h, w] = sum of every dcols entry that im2col copied from it.
 
-    dcols: (B, C*kH*kW, Ho*Wo); dx: (B, C, H, W), zero on entry.
+    dcols: (B, C*kH*kW, Ho*Wo); dx: (B, C, H, W), overwritten. One task per (b, c) plane, so no
+    two threads ever add into the same pixel; gradient landing on the padding is dropped.
     """
     n_b, n_c, h_in, w_in = dx.shape
     for bc in prange(n_b * n_c):
         b = bc // n_c
         c = bc % n_c
+        dxpad = np.zeros((h_in + 2 * padding, w_in + 2 * padding), dtype=dx.dtype)
         for p in range(k_h):
-            i_lo, i_hi = _valid_range(p, stride, padding, h_in, h_out)
             for q in range(k_w):
-                row = (c * k_h + p) * k_w + q
-                j_lo, j_hi = _valid_range(q, stride, padding, w_in, w_out)
-                for i in range(i_lo, i_hi):
-                    h_dst = i * stride + p - padding
-                    base = i * w_out
-                    for j in range(j_lo, j_hi):
-                        dx[b, c, h_dst, j * stride + q - padding] += dcols[b, row, base + j]
+                src = dcols[b, (c * k_h + p) * k_w + q]  # (Ho*Wo,)
+                if stride == 1:
+                    for i in range(h_out):
+                        for j in range(w_out):
+                            dxpad[i + p, j + q] += src[i * w_out + j]
+                else:
+                    for i in range(h_out):
+                        for j in range(w_out):
+                            dxpad[i * stride + p, j * stride + q] += src[i * w_out + j]
+        for h in range(h_in):
+            for w in range(w_in):
+                dx[b, c, h, w] = dxpad[h + padding, w + padding]
 
 
-def _columns(x, kernel_hw, stride, padding, out_hw, batch_major=True):
-    """im2col of x: (B, C*kH*kW, Ho*Wo) if batch_major, else laid out as (C*kH*kW, B, Ho*Wo)."""
-    n_b, n_c = x.shape[:2]
-    k_h, k_w = kernel_hw
-    rows, cols_per_image = n_c * k_h * k_w, out_hw[0] * out_hw[1]
-    if batch_major:
-        cols = np.empty((n_b, rows, cols_per_image), dtype=x.dtype)
-        _im2col(x, k_h, k_w, stride, padding, out_hw[0], out_hw[1], cols)
-        return cols
-    cols = np.empty((rows, n_b, cols_per_image), dtype=x.dtype)
-    _im2col(x, k_h, k_w, stride, padding, out_hw[0], out_hw[1], cols.transpose(1, 0, 2))
-    return cols
+def _images_per_chunk(n_b, bytes_per_image):
+    """Images per im2col chunk: the column buffer stays near _CHUNK_BYTES."""
+    return int(min(n_b, max(1, _CHUNK_BYTES // bytes_per_image)))
 
 
 def conv2d_forward(x, w, b, stride, padding):
@@ -123,14 +134,22 @@ def conv2d_forward(x, w, b, stride, padding):
     """
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
-    n_b = x.shape[0]
-    n_o = w.shape[0]
-    h_out, w_out = _output_hw(x.shape[2:], w.shape[2:], stride, padding)
-    if _is_pointwise(w.shape[2:], stride, padding):
-        cols = x.reshape(n_b, x.shape[1], -1)  # (B, C, H, W) -> (B, C, H*W)
+    n_b, n_c = x.shape[:2]
+    n_o, _, k_h, k_w = w.shape
+    h_out, w_out = _output_hw(x.shape[2:], (k_h, k_w), stride, padding)
+    w2 = w.reshape(n_o, -1)  # (O, C, kH, kW) -> (O, C*kH*kW)
+    y = np.empty((n_b, n_o, h_out * w_out), dtype=x.dtype)
+    if _is_pointwise((k_h, k_w), stride, padding):
+        np.matmul(w2, x.reshape(n_b, n_c, -1), out=y)  # (O, C) @ (B, C, H*W) -> (B, O, H*W)
     else:
-        cols = _columns(x, w.shape[2:], stride, padding, (h_out, w_out))
-    y = np.matmul(w.reshape(n_o, -1), cols)  # (O, C*kH*kW) @ (B, C*kH*kW, Ho*Wo) -> (B, O, Ho*Wo)
+        rows = n_c * k_h * k_w
+        chunk = _images_per_chunk(n_b, rows * h_out * w_out * x.itemsize)
+        cols = np.empty((chunk, rows, h_out * w_out), dtype=x.dtype)
+        for b0 in range(0, n_b, chunk):
+            nb = min(chunk, n_b - b0)
+            _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols[:nb], False)
+            # (O, C*kH*kW) @ (nb, C*kH*kW, Ho*Wo) -> (nb, O, Ho*Wo), one sgemm per image
+            np.matmul(w2, cols[:nb], out=y[b0:b0 + nb])
     if b is not None:
         y += np.ascontiguousarray(b)[None, :, None]
     return y.reshape(n_b, n_o, h_out, w_out)
@@ -155,12 +174,19 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
     n_b, n_o, h_out, w_out = dy.shape
     n_c, k_h, k_w = w.shape[1:]
     h_in, w_in = input_hw
+    w2_t = w.reshape(n_o, -1).T  # (O, C*kH*kW) -> (C*kH*kW, O), a view BLAS reads transposed
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
-    dcols = np.matmul(w.reshape(n_o, -1).T, dy3)  # (C*kH*kW, O) @ (B, O, Ho*Wo) -> (B, C*kH*kW, Ho*Wo)
     if _is_pointwise((k_h, k_w), stride, padding):
-        return dcols.reshape(n_b, n_c, h_in, w_in)
-    dx = np.zeros((n_b, n_c, h_in, w_in), dtype=dy.dtype)
-    _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx)
+        return np.matmul(w2_t, dy3).reshape(n_b, n_c, h_in, w_in)
+    rows = n_c * k_h * k_w
+    chunk = _images_per_chunk(n_b, rows * h_out * w_out * dy.itemsize)
+    dcols = np.empty((chunk, rows, h_out * w_out), dtype=dy.dtype)
+    dx = np.empty((n_b, n_c, h_in, w_in), dtype=dy.dtype)
+    for b0 in range(0, n_b, chunk):
+        nb = min(chunk, n_b - b0)
+        # (C*kH*kW, O) @ (nb, O, Ho*Wo) -> (nb, C*kH*kW, Ho*Wo)
+        np.matmul(w2_t, dy3[b0:b0 + nb], out=dcols[:nb])
+        _col2im(dcols[:nb], k_h, k_w, stride, padding, h_out, w_out, dx[b0:b0 + nb])
     return dx
 
 
@@ -184,13 +210,27 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     n_b, n_o, h_out, w_out = dy.shape
     n_c = x.shape[1]
     k_h, k_w = kernel_hw
-    # one product over all B*Ho*Wo columns: the batch becomes part of the reduction
-    dy2 = dy.reshape(n_b, n_o, -1).transpose(1, 0, 2).reshape(n_o, -1)  # (B, O, Ho, Wo) -> (O, B*Ho*Wo)
+    rows, n_pos = n_c * k_h * k_w, h_out * w_out
+    dy3 = dy.reshape(n_b, n_o, n_pos)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
+    db = dy3.sum(axis=(0, 2))
     if _is_pointwise(kernel_hw, stride, padding):
-        cols2 = x.reshape(n_b, n_c, -1).transpose(1, 0, 2).reshape(n_c, -1)  # -> (C, B*H*W)
-    else:
-        cols2 = _columns(x, kernel_hw, stride, padding, (h_out, w_out), batch_major=False)
-        cols2 = cols2.reshape(n_c * k_h * k_w, -1)  # (C*kH*kW, B, Ho*Wo) -> (C*kH*kW, B*Ho*Wo)
-    dw = (dy2 @ cols2.T).reshape(n_o, n_c, k_h, k_w)
-    db = dy2.sum(axis=1)
-    return dw, db
+        # sum over images of dy[b] @ x[b]^T as one product: batch joins the reduction
+        dy2 = dy3.transpose(1, 0, 2).reshape(n_o, -1)  # (B, O, HW) -> (O, B*HW)
+        x2 = x.reshape(n_b, n_c, -1).transpose(1, 0, 2).reshape(n_c, -1)  # -> (C, B*HW)
+        return (dy2 @ x2.T).reshape(n_o, n_c, 1, 1), db
+    chunk = _images_per_chunk(n_b, rows * n_pos * x.itemsize)
+    # flat buffers, so that a shorter last chunk is still one contiguous block
+    cols_buf = np.empty(rows * chunk * n_pos, dtype=x.dtype)
+    dy_buf = np.empty(n_o * chunk * n_pos, dtype=dy.dtype)
+    dw_t = np.zeros((rows, n_o), dtype=dy.dtype)
+    for b0 in range(0, n_b, chunk):
+        nb = min(chunk, n_b - b0)
+        # rows first, so that the chunk's images join the reduction of one product
+        cols = cols_buf[:rows * nb * n_pos].reshape(rows, nb, n_pos)
+        _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols, True)
+        dy2 = dy_buf[:n_o * nb * n_pos].reshape(n_o, nb, n_pos)
+        dy2[...] = dy3[b0:b0 + nb].transpose(1, 0, 2)  # (nb, O, Ho*Wo) -> (O, nb, Ho*Wo)
+        # (C*kH*kW, nb*Ho*Wo) @ (nb*Ho*Wo, O): one sgemm per chunk; OpenBLAS runs this
+        # orientation faster than dY2 @ cols^T when the output is this small and K this long
+        dw_t += cols.reshape(rows, -1) @ dy2.reshape(n_o, -1).T
+    return np.ascontiguousarray(dw_t.T).reshape(n_o, n_c, k_h, k_w), db

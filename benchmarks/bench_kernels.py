@@ -1,0 +1,373 @@
+"""Benchmark tinydiff's kernels: NumPy reference vs Numba kernel vs PyTorch CPU (when installed).
+
+Prints one table of milliseconds and GFLOP/s, forward and forward+backward, float32, batch 64,
+and writes the same numbers as JSON (default: benchmarks/results/kernels.json).
+
+    python benchmarks/bench_kernels.py            # full run
+    python benchmarks/bench_kernels.py --quick    # fewer repeats, reference column trimmed
+
+FLOP counts (multiply-add = 2 FLOPs), the same for every column:
+- conv2d: forward 2*B*O*C*kH*kW*Ho*Wo; backward w.r.t. input and w.r.t. weight cost one
+  forward each, so forward+backward = 3x forward.
+- attention: forward 4*B*Hd*N*M*D (Q K^T and P V); backward has four such products (dV, dP, dQ,
+  dK), so forward+backward = 3x forward. Recomputing Q K^T in backward is not counted as work.
+- group norm: memory-bound, reported in ms only.
+PyTorch runs with torch.set_num_threads(numba.get_num_threads()); its forward+backward is
+autograd through F.conv2d / F.scaled_dot_product_attention / F.group_norm.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from tinydiff import kernels as K
+from tinydiff.kernels.attention import _rows_per_block
+from tinydiff.kernels.conv import describe_path as conv_path
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = None
+
+BATCH = 64
+CONV_SHAPES = [(32, 32, 32), (64, 64, 16), (128, 128, 8), (3, 32, 32)]  # (C_in, C_out, H=W)
+ATTENTION_SHAPES = [(4, 64, 32), (4, 256, 16)]  # (heads, tokens, head width)
+GROUP_NORM_SHAPE = (64, 64, 16, 16)
+GROUPS = 32
+
+
+def attention_rows(tokens, d):
+    return _rows_per_block(tokens, tokens, d)
+
+
+def median_ms(fn, repeats, warmup):
+    """Median wall time of fn() in milliseconds after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def sgemm_gflops(repeats):
+    """Measured float32 matrix-multiply speed of NumPy's BLAS at 2048^2."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 2048), dtype=np.float32)
+    b = rng.standard_normal((2048, 2048), dtype=np.float32)
+    return 2 * 2048**3 / (median_ms(lambda: a @ b, repeats, 2) * 1e6)
+
+
+# ----------------------------------------------------------------------------------------------
+# the three implementations of each case: fwd() and fwd_bwd() closures over fixed inputs
+# ----------------------------------------------------------------------------------------------
+
+def conv_case(c_in, c_out, hw, rng):
+    x = rng.standard_normal((BATCH, c_in, hw, hw), dtype=np.float32)
+    w = (rng.standard_normal((c_out, c_in, 3, 3)) / np.sqrt(9 * c_in)).astype(np.float32)
+    b = rng.standard_normal(c_out, dtype=np.float32)
+    dy = rng.standard_normal((BATCH, c_out, hw, hw), dtype=np.float32)
+
+    def ours(fwd, bwd_in, bwd_w):
+        def fwd_only():
+            return fwd(x, w, b, 1, 1)
+
+        def fwd_bwd():
+            fwd(x, w, b, 1, 1)
+            bwd_in(dy, w, (hw, hw), 1, 1)
+            bwd_w(dy, x, (3, 3), 1, 1)
+        return fwd_only, fwd_bwd
+
+    impls = {
+        "reference": ours(K.conv2d_forward_ref, K.conv2d_backward_input_ref,
+                          K.conv2d_backward_weight_ref),
+        "numba": ours(K.conv2d_forward, K.conv2d_backward_input, K.conv2d_backward_weight),
+    }
+    if torch is not None:
+        tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+        tdy = torch.from_numpy(dy)
+
+        def t_fwd():
+            with torch.no_grad():
+                return F.conv2d(tx, tw, tb, padding=1)
+
+        def t_fwd_bwd():
+            for t in (tx, tw, tb):
+                t.grad = None
+            F.conv2d(tx, tw, tb, padding=1).backward(tdy)
+        impls["torch"] = (t_fwd, t_fwd_bwd)
+    flops = 2 * BATCH * c_out * c_in * 9 * hw * hw
+    return impls, flops, 3 * flops
+
+
+def attention_case(heads, tokens, d, rng):
+    shape = (BATCH, heads, tokens, d)
+    q, k, v, dout = (rng.standard_normal(shape, dtype=np.float32) for _ in range(4))
+
+    def ours(fwd, bwd):
+        def fwd_bwd():
+            out, lse = fwd(q, k, v)
+            bwd(dout, q, k, v, out, lse)
+        return (lambda: fwd(q, k, v)), fwd_bwd
+
+    impls = {"reference": ours(K.attention_forward_ref, K.attention_backward_ref),
+             "numba": ours(K.attention_forward, K.attention_backward)}
+    if torch is not None:
+        tq, tk, tv = (torch.from_numpy(a).requires_grad_() for a in (q, k, v))
+        tdout = torch.from_numpy(dout)
+
+        def t_fwd():
+            with torch.no_grad():
+                return F.scaled_dot_product_attention(tq, tk, tv)
+
+        def t_fwd_bwd():
+            for t in (tq, tk, tv):
+                t.grad = None
+            F.scaled_dot_product_attention(tq, tk, tv).backward(tdout)
+        impls["torch"] = (t_fwd, t_fwd_bwd)
+    flops = 4 * BATCH * heads * tokens * tokens * d
+    return impls, flops, 3 * flops
+
+
+def group_norm_case(rng):
+    x = rng.standard_normal(GROUP_NORM_SHAPE, dtype=np.float32)
+    weight = rng.standard_normal(GROUP_NORM_SHAPE[1], dtype=np.float32)
+    bias = rng.standard_normal(GROUP_NORM_SHAPE[1], dtype=np.float32)
+    dy = rng.standard_normal(GROUP_NORM_SHAPE, dtype=np.float32)
+
+    def ours(fwd, bwd):
+        def fwd_bwd():
+            _, mean, rstd = fwd(x, weight, bias, GROUPS, 1e-5)
+            bwd(dy, x, weight, mean, rstd, GROUPS)
+        return (lambda: fwd(x, weight, bias, GROUPS, 1e-5)), fwd_bwd
+
+    impls = {"reference": ours(K.group_norm_forward_ref, K.group_norm_backward_ref),
+             "numba": ours(K.group_norm_forward, K.group_norm_backward)}
+    if torch is not None:
+        tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, weight, bias))
+        tdy = torch.from_numpy(dy)
+
+        def t_fwd():
+            with torch.no_grad():
+                return F.group_norm(tx, GROUPS, tw, tb, 1e-5)
+
+        def t_fwd_bwd():
+            for t in (tx, tw, tb):
+                t.grad = None
+            F.group_norm(tx, GROUPS, tw, tb, 1e-5).backward(tdy)
+        impls["torch"] = (t_fwd, t_fwd_bwd)
+    return impls, None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# peak memory of attention forward+backward
+# ----------------------------------------------------------------------------------------------
+
+_RSS_PROBE = """
+import sys
+import numpy as np
+impl, heads, tokens, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(0)
+q, k, v, dout = (rng.standard_normal(({batch}, heads, tokens, d), dtype=np.float32) for _ in range(4))
+if impl == "torch":
+    import torch, torch.nn.functional as F
+    torch.set_num_threads({threads})
+    tq, tk, tv = (torch.from_numpy(a).requires_grad_() for a in (q, k, v))
+    run = lambda: F.scaled_dot_product_attention(tq, tk, tv).backward(torch.from_numpy(dout))
+else:
+    from tinydiff import kernels as K
+    fwd, bwd = ((K.attention_forward, K.attention_backward) if impl == "numba"
+                else (K.attention_forward_ref, K.attention_backward_ref))
+    def run():
+        out, lse = fwd(q, k, v)
+        bwd(dout, q, k, v, out, lse)
+    small = [a[:1, :1, :2] for a in (q, k, v, dout)]  # compile / load kernels before measuring
+    if impl == "numba":
+        out, lse = fwd(*small[:3]); bwd(small[3], *small[:3], out, lse)
+def status_kb(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+before = status_kb("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # Linux: reset the peak-RSS mark (VmHWM) to the current RSS
+run()
+print(status_kb("VmHWM:") - before)
+"""
+
+
+def rss_peak_mb(impl, heads, tokens, d):
+    """Growth of peak resident memory (MB) over one fwd+bwd, in a fresh process (Linux only).
+
+    The peak mark is reset just before the call, so this is the call's peak above the memory
+    the process already held. Same method for every column, so the columns compare; memory the
+    allocator recycles from before the call is not counted, which makes it a lower bound.
+    """
+    code = _RSS_PROBE.format(batch=BATCH, threads=numba.get_num_threads())
+    done = subprocess.run([sys.executable, "-c", code, impl, str(heads), str(tokens), str(d)],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.strip()) / 1024  # ru_maxrss is in KB on Linux
+
+
+def tracemalloc_peak_mb(fn):
+    """Peak of NumPy-allocated memory during fn() (Numba's in-kernel scratch is not traced)."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+# ----------------------------------------------------------------------------------------------
+# running and reporting
+# ----------------------------------------------------------------------------------------------
+
+def threading_layer():
+    """Numba picks its threading layer at the first parallel launch: run one, then ask."""
+    K.group_norm_forward(np.ones((1, 2, 2), np.float32), np.ones(2, np.float32),
+                         np.zeros(2, np.float32), 1, 1e-5)
+    return numba.threading_layer()
+
+
+def environment():
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return {
+        "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+        "torch": torch.__version__ if torch is not None else "not installed",
+        "numba_threads": numba.get_num_threads(),
+        "numba_threading_layer": threading_layer(),
+        "numpy_blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+        "cpu_count": os.cpu_count(),
+        "blas_env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL"))},
+    }
+
+
+def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_reference):
+    rows = []
+    for passname, index, flops in (("fwd", 0, flops_fwd), ("fwd+bwd", 1, flops_fb)):
+        row = {"case": name, "pass": passname, "gflop": None if flops is None else flops / 1e9}
+        for impl in ("reference", "numba", "torch"):
+            if impl not in impls:
+                row[impl] = {"ms": None, "note": "not installed"}
+                continue
+            if impl == "reference" and skip_reference:
+                row[impl] = {"ms": None, "note": "skipped (slow)"}
+                continue
+            reps, warm = (ref_repeats, 1) if impl == "reference" else (repeats, 2)
+            ms = median_ms(impls[impl][index], reps, warm)
+            row[impl] = {"ms": ms, "gflops": None if flops is None else flops / (ms * 1e6)}
+        rows.append(row)
+    return rows
+
+
+def fmt(cell, key, spec):
+    value = cell.get(key)
+    return format(value, spec) if value is not None else cell.get("note", "-")[:14]
+
+
+def print_table(rows, sgemm):
+    head = (f"{'case':<26}{'pass':<9}{'ref ms':>14}{'ref GF/s':>10}{'numba ms':>10}"
+            f"{'numba GF/s':>11}{'torch ms':>14}{'torch GF/s':>11}{'numba/torch':>12}{'% sgemm':>9}")
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        ratio = pct = "-"
+        if row["torch"].get("ms") and row["numba"].get("ms"):
+            row["speedup_vs_torch"] = row["torch"]["ms"] / row["numba"]["ms"]
+            ratio = f"{row['speedup_vs_torch']:.2f}x"
+        if row["numba"].get("gflops") and row["case"].startswith("conv"):
+            row["pct_sgemm"] = 100 * row["numba"]["gflops"] / sgemm
+            pct = f"{row['pct_sgemm']:.0f}%"
+        print(f"{row['case']:<26}{row['pass']:<9}"
+              f"{fmt(row['reference'], 'ms', '.2f'):>14}{fmt(row['reference'], 'gflops', '.1f'):>10}"
+              f"{fmt(row['numba'], 'ms', '.2f'):>10}{fmt(row['numba'], 'gflops', '.1f'):>11}"
+              f"{fmt(row['torch'], 'ms', '.2f'):>14}{fmt(row['torch'], 'gflops', '.1f'):>11}"
+              f"{ratio:>12}{pct:>9}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, skip slow references")
+    parser.add_argument("--only", choices=["conv", "attention", "groupnorm"],
+                        help="run one family of cases")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "kernels.json")
+    args = parser.parse_args(argv)
+    repeats, ref_repeats = (3, 1) if args.quick else (9, 2)
+    if torch is not None:
+        torch.set_num_threads(numba.get_num_threads())
+    env = environment()
+    print("  ".join(f"{k}={v}" for k, v in env.items()))
+    if not env["blas_env"]:
+        print("(no OPENBLAS_*/OMP_*/MKL* variables set)")
+    sgemm = sgemm_gflops(repeats)
+    print(f"measured sgemm (float32 2048^2, NumPy): {sgemm:.1f} GFLOP/s\n")
+
+    rng = np.random.default_rng(0)
+    rows, paths = [], {}
+    wanted = {"conv", "attention", "groupnorm"} if args.only is None else {args.only}
+    for c_in, c_out, hw in CONV_SHAPES if "conv" in wanted else []:
+        name = f"conv3x3 {c_in}->{c_out} {hw}x{hw}"
+        impls, f1, f2 = conv_case(c_in, c_out, hw, rng)
+        paths[name] = conv_path((3, 3), 1, 1)
+        rows += run_case(name, impls, f1, f2, repeats, ref_repeats, skip_reference=False)
+    for heads, tokens, d in ATTENTION_SHAPES if "attention" in wanted else []:
+        name = f"attn h{heads} N=M={tokens} d={d}"
+        impls, f1, f2 = attention_case(heads, tokens, d, rng)
+        paths[name] = ("Numba loop over (batch, head); np.dot on blocks of "
+                       f"{attention_rows(tokens, d)} query rows; polynomial exp; lse saved")
+        rows += run_case(name, impls, f1, f2, repeats, ref_repeats,
+                         skip_reference=args.quick and tokens > 64)
+    if "groupnorm" in wanted:
+        impls, _, _ = group_norm_case(rng)
+        name = "groupnorm (64,64,16,16) g32"
+        paths[name] = "Numba parallel over (sample, group)"
+        rows += run_case(name, impls, None, None, repeats, ref_repeats, skip_reference=False)
+    print_table(rows, sgemm)
+
+    print("\npaths that ran (numba column):")
+    for name, path in paths.items():
+        print(f"  {name:<28}{path}")
+
+    print("\nattention fwd+bwd peak memory, MB (RSS growth in a fresh process; tracemalloc of "
+          "NumPy allocations in brackets):")
+    memory = {}
+    for heads, tokens, d in ATTENTION_SHAPES if "attention" in wanted else []:
+        name = f"attn h{heads} N=M={tokens} d={d}"
+        impls, _, _ = attention_case(heads, tokens, d, np.random.default_rng(1))
+        cells = {}
+        for impl in ("reference", "numba", "torch"):
+            if impl not in impls:
+                cells[impl] = "not installed"
+                continue
+            entry = {"rss_mb": rss_peak_mb(impl, heads, tokens, d)}
+            if impl != "torch":
+                entry["tracemalloc_mb"] = tracemalloc_peak_mb(impls[impl][1])
+            memory.setdefault(name, {})[impl] = entry
+            cells[impl] = f"{entry['rss_mb']:.1f}" + (
+                f" [{entry['tracemalloc_mb']:.1f}]" if "tracemalloc_mb" in entry else "")
+        print(f"  {name:<28}" + "  ".join(f"{k}: {v}" for k, v in cells.items()))
+    print("  (inputs q, k, v, dout alone take "
+          + ", ".join(f"{4 * 4 * BATCH * h * n * d / 2**20:.1f} MB (N={n})"
+                      for h, n, d in ATTENTION_SHAPES) + ")")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": env, "sgemm_gflops": sgemm, "batch": BATCH,
+                                    "rows": rows, "paths": paths, "attention_memory": memory},
+                                   indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ import math
 import numpy as np
 from scipy.special import erf
 
+from tinydiff import kernels
 from tinydiff.nn.checks import check_float_array
 from tinydiff.nn.init import generator
 from tinydiff.nn.module import Module
@@ -17,18 +18,19 @@ def sigmoid(x):
 
 
 class SiLU(Module):
-    """SiLU / swish: y = x * sigmoid(x) (Elfwing et al. 2018; Ramachandran et al. 2017)."""
+    """SiLU / swish: y = x * sigmoid(x) (Elfwing et al. 2018; Ramachandran et al. 2017).
+
+    The fused kernel (tinydiff.kernels.silu_forward/backward) caches only x: backward
+    recomputes sigmoid(x) and uses d/dx [x s(x)] = s + x s (1 - s)."""
 
     def forward(self, x):
         check_float_array(x, "x")
-        s = sigmoid(x)
-        self.save_for_backward(x, s)
-        return x * s
+        self.save_for_backward(x)
+        return kernels.silu_forward(x)
 
     def backward(self, grad_out):
-        x, s = self.saved()
-        # d/dx [x s(x)] = s + x s (1 - s)
-        return grad_out * (s * (1.0 + x * (1.0 - s)))
+        (x,) = self.saved()
+        return kernels.silu_backward(grad_out, x)
 
 
 # Python floats, so float32 arrays stay float32 (NumPy scalars would promote them).

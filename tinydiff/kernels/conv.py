@@ -21,7 +21,6 @@ because each column is reused only O times.
 
 import numba
 import numpy as np
-from numba import prange
 
 # The column matrix is built and consumed a few images at a time. A buffer of a few MB stays in
 # the shared L3 cache between im2col writing it and BLAS reading it, and is allocated once per call
@@ -57,19 +56,22 @@ def _padded_plane(plane, padding):
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
     """Fill column (c*kH + p)*kW + q, position i*Wo + j, of image b with
     xpad[b, c, i*stride + p, j*stride + q].
 
-    x: (B, C, H, W); cols: (B, C*kH*kW, Ho*Wo), or (C*kH*kW, B, Ho*Wo) if rows_first. One task per
-    (b, c) plane; each pads its plane into a small private buffer first, because per-row bounds
-    tests cost more than the copy itself on rows only 8-32 pixels long.
+    x: (B, C, H, W); cols: (B, C*kH*kW, Ho*Wo), or (C*kH*kW, B, Ho*Wo) if rows_first. Each (b, c)
+    plane is padded into a small buffer first, because per-row bounds tests cost more than the
+    copy itself on rows only 8-32 pixels long; planes are visited in the order their columns
+    lie in memory.
     """
     n_b, n_c = x.shape[:2]
-    for bc in prange(n_b * n_c):
-        b = bc // n_c
-        c = bc % n_c
+    for bc in range(n_b * n_c):
+        if rows_first:
+            c, b = bc // n_b, bc % n_b
+        else:
+            b, c = bc // n_c, bc % n_c
         xpad = _padded_plane(x[b, c], padding)  # (H + 2*pad, W + 2*pad)
         for p in range(k_h):
             for q in range(k_w):
@@ -85,15 +87,15 @@ def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
                             dst[i * w_out + j] = xpad[i * stride + p, j * stride + q]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
     """Adjoint of _im2col: dx[b, c, h, w] = sum of every dcols entry that im2col copied from it.
 
-    dcols: (B, C*kH*kW, Ho*Wo); dx: (B, C, H, W), overwritten. One task per (b, c) plane, so no
-    two threads ever add into the same pixel; gradient landing on the padding is dropped.
+    dcols: (B, C*kH*kW, Ho*Wo); dx: (B, C, H, W), overwritten; gradient landing on the padding
+    is dropped.
     """
     n_b, n_c, h_in, w_in = dx.shape
-    for bc in prange(n_b * n_c):
+    for bc in range(n_b * n_c):
         b = bc // n_c
         c = bc % n_c
         dxpad = np.zeros((h_in + 2 * padding, w_in + 2 * padding), dtype=dx.dtype)

@@ -2,5 +2,6 @@
 
 from tinydiff.models.mlp import MLPDenoiser
 from tinydiff.models.unet import UNet2DModel
+from tinydiff.models.vae import AutoencoderKL, DiagonalGaussian
 
-__all__ = ["MLPDenoiser", "UNet2DModel"]
+__all__ = ["AutoencoderKL", "DiagonalGaussian", "MLPDenoiser", "UNet2DModel"]

@@ -1,11 +1,13 @@
 """The residual block of diffusion UNets (Ho et al. 2020, appendix B; diffusers' ResnetBlock2D):
 
     h   = conv1(silu(norm1(x)))
-    h   = h + time_emb_proj(silu(temb))[:, :, None, None]
+    h   = h + time_emb_proj(silu(temb))[:, :, None, None]      (only with temb_channels)
     h   = conv2(dropout(silu(norm2(h))))
     out = (shortcut(x) + h) / output_scale_factor
 
 shortcut is a 1x1 convolution when the channel count changes, the identity otherwise.
+With temb_channels=None the block has no time embedding at all (no time_emb_proj), as in
+the encoder and decoder of diffusers' AutoencoderKL.
 """
 
 from tinydiff.nn import Conv2d, Dropout, GroupNorm, Linear, Module, SiLU
@@ -13,14 +15,16 @@ from tinydiff.nn import Conv2d, Dropout, GroupNorm, Linear, Module, SiLU
 
 class ResnetBlock2D(Module):
     """forward(x (B, C_in, H, W), temb (B, T_emb)) -> (B, C_out, H, W);
-    backward(dout) -> (dx, dtemb)."""
+    backward(dout) -> (dx, dtemb).
+
+    With temb_channels=None: forward(x) -> (B, C_out, H, W) and backward(dout) -> dx."""
 
     def __init__(self, in_channels, out_channels, temb_channels, groups=32, eps=1e-5, dropout=0.0,
                  output_scale_factor=1.0, rng=None):
         super().__init__()
         self.norm1 = GroupNorm(groups, in_channels, eps)
         self.conv1 = Conv2d(in_channels, out_channels, 3, padding=1, rng=rng)
-        self.time_emb_proj = Linear(temb_channels, out_channels, rng=rng)
+        self.time_emb_proj = Linear(temb_channels, out_channels, rng=rng) if temb_channels is not None else None
         self.norm2 = GroupNorm(groups, out_channels, eps)
         self.dropout = Dropout(dropout, rng=rng)
         self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, rng=rng)
@@ -29,9 +33,15 @@ class ResnetBlock2D(Module):
         self.act1, self.act_temb, self.act2 = SiLU(), SiLU(), SiLU()
         self.output_scale_factor = float(output_scale_factor)
 
-    def forward(self, x, temb):
+    def forward(self, x, temb=None):
+        if (temb is None) != (self.time_emb_proj is None):
+            raise ValueError(
+                "ResnetBlock2D: pass temb exactly when the block was built with temb_channels "
+                f"(temb_channels={'None' if self.time_emb_proj is None else self.time_emb_proj.weight.shape[1]}, "
+                f"temb {'missing' if temb is None else 'given'})")
         h = self.conv1(self.act1(self.norm1(x)))
-        h = h + self.time_emb_proj(self.act_temb(temb))[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
+        if self.time_emb_proj is not None:
+            h = h + self.time_emb_proj(self.act_temb(temb))[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
         h = self.conv2(self.dropout(self.act2(self.norm2(h))))
         skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
         return (skip + h) / self.output_scale_factor
@@ -39,7 +49,9 @@ class ResnetBlock2D(Module):
     def backward(self, grad_out):
         g = grad_out / self.output_scale_factor
         dh = self.norm2.backward(self.act2.backward(self.dropout.backward(self.conv2.backward(g))))
-        dtemb = self.act_temb.backward(self.time_emb_proj.backward(dh.sum(axis=(2, 3))))
         dx = self.norm1.backward(self.act1.backward(self.conv1.backward(dh)))
         dx = dx + (g if self.conv_shortcut is None else self.conv_shortcut.backward(g))
+        if self.time_emb_proj is None:
+            return dx
+        dtemb = self.act_temb.backward(self.time_emb_proj.backward(dh.sum(axis=(2, 3))))
         return dx, dtemb

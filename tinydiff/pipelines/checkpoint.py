@@ -122,8 +122,10 @@ def model_classes():
     # imported here: config names map to these classes, and pipelines sit above models
     from tinydiff.models import MLPDenoiser, UNet2DModel
     from tinydiff.models.classifier import ConvClassifier
+    from tinydiff.models.vae import AutoencoderKL
 
-    return {"UNet2DModel": UNet2DModel, "MLPDenoiser": MLPDenoiser, "ConvClassifier": ConvClassifier}
+    return {"UNet2DModel": UNet2DModel, "MLPDenoiser": MLPDenoiser, "ConvClassifier": ConvClassifier,
+            "AutoencoderKL": AutoencoderKL}
 
 
 def model_from_config(config, source="config"):

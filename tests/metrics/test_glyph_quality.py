@@ -1,0 +1,91 @@
+"""GlyphJudge on a classifier whose predictions we decide in advance.
+
+The head of a ConvClassifier is linear in the body's features. For 40 images the features
+(40, 48) have full row rank, so the head's weights can be solved for (least squares, exact
+here) to give any logits we choose; the judge's recognised share, histogram and agreement are
+then known numbers.
+"""
+
+import numpy as np
+import pytest
+
+from tinydiff.data import GlyphDataset
+from tinydiff.metrics import GlyphJudge, feature_statistics, frechet_distance
+from tinydiff.models.classifier import ConvClassifier
+
+NUM = 40
+# P(top class) = e^m / (e^m + 9) with the other nine logits at 0: m = 8 gives 0.997
+# (recognised, >= 0.9), m = 1 gives 0.23 (not recognised).
+CONFIDENT_LOGIT, UNSURE_LOGIT = 8.0, 1.0
+
+
+@pytest.fixture(scope="module")
+def glyphs():
+    images, labels = GlyphDataset(seed=3).get(np.arange(120))
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def rigged():
+    """(classifier, images (NUM, 1, 32, 32), chosen classes (NUM,), chosen confidence (NUM,) bool)."""
+    rng = np.random.default_rng(0)
+    classifier = ConvClassifier(widths=(8, 16, 48), rng=rng).eval()
+    images, _ = GlyphDataset(seed=11).get(np.arange(NUM))
+    classes = np.array([0] * 12 + [3] * 10 + [7] * 8 + list(range(10)))  # 40 choices, uneven
+    confident = np.arange(NUM) % 4 != 0                                  # 30 of 40 confident
+    wanted = np.zeros((NUM, 10))
+    wanted[np.arange(NUM), classes] = np.where(confident, CONFIDENT_LOGIT, UNSURE_LOGIT)
+    features = classifier.features(images).astype(np.float64)  # (NUM, 48)
+    weight, *_ = np.linalg.lstsq(features, wanted, rcond=None)  # (48, 10)
+    classifier.head.weight.data[...] = weight.T
+    classifier.head.bias.data[...] = 0.0
+    # the rig must really produce the logits we asked for, or the test below proves nothing
+    np.testing.assert_allclose(classifier(images), wanted, atol=1e-3)
+    return classifier, images, classes, confident
+
+
+def test_scores_are_the_rigged_predictions(rigged, glyphs):
+    classifier, images, classes, confident = rigged
+    judge = GlyphJudge(classifier, glyphs[0][:48], batch_size=16)  # batches of 16 must join up
+    result = judge.score(images)
+    assert result["n"] == NUM
+    assert result["recognised"] == pytest.approx(confident.mean())
+    np.testing.assert_allclose(result["histogram"], np.bincount(classes, minlength=10) / NUM)
+    assert result["histogram"].sum() == pytest.approx(1.0)
+    assert "agreement" not in result
+
+
+def test_agreement_counts_requested_labels_matching_the_prediction(rigged, glyphs):
+    classifier, images, classes, _ = rigged
+    judge = GlyphJudge(classifier, glyphs[0][:48])
+    asked = classes.copy()
+    asked[:10] = (asked[:10] + 1) % 10  # ten requests the "model" got wrong
+    assert judge.score(images, labels=asked)["agreement"] == pytest.approx(30 / NUM)
+    assert judge.score(images, labels=classes)["agreement"] == 1.0
+
+
+def test_frechet_is_zero_for_the_reference_and_grows_with_a_shift(glyphs):
+    images, _ = glyphs
+    classifier = ConvClassifier(widths=(4, 8, 16), groups=4, rng=np.random.default_rng(1))
+    judge = GlyphJudge(classifier, images, batch_size=64)
+    assert not classifier.training  # the judge measures in eval mode
+    same = judge.score(images)["frechet"]
+    ref_trace = np.trace(judge.reference_stats[1])
+    assert abs(same) < 1e-6 * ref_trace
+    # brighter strokes and background, then more so: the feature distribution drifts away
+    slightly = judge.score(np.clip(images + 0.3, -1, 1))["frechet"]
+    strongly = judge.score(np.clip(images + 0.9, -1, 1))["frechet"]
+    assert 1e-3 * ref_trace < slightly < strongly
+    # the judge's number is the Frechet distance of the classifier's features, nothing else
+    shifted = np.clip(images + 0.3, -1, 1)
+    direct = frechet_distance(*feature_statistics(classifier.features(shifted)),
+                              *feature_statistics(classifier.features(images)))
+    assert slightly == pytest.approx(direct, rel=1e-6)
+
+
+def test_other_real_glyphs_are_closer_than_noise(glyphs):
+    images, _ = glyphs
+    judge = GlyphJudge(ConvClassifier(widths=(4, 8, 16), groups=4, rng=np.random.default_rng(2)), images)
+    fresh, _ = GlyphDataset(seed=99).get(np.arange(120))
+    noise = np.random.default_rng(5).uniform(-1, 1, images.shape).astype(np.float32)
+    assert judge.score(fresh)["frechet"] < 0.2 * judge.score(noise)["frechet"]

@@ -254,9 +254,23 @@ def environment():
 
 
 def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_reference):
+    """Time fwd and fwd+bwd of every implementation of one case.
+
+    Numba and torch are timed in alternation, so that load from elsewhere on the machine falls
+    on both columns alike. Each turn makes one untimed call first: the other library's OpenMP
+    workers may still be spinning from its last call, and that cost belongs to neither. The
+    reference runs on its own, fewer times.
+    """
     rows = []
     for passname, index, flops in (("fwd", 0, flops_fwd), ("fwd+bwd", 1, flops_fb)):
         row = {"case": name, "pass": passname, "gflop": None if flops is None else flops / 1e9}
+        fast = [impl for impl in ("numba", "torch") if impl in impls]
+        for impl in fast:
+            median_ms(impls[impl][index], 0, 2)  # warm-up: compile, load caches, size pools
+        times = {impl: [] for impl in fast}
+        for _ in range(repeats):
+            for impl in fast:
+                times[impl].append(median_ms(impls[impl][index], 1, 1))
         for impl in ("reference", "numba", "torch"):
             if impl not in impls:
                 row[impl] = {"ms": None, "note": "not installed"}
@@ -264,8 +278,8 @@ def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_refere
             if impl == "reference" and skip_reference:
                 row[impl] = {"ms": None, "note": "skipped (slow)"}
                 continue
-            reps, warm = (ref_repeats, 1) if impl == "reference" else (repeats, 2)
-            ms = median_ms(impls[impl][index], reps, warm)
+            ms = (median_ms(impls[impl][index], ref_repeats, 1) if impl == "reference"
+                  else float(np.median(times[impl])))
             row[impl] = {"ms": ms, "gflops": None if flops is None else flops / (ms * 1e6)}
         rows.append(row)
     return rows

@@ -1,39 +1,46 @@
 """conv2d forward and backward: Numba im2col/col2im around BLAS matrix products.
 
 How it works. A convolution is a matrix product once every input window is laid out as a
-column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo),
+column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo) and W2 = w.reshape(O, C*kH*kW),
 
-    forward          y[b]  = W2 @ cols[b]              W2 = w.reshape(O, C*kH*kW)
-    backward input   dcols[b] = W2^T @ dy[b],  then col2im scatters dcols back onto dx
-    backward weight  dW2   = dY2 @ COLS^T              one product over all B*Ho*Wo columns
+    forward          y[b]     = W2 @ cols[b]            one sgemm per image
+    backward input   dcols[b] = W2^T @ dy[b]            one sgemm per image, then col2im
+                                                        scatters dcols back onto dx
+    backward weight  dW2^T    = COLS @ DY^T             one sgemm per chunk of images, whose
+                                                        B*Ho*Wo columns join the reduction
 
-im2col and col2im are parallel Numba loops over (image, channel) planes: each plane is written by
-exactly one thread, so col2im's scatter-add needs no atomics. The products run in NumPy's BLAS
-(np.matmul) outside Numba, which is already multi-threaded; calling BLAS from inside a prange
-loop would put BLAS threads on top of Numba threads on the same cores. A 1x1, stride-1,
-unpadded convolution needs no im2col at all: the input already is the column matrix.
+The batch is processed in chunks whose column buffer is about _CHUNK_BYTES, built and consumed
+while it sits in the L3 cache. im2col/col2im are plain (serial) Numba loops; the products run in
+NumPy's multi-threaded BLAS. Keeping Numba's parallel loops out of this file is deliberate: with
+Numba's OpenMP layer, worker threads keep spinning for a while after each parallel region and
+then compete with the BLAS threads for the same cores, which made the whole convolution about
+three times slower on 2 cores than running im2col serially. A 1x1, stride-1, unpadded
+convolution needs no im2col at all: the input already is the column matrix.
 
-What bounds it. The products are ~97% of the FLOPs and run at BLAS sgemm speed; im2col/col2im
-move C*kH*kW*B*Ho*Wo elements (75 MB for 32 channels at 32x32, B=64, float32) and are bound by
-memory bandwidth. Thin products (few channels: O or C*kH*kW below ~64) run well below peak
-because each column is reused only O times.
+What bounds it. The products carry all the FLOPs and run at what OpenBLAS reaches for these thin
+shapes (M = C_out = 32-128 rows): 60-90% of its square-matrix sgemm speed. im2col/col2im move
+C*kH*kW*B*Ho*Wo elements (75 MB for 32 channels at 32x32, B=64, float32) on one core and take
+15-20% of the time at 32 channels.
 """
+
+import threading
 
 import numba
 import numpy as np
 
-# The column matrix is built and consumed a few images at a time. A buffer of a few MB stays in
-# the shared L3 cache between im2col writing it and BLAS reading it, and is allocated once per call
-# (the whole-batch matrix is 75 MB for 32 channels at 32x32 -- mostly page faults and DRAM traffic).
+# The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
+# shared L3 cache (32 MB here) between im2col writing it and BLAS reading it, and is reused by
+# malloc from call to call (the whole-batch matrix, 75 MB for 32 channels at 32x32, would be
+# mmap-ed and page-faulted afresh on every call).
 _CHUNK_BYTES = 16 * 2**20
 
 
 def describe_path(kernel_hw, stride, padding):
     """Which fast path conv2d_* takes for this geometry, in words (benchmarks print it)."""
     if _is_pointwise(kernel_hw, stride, padding):
-        return "pointwise: no im2col; np.matmul per image, one BLAS product for dW"
-    return ("Numba im2col/col2im; np.matmul per image for y and dcols, "
-            "one BLAS product over B*Ho*Wo columns for dW")
+        return "pointwise: no im2col; BLAS sgemm per image (y, dx), one over the batch (dW)"
+    return (f"serial Numba im2col/col2im in {_CHUNK_BYTES >> 20} MB chunks; "
+            "BLAS sgemm per image (y, dcols) and per chunk (dW)")
 
 
 def _output_hw(input_hw, kernel_hw, stride, padding):
@@ -45,7 +52,7 @@ def _is_pointwise(kernel_hw, stride, padding):
     return tuple(kernel_hw) == (1, 1) and stride == 1 and padding == 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _padded_plane(plane, padding):
     """A zero-bordered copy of one (H, W) plane: the copy loops below then need no bounds tests."""
     h_in, w_in = plane.shape
@@ -56,7 +63,7 @@ def _padded_plane(plane, padding):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
     """Fill column (c*kH + p)*kW + q, position i*Wo + j, of image b with
     xpad[b, c, i*stride + p, j*stride + q].
@@ -87,7 +94,7 @@ def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
                             dst[i * w_out + j] = xpad[i * stride + p, j * stride + q]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
     """Adjoint of _im2col: dx[b, c, h, w] = sum of every dcols entry that im2col copied from it.
 
@@ -113,6 +120,35 @@ def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
         for h in range(h_in):
             for w in range(w_in):
                 dx[b, c, h, w] = dxpad[h + padding, w + padding]
+
+
+def _split(n_items, run_part):
+    """run_part(start, stop) on numba.get_num_threads() contiguous parts of range(n_items), one
+    part per thread, the calling thread taking the first.
+
+    Plain threads around nogil Numba loops rather than prange: they sleep when done, whereas
+    Numba's OpenMP workers spin for milliseconds after each parallel region and steal the cores
+    from the BLAS call that follows.
+    """
+    n_parts = max(1, min(numba.get_num_threads(), n_items))
+    bounds = [n_items * i // n_parts for i in range(n_parts + 1)]
+    errors = []
+
+    def guarded(start, stop):
+        try:
+            run_part(start, stop)
+        except BaseException as error:  # re-raised in the caller below
+            errors.append(error)
+
+    helpers = [threading.Thread(target=guarded, args=(bounds[i], bounds[i + 1]))
+               for i in range(1, n_parts)]
+    for helper in helpers:
+        helper.start()
+    guarded(bounds[0], bounds[1])
+    for helper in helpers:
+        helper.join()
+    if errors:
+        raise errors[0]
 
 
 def _images_per_chunk(n_b, bytes_per_image):
@@ -149,7 +185,9 @@ def conv2d_forward(x, w, b, stride, padding):
         cols = np.empty((chunk, rows, h_out * w_out), dtype=x.dtype)
         for b0 in range(0, n_b, chunk):
             nb = min(chunk, n_b - b0)
-            _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols[:nb], False)
+            x_c, cols_c = x[b0:b0 + nb], cols[:nb]
+            _split(nb, lambda i, j: _im2col(x_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
+                                            cols_c[i:j], False))
             # (O, C*kH*kW) @ (nb, C*kH*kW, Ho*Wo) -> (nb, O, Ho*Wo), one sgemm per image
             np.matmul(w2, cols[:nb], out=y[b0:b0 + nb])
     if b is not None:
@@ -188,7 +226,9 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
         nb = min(chunk, n_b - b0)
         # (C*kH*kW, O) @ (nb, O, Ho*Wo) -> (nb, C*kH*kW, Ho*Wo)
         np.matmul(w2_t, dy3[b0:b0 + nb], out=dcols[:nb])
-        _col2im(dcols[:nb], k_h, k_w, stride, padding, h_out, w_out, dx[b0:b0 + nb])
+        dcols_c, dx_c = dcols[:nb], dx[b0:b0 + nb]
+        _split(nb, lambda i, j: _col2im(dcols_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
+                                        dx_c[i:j]))
     return dx
 
 
@@ -229,7 +269,10 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
         nb = min(chunk, n_b - b0)
         # rows first, so that the chunk's images join the reduction of one product
         cols = cols_buf[:rows * nb * n_pos].reshape(rows, nb, n_pos)
-        _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols, True)
+        x_c = x[b0:b0 + nb]
+        # split by channels, so each thread fills a contiguous block of rows
+        _split(n_c, lambda i, j: _im2col(x_c[:, i:j], k_h, k_w, stride, padding, h_out, w_out,
+                                         cols[i * k_h * k_w:j * k_h * k_w], True))
         dy2 = dy_buf[:n_o * nb * n_pos].reshape(n_o, nb, n_pos)
         dy2[...] = dy3[b0:b0 + nb].transpose(1, 0, 2)  # (nb, O, Ho*Wo) -> (O, nb, Ho*Wo)
         # (C*kH*kW, nb*Ho*Wo) @ (nb*Ho*Wo, O): one sgemm per chunk; OpenBLAS runs this

@@ -1,6 +1,7 @@
 """Scaled dot-product attention forward and backward: blocks of query rows per (batch, head).
 
-How it works. Each (batch, head) pair is one task of a parallel Numba loop. A task walks its
+How it works. The (batch, head) pairs are shared out over numba.get_num_threads() threads
+(threads.py says why not prange); each pair is one iteration of a Numba loop that walks its
 query rows in blocks of R rows. For a block, one small matrix product gives the logits
 S = Q_R K^T (R, M); a row-wise pass finds the max, and a fused pass computes
 P = exp(S / sqrt(D) - max) and the row sums; a second product gives out = P V / rowsum. Only
@@ -9,10 +10,10 @@ the logsumexp per row (lse) is kept: backward rebuilds P = exp(S / sqrt(D) - lse
 -- peak memory is the inputs, the outputs and a few (R, M) blocks per thread.
 
 The products are BLAS calls (np.dot inside Numba): they run at several times the speed of
-hand-written loops at head widths D of 16-64. Calling a multi-threaded BLAS from inside a
-parallel loop would stack BLAS threads on top of Numba's; R is chosen so that each product has at
-most _SERIAL_MNK = 2^18 multiply-adds (m*n*k), the size up to which OpenBLAS runs a product on
-the calling thread, so the only parallelism is Numba's loop over heads.
+hand-written loops at head widths D of 16-64. Calling a multi-threaded BLAS from several threads
+at once would stack BLAS threads on top of ours; R is chosen so that each product has at most
+_SERIAL_MNK = 2^18 multiply-adds (m*n*k), the size up to which OpenBLAS runs a product on the
+calling thread, so the only parallelism is the split over heads.
 
 exp is the costliest elementwise step. LLVM cannot vectorise calls to libm's exp, so
 _exp_rows uses exp(x) = 2^k * 2^f with k an integer written straight into the float's exponent
@@ -28,7 +29,8 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
+
+from tinydiff.kernels.threads import split_run
 
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
@@ -39,7 +41,7 @@ _INV_FACT_F64 = (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320
                  1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _exp_rows(s, scale, shift, bits, sums):
     """s[i, j] = exp(s[i, j] * scale - shift[i]) and sums[i] = sum_j s[i, j].
 
@@ -88,7 +90,7 @@ def _exp_rows(s, scale, shift, bits, sums):
         sums[i] = total
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _row_max(s, out):
     """out[i] = max_j s[i, j]; 16 running maxima so that the comparisons vectorise."""
     n_r, n_k = s.shape
@@ -111,7 +113,7 @@ def _row_max(s, out):
         out[i] = m
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _attention_forward(q, k, v, rows, out, lse, bits_like):
     """q (BH, N, D), k/v (BH, M, D); fills out (BH, N, D) and lse (BH, N).
 
@@ -121,7 +123,7 @@ def _attention_forward(q, k, v, rows, out, lse, bits_like):
     n_bh, n_q, d = q.shape
     n_k = k.shape[1]
     scale = q.dtype.type(1.0 / math.sqrt(d))
-    for h in prange(n_bh):
+    for h in range(n_bh):
         k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
         s = np.empty((rows, n_k), dtype=q.dtype)
         bits = np.empty((rows, n_k), dtype=bits_like.dtype)
@@ -143,14 +145,14 @@ def _attention_forward(q, k, v, rows, out, lse, bits_like):
                 lse[h, i0 + i] = shift[i] + math.log(sums[i])
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _attention_backward(dout, q, k, v, out, lse, rows, dq, dk, dv, bits_like):
     """Fills dq (BH, N, D), dk and dv (BH, M, D); arguments as in _attention_forward."""
     n_bh, n_q, d = q.shape
     n_k = k.shape[1]
     t = q.dtype.type
     scale = t(1.0 / math.sqrt(d))
-    for h in prange(n_bh):
+    for h in range(n_bh):
         k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
         v_t = np.ascontiguousarray(v[h].T)
         p = np.empty((rows, n_k), dtype=q.dtype)
@@ -209,7 +211,9 @@ def attention_forward(q, k, v):
     v3 = np.ascontiguousarray(v).reshape(n_b * n_h, n_k, d)
     out = np.empty_like(q3)
     lse = np.empty((n_b * n_h, n_q), dtype=q.dtype)
-    _attention_forward(q3, k3, v3, _rows_per_block(n_q, n_k, d), out, lse, _bits_like(q.dtype))
+    rows, bits_like = _rows_per_block(n_q, n_k, d), _bits_like(q.dtype)
+    split_run(n_b * n_h, lambda i, j: _attention_forward(q3[i:j], k3[i:j], v3[i:j], rows,
+                                                         out[i:j], lse[i:j], bits_like))
     return out.reshape(n_b, n_h, n_q, d), lse.reshape(n_b, n_h, n_q)
 
 
@@ -238,8 +242,11 @@ def attention_backward(dout, q, k, v, out, lse):
     dq = np.empty_like(q3)
     dk = np.empty_like(k3)
     dv = np.empty_like(v3)
-    _attention_backward(flat(dout, n_q), q3, k3, v3, flat(out, n_q),
-                        np.ascontiguousarray(lse).reshape(bh, n_q), _rows_per_block(n_q, n_k, d),
-                        dq, dk, dv, _bits_like(q.dtype))
+    dout3, out3 = flat(dout, n_q), flat(out, n_q)
+    lse2 = np.ascontiguousarray(lse).reshape(bh, n_q)  # (B, Hd, N) -> (B*Hd, N)
+    rows, bits_like = _rows_per_block(n_q, n_k, d), _bits_like(q.dtype)
+    split_run(bh, lambda i, j: _attention_backward(
+        dout3[i:j], q3[i:j], k3[i:j], v3[i:j], out3[i:j], lse2[i:j], rows,
+        dq[i:j], dk[i:j], dv[i:j], bits_like))
     return (dq.reshape(n_b, n_h, n_q, d), dk.reshape(n_b, n_h, n_k, d),
             dv.reshape(n_b, n_h, n_k, d))

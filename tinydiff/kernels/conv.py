@@ -10,23 +10,23 @@ column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo) and W2 = w.reshape(O, C*
                                                         B*Ho*Wo columns join the reduction
 
 The batch is processed in chunks whose column buffer is about _CHUNK_BYTES, built and consumed
-while it sits in the L3 cache. im2col/col2im are plain (serial) Numba loops; the products run in
-NumPy's multi-threaded BLAS. Keeping Numba's parallel loops out of this file is deliberate: with
-Numba's OpenMP layer, worker threads keep spinning for a while after each parallel region and
-then compete with the BLAS threads for the same cores, which made the whole convolution about
-three times slower on 2 cores than running im2col serially. A 1x1, stride-1, unpadded
-convolution needs no im2col at all: the input already is the column matrix.
+while it sits in the L3 cache. im2col/col2im are Numba loops (nogil) split over
+numba.get_num_threads() plain threads; the products run in NumPy's multi-threaded BLAS. prange
+is avoided on purpose (see threads.py): Numba's OpenMP workers spin after each parallel region
+and compete with the BLAS threads that follow, which made the whole convolution about three
+times slower on 2 cores. A 1x1, stride-1,
+unpadded convolution needs no im2col at all: the input already is the column matrix.
 
 What bounds it. The products carry all the FLOPs and run at what OpenBLAS reaches for these thin
 shapes (M = C_out = 32-128 rows): 60-90% of its square-matrix sgemm speed. im2col/col2im move
-C*kH*kW*B*Ho*Wo elements (75 MB for 32 channels at 32x32, B=64, float32) on one core and take
-15-20% of the time at 32 channels.
+C*kH*kW*B*Ho*Wo elements (75 MB for 32 channels at 32x32, B=64, float32) and take 15-20% of the
+time at 32 channels.
 """
-
-import threading
 
 import numba
 import numpy as np
+
+from tinydiff.kernels.threads import split_run
 
 # The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
 # shared L3 cache (32 MB here) between im2col writing it and BLAS reading it, and is reused by
@@ -39,7 +39,7 @@ def describe_path(kernel_hw, stride, padding):
     """Which fast path conv2d_* takes for this geometry, in words (benchmarks print it)."""
     if _is_pointwise(kernel_hw, stride, padding):
         return "pointwise: no im2col; BLAS sgemm per image (y, dx), one over the batch (dW)"
-    return (f"serial Numba im2col/col2im in {_CHUNK_BYTES >> 20} MB chunks; "
+    return (f"Numba im2col/col2im on plain threads, {_CHUNK_BYTES >> 20} MB chunks; "
             "BLAS sgemm per image (y, dcols) and per chunk (dW)")
 
 
@@ -122,35 +122,6 @@ def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
                 dx[b, c, h, w] = dxpad[h + padding, w + padding]
 
 
-def _split(n_items, run_part):
-    """run_part(start, stop) on numba.get_num_threads() contiguous parts of range(n_items), one
-    part per thread, the calling thread taking the first.
-
-    Plain threads around nogil Numba loops rather than prange: they sleep when done, whereas
-    Numba's OpenMP workers spin for milliseconds after each parallel region and steal the cores
-    from the BLAS call that follows.
-    """
-    n_parts = max(1, min(numba.get_num_threads(), n_items))
-    bounds = [n_items * i // n_parts for i in range(n_parts + 1)]
-    errors = []
-
-    def guarded(start, stop):
-        try:
-            run_part(start, stop)
-        except BaseException as error:  # re-raised in the caller below
-            errors.append(error)
-
-    helpers = [threading.Thread(target=guarded, args=(bounds[i], bounds[i + 1]))
-               for i in range(1, n_parts)]
-    for helper in helpers:
-        helper.start()
-    guarded(bounds[0], bounds[1])
-    for helper in helpers:
-        helper.join()
-    if errors:
-        raise errors[0]
-
-
 def _images_per_chunk(n_b, bytes_per_image):
     """Images per im2col chunk: the column buffer stays near _CHUNK_BYTES."""
     return int(min(n_b, max(1, _CHUNK_BYTES // bytes_per_image)))
@@ -186,7 +157,7 @@ def conv2d_forward(x, w, b, stride, padding):
         for b0 in range(0, n_b, chunk):
             nb = min(chunk, n_b - b0)
             x_c, cols_c = x[b0:b0 + nb], cols[:nb]
-            _split(nb, lambda i, j: _im2col(x_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
+            split_run(nb, lambda i, j: _im2col(x_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
                                             cols_c[i:j], False))
             # (O, C*kH*kW) @ (nb, C*kH*kW, Ho*Wo) -> (nb, O, Ho*Wo), one sgemm per image
             np.matmul(w2, cols[:nb], out=y[b0:b0 + nb])
@@ -227,7 +198,7 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
         # (C*kH*kW, O) @ (nb, O, Ho*Wo) -> (nb, C*kH*kW, Ho*Wo)
         np.matmul(w2_t, dy3[b0:b0 + nb], out=dcols[:nb])
         dcols_c, dx_c = dcols[:nb], dx[b0:b0 + nb]
-        _split(nb, lambda i, j: _col2im(dcols_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
+        split_run(nb, lambda i, j: _col2im(dcols_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
                                         dx_c[i:j]))
     return dx
 
@@ -271,7 +242,7 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
         cols = cols_buf[:rows * nb * n_pos].reshape(rows, nb, n_pos)
         x_c = x[b0:b0 + nb]
         # split by channels, so each thread fills a contiguous block of rows
-        _split(n_c, lambda i, j: _im2col(x_c[:, i:j], k_h, k_w, stride, padding, h_out, w_out,
+        split_run(n_c, lambda i, j: _im2col(x_c[:, i:j], k_h, k_w, stride, padding, h_out, w_out,
                                          cols[i * k_h * k_w:j * k_h * k_w], True))
         dy2 = dy_buf[:n_o * nb * n_pos].reshape(n_o, nb, n_pos)
         dy2[...] = dy3[b0:b0 + nb].transpose(1, 0, 2)  # (nb, O, Ho*Wo) -> (O, nb, Ho*Wo)

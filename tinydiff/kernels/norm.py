@@ -1,7 +1,8 @@
-"""Group norm forward and backward (Wu & He 2018): parallel Numba loops over (sample, group).
+"""Group norm forward and backward (Wu & He 2018): Numba loops over (sample, group).
 
-How it works. x is viewed as (B, C, S) with S the product of the trailing dims. Each
-(sample, group) pair is one task of a parallel loop and owns C/G contiguous channel rows.
+How it works. x is viewed as (B, C, S) with S the product of the trailing dims. The samples are
+shared out over numba.get_num_threads() threads (threads.py says why not prange); each
+(sample, group) pair owns C/G contiguous channel rows.
 Forward: one pass for the mean, one for the variance (two passes avoid the cancellation of
 E[x^2] - E[x]^2), one that writes y = (x - mean) * a_c + bias[c] with a_c = rstd * weight[c].
 Backward: one pass gathers per-channel sums of dy and dy * (x - mean); from those come the group
@@ -11,24 +12,25 @@ dx = dy * a_c + (x - mean) * u + v per group. Values are centred before any prod
 cancels when rstd is large; sums accumulate in float64 whatever the input dtype.
 
 What bounds it. Two (forward) or three (backward) streaming passes over arrays that fit in the
-L2/L3 caches at the sizes used here: memory bandwidth, and for small groups the parallel loop's
-start-up cost (a few microseconds).
+L2/L3 caches at the sizes used here: memory bandwidth, and for small inputs the cost of starting
+a thread (tens of microseconds).
 """
 
 import math
 
 import numba
 import numpy as np
-from numba import prange
+
+from tinydiff.kernels.threads import split_run
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _group_norm_forward(x, weight, bias, n_groups, eps, y, mean, rstd):
     """x, y: (B, C, S); weight/bias (C,); fills y, mean (B, G), rstd (B, G)."""
     n_b, n_c, n_s = x.shape
     per_group = n_c // n_groups
     count = per_group * n_s
-    for bg in prange(n_b * n_groups):
+    for bg in range(n_b * n_groups):
         b = bg // n_groups
         g = bg % n_groups
         c0 = g * per_group
@@ -53,14 +55,14 @@ def _group_norm_forward(x, weight, bias, n_groups, eps, y, mean, rstd):
                 y[b, c, s] = (x[b, c, s] - mu_t) * a_t + bias[c]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _group_norm_backward(dy, x, weight, mean, rstd, n_groups, dx, sum_dy, sum_dy_xhat):
     """dy, x, dx: (B, C, S); fills dx and the per-(sample, channel) sums (B, C) of dy and
     dy * xhat, which the caller reduces over the batch into dbias and dweight."""
     n_b, n_c, n_s = x.shape
     per_group = n_c // n_groups
     count = per_group * n_s
-    for bg in prange(n_b * n_groups):
+    for bg in range(n_b * n_groups):
         b = bg // n_groups
         g = bg % n_groups
         c0 = g * per_group
@@ -112,8 +114,9 @@ def group_norm_forward(x, weight, bias, num_groups, eps):
     y = np.empty_like(x3)
     mean = np.empty((n_b, num_groups), dtype=x.dtype)
     rstd = np.empty((n_b, num_groups), dtype=x.dtype)
-    _group_norm_forward(x3, np.ascontiguousarray(weight), np.ascontiguousarray(bias),
-                        num_groups, float(eps), y, mean, rstd)
+    weight, bias = np.ascontiguousarray(weight), np.ascontiguousarray(bias)
+    split_run(n_b, lambda i, j: _group_norm_forward(x3[i:j], weight, bias, num_groups, float(eps),
+                                                    y[i:j], mean[i:j], rstd[i:j]))
     return y.reshape(x.shape), mean, rstd
 
 
@@ -139,8 +142,11 @@ def group_norm_backward(dy, x, weight, mean, rstd, num_groups):
     dx = np.empty_like(x3)
     sum_dy = np.empty((n_b, n_c))
     sum_dy_xhat = np.empty((n_b, n_c))
-    _group_norm_backward(dy3, x3, np.ascontiguousarray(weight), np.ascontiguousarray(mean),
-                         np.ascontiguousarray(rstd), num_groups, dx, sum_dy, sum_dy_xhat)
+    weight = np.ascontiguousarray(weight)
+    mean, rstd = np.ascontiguousarray(mean), np.ascontiguousarray(rstd)
+    split_run(n_b, lambda i, j: _group_norm_backward(
+        dy3[i:j], x3[i:j], weight, mean[i:j], rstd[i:j], num_groups, dx[i:j],
+        sum_dy[i:j], sum_dy_xhat[i:j]))
     dweight = sum_dy_xhat.sum(axis=0).astype(x.dtype)
     dbias = sum_dy.sum(axis=0).astype(x.dtype)
     return dx.reshape(x.shape), dweight, dbias

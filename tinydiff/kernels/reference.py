@@ -19,7 +19,7 @@ import numpy as np
 # ----------------------------------------------------------------------------------------------
 
 def conv_output_size(size, kernel, stride, padding):
-    """Output length of a convolution along one axis: floor((size + 2*pad - kernel) / stride) + 1."""
+    """Output length of a convolution along one axis: (size + 2*pad - kernel) // stride + 1."""
     return (size + 2 * padding - kernel) // stride + 1
 
 

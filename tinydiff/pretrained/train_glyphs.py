@@ -44,7 +44,7 @@ def train_classifier(out, steps):
     return acc
 
 
-def train_unet(out, steps, batch_size, work_dir):
+def train_unet(out, steps, batch_size, work_dir, until=None):
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=2e-3, warmup_steps=100, ema_decay=0.999,
                          seed=UNET_SEED, checkpoint_every=250, sample_every=500)
     model = UNet2DModel(rng=np.random.default_rng(UNET_SEED), **GLYPH_UNET)
@@ -53,8 +53,11 @@ def train_unet(out, steps, batch_size, work_dir):
     trainer = Trainer(model, scheduler, data, config, work_dir)
     started = time.perf_counter()
     resume = (Path(work_dir) / "checkpoints" / "latest").is_file()
-    trainer.run(resume=resume)
+    trainer.run(resume=resume, until=until)
     minutes = (time.perf_counter() - started) / 60
+    if trainer.step < steps:
+        print(f"unet: stopped at step {trainer.step} of {steps} ({minutes:.1f} min); run again to continue")
+        return minutes
     final, _ = load_pipeline(Path(work_dir) / "final")
     from tinydiff.pipelines import save_pipeline
 
@@ -87,13 +90,15 @@ def main(argv=None):
                         help="training folder with checkpoints (resumed if it has any)")
     parser.add_argument("--steps", type=int, default=2000, help="UNet training steps")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--classifier-steps", type=int, default=1500)
+    parser.add_argument("--until", type=int, default=None,
+                        help="stop after this step (train in chunks; the next run resumes)")
+    parser.add_argument("--classifier-steps", type=int, default=600)
     args = parser.parse_args(argv)
     report = {}
     if args.part in ("all", "classifier"):
         report["classifier_accuracy"] = train_classifier(args.out, args.classifier_steps)
     if args.part in ("all", "unet"):
-        report["unet_minutes"] = train_unet(args.out, args.steps, args.batch_size, args.work)
+        report["unet_minutes"] = train_unet(args.out, args.steps, args.batch_size, args.work, args.until)
     if args.part in ("all", "measure"):
         report["quality"] = measure(args.out)
         print(json.dumps(report["quality"], indent=1))

@@ -51,16 +51,21 @@ def attention_rows(tokens, d):
     return _rows_per_block(tokens, tokens, d)
 
 
-def median_ms(fn, repeats, warmup):
-    """Median wall time of fn() in milliseconds after `warmup` untimed calls."""
+def timings_ms(fn, repeats, warmup):
+    """Wall times of `repeats` calls of fn() in milliseconds, after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+        times.append(1e3 * (time.perf_counter() - start))
+    return times
+
+
+def median_ms(fn, repeats, warmup):
+    """Median wall time of fn() in milliseconds after `warmup` untimed calls."""
+    return float(np.median(timings_ms(fn, repeats, warmup)))
 
 
 def sgemm_gflops(repeats):
@@ -258,21 +263,20 @@ def environment():
 def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_reference):
     """Time fwd and fwd+bwd of every implementation of one case.
 
-    Numba and torch are timed in alternation, so that load from elsewhere on the machine falls
-    on both columns alike. Each turn makes one untimed call first: the other library's OpenMP
-    workers may still be spinning from its last call, and that cost belongs to neither. The
-    reference runs on its own, fewer times.
+    Numba and torch are timed in alternating blocks (numba, torch, numba, torch), so that load
+    from elsewhere on the machine falls on both columns alike; each block starts with untimed
+    calls, because the other library's threads (OpenMP workers, OpenBLAS's pool) may still be
+    spinning from its last call and that cost belongs to neither. The reference runs on its own,
+    fewer times.
     """
     rows = []
     for passname, index, flops in (("fwd", 0, flops_fwd), ("fwd+bwd", 1, flops_fb)):
         row = {"case": name, "pass": passname, "gflop": None if flops is None else flops / 1e9}
         fast = [impl for impl in ("numba", "torch") if impl in impls]
-        for impl in fast:
-            median_ms(impls[impl][index], 0, 2)  # warm-up: compile, load caches, size pools
         times = {impl: [] for impl in fast}
-        for _ in range(repeats):
+        for block in range(2):
             for impl in fast:
-                times[impl].append(median_ms(impls[impl][index], 1, 1))
+                times[impl] += timings_ms(impls[impl][index], (repeats + 1 - block) // 2, 2)
         for impl in ("reference", "numba", "torch"):
             if impl not in impls:
                 row[impl] = {"ms": None, "note": "not installed"}
@@ -280,8 +284,8 @@ def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_refere
             if impl == "reference" and skip_reference:
                 row[impl] = {"ms": None, "note": "skipped (slow)"}
                 continue
-            ms = (median_ms(impls[impl][index], ref_repeats, 1) if impl == "reference"
-                  else float(np.median(times[impl])))
+            ms = (float(np.median(timings_ms(impls[impl][index], ref_repeats, 1)))
+                  if impl == "reference" else float(np.median(times[impl])))
             row[impl] = {"ms": ms, "gflops": None if flops is None else flops / (ms * 1e6)}
         rows.append(row)
     return rows

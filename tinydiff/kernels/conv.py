@@ -10,23 +10,21 @@ column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo) and W2 = w.reshape(O, C*
                                                         B*Ho*Wo columns join the reduction
 
 The batch is processed in chunks whose column buffer is about _CHUNK_BYTES, built and consumed
-while it sits in the L3 cache. im2col/col2im are Numba loops (nogil) split over
-numba.get_num_threads() plain threads; the products run in NumPy's multi-threaded BLAS. prange
-is avoided on purpose (see threads.py): Numba's OpenMP workers spin after each parallel region
-and compete with the BLAS threads that follow, which made the whole convolution about three
-times slower on 2 cores. A 1x1, stride-1,
+while it sits in the L3 cache. The products run in NumPy's multi-threaded BLAS; im2col/col2im
+are serial Numba loops, on purpose. Threads of two runtimes take turns here, and each keeps
+spinning for a while after its turn: Numba's OpenMP workers after a prange region (which made
+the whole convolution about three times slower on 2 cores, see threads.py) and OpenBLAS's
+workers after every product, which then hold the second core anyway. A 1x1, stride-1,
 unpadded convolution needs no im2col at all: the input already is the column matrix.
 
 What bounds it. The products carry all the FLOPs and run at what OpenBLAS reaches for these thin
 shapes (M = C_out = 32-128 rows): 60-90% of its square-matrix sgemm speed. im2col/col2im move
 C*kH*kW*B*Ho*Wo elements (75 MB for 32 channels at 32x32, B=64, float32) and take 15-20% of the
-time at 32 channels.
+time at 32 channels, on one core.
 """
 
 import numba
 import numpy as np
-
-from tinydiff.kernels.threads import split_run
 
 # The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
 # shared L3 cache (32 MB here) between im2col writing it and BLAS reading it, and is reused by
@@ -39,7 +37,7 @@ def describe_path(kernel_hw, stride, padding):
     """Which fast path conv2d_* takes for this geometry, in words (benchmarks print it)."""
     if _is_pointwise(kernel_hw, stride, padding):
         return "pointwise: no im2col; BLAS sgemm per image (y, dx), one over the batch (dW)"
-    return (f"Numba im2col/col2im on plain threads, {_CHUNK_BYTES >> 20} MB chunks; "
+    return (f"serial Numba im2col/col2im in {_CHUNK_BYTES >> 20} MB chunks; "
             "BLAS sgemm per image (y, dcols) and per chunk (dW)")
 
 
@@ -52,7 +50,7 @@ def _is_pointwise(kernel_hw, stride, padding):
     return tuple(kernel_hw) == (1, 1) and stride == 1 and padding == 0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True)
 def _padded_plane(plane, padding):
     """A zero-bordered copy of one (H, W) plane: the copy loops below then need no bounds tests."""
     h_in, w_in = plane.shape
@@ -63,7 +61,7 @@ def _padded_plane(plane, padding):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True)
 def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
     """Fill column (c*kH + p)*kW + q, position i*Wo + j, of image b with
     xpad[b, c, i*stride + p, j*stride + q].
@@ -94,7 +92,7 @@ def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
                             dst[i * w_out + j] = xpad[i * stride + p, j * stride + q]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True)
 def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
     """Adjoint of _im2col: dx[b, c, h, w] = sum of every dcols entry that im2col copied from it.
 
@@ -156,9 +154,7 @@ def conv2d_forward(x, w, b, stride, padding):
         cols = np.empty((chunk, rows, h_out * w_out), dtype=x.dtype)
         for b0 in range(0, n_b, chunk):
             nb = min(chunk, n_b - b0)
-            x_c, cols_c = x[b0:b0 + nb], cols[:nb]
-            split_run(nb, lambda i, j: _im2col(x_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
-                                            cols_c[i:j], False))
+            _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols[:nb], False)
             # (O, C*kH*kW) @ (nb, C*kH*kW, Ho*Wo) -> (nb, O, Ho*Wo), one sgemm per image
             np.matmul(w2, cols[:nb], out=y[b0:b0 + nb])
     if b is not None:
@@ -197,9 +193,7 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
         nb = min(chunk, n_b - b0)
         # (C*kH*kW, O) @ (nb, O, Ho*Wo) -> (nb, C*kH*kW, Ho*Wo)
         np.matmul(w2_t, dy3[b0:b0 + nb], out=dcols[:nb])
-        dcols_c, dx_c = dcols[:nb], dx[b0:b0 + nb]
-        split_run(nb, lambda i, j: _col2im(dcols_c[i:j], k_h, k_w, stride, padding, h_out, w_out,
-                                        dx_c[i:j]))
+        _col2im(dcols[:nb], k_h, k_w, stride, padding, h_out, w_out, dx[b0:b0 + nb])
     return dx
 
 
@@ -240,10 +234,7 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
         nb = min(chunk, n_b - b0)
         # rows first, so that the chunk's images join the reduction of one product
         cols = cols_buf[:rows * nb * n_pos].reshape(rows, nb, n_pos)
-        x_c = x[b0:b0 + nb]
-        # split by channels, so each thread fills a contiguous block of rows
-        split_run(n_c, lambda i, j: _im2col(x_c[:, i:j], k_h, k_w, stride, padding, h_out, w_out,
-                                         cols[i * k_h * k_w:j * k_h * k_w], True))
+        _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols, True)
         dy2 = dy_buf[:n_o * nb * n_pos].reshape(n_o, nb, n_pos)
         dy2[...] = dy3[b0:b0 + nb].transpose(1, 0, 2)  # (nb, O, Ho*Wo) -> (O, nb, Ho*Wo)
         # (C*kH*kW, nb*Ho*Wo) @ (nb*Ho*Wo, O): one sgemm per chunk; OpenBLAS runs this

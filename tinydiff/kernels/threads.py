@@ -1,9 +1,10 @@
 """Run a nogil Numba loop on numba.get_num_threads() plain threads.
 
 Why not prange: with Numba's OpenMP threading layer, worker threads keep spinning for
-milliseconds after each parallel region. The conv kernels call NumPy's multi-threaded BLAS right
-after their Numba loops, and the spinning workers then compete with the BLAS threads for the same
-cores; on 2 cores that made a convolution about three times slower. Plain threads started per
+milliseconds after each parallel region. In a network, NumPy's multi-threaded BLAS (the
+convolutions) runs right after Numba kernels (norms, attention), and the spinning workers then
+compete with the BLAS threads for the same cores; on 2 cores a convolution whose im2col ran in
+a prange loop was about three times slower than with a serial im2col. Plain threads started per
 call (tens of microseconds) sleep as soon as their part is done.
 """
 

@@ -3,6 +3,7 @@
     tinydiff --version
     tinydiff info                         versions, Numba threading and the BLAS NumPy uses
     tinydiff train --dataset glyphs ...   train a diffusion model (see tinydiff train --help)
+    tinydiff train-vae --dataset shapes   train an AutoencoderKL (then: tinydiff train --latent DIR)
     tinydiff sample ...                   sample a trained (or the shipped) model to a PNG grid / GIF / npz
     tinydiff export --diffusers DIR       write a model folder diffusers' from_pretrained loads
 """
@@ -119,10 +120,15 @@ def add_train_parser(sub):
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: only at the end)")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
+    p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
+                   "this VAE (a `tinydiff train-vae` output folder or a model folder); the UNet's sample size "
+                   "becomes the latent's and OUT/final gets the VAE in vae/")
+    p.add_argument("--latent-images", type=positive_int, default=8192,
+                   help="with --latent: how many images are encoded once and trained on (default 8192)")
     p.set_defaults(func=cmd_train)
 
 
-def build_denoiser(args, in_channels, num_classes):
+def build_denoiser(args, in_channels, num_classes, sample_size=None):
     from tinydiff.models import MLPDenoiser, UNet2DModel
     import numpy as np
 
@@ -134,7 +140,7 @@ def build_denoiser(args, in_channels, num_classes):
         raise SystemExit(f"tinydiff train: --attention has {len(levels)} entries but --channels has "
                          f"{len(args.channels)}; give one 0/1 per level")
     return UNet2DModel(
-        sample_size=args.image_size, in_channels=in_channels, out_channels=in_channels,
+        sample_size=sample_size or args.image_size, in_channels=in_channels, out_channels=in_channels,
         block_out_channels=args.channels, layers_per_block=args.layers_per_block,
         down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
         up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
@@ -155,13 +161,30 @@ def cmd_train(args):
         num_classes = int(labels.max()) + 1 if labels is not None else None
         if args.dataset == "shapes" and args.class_conditional:
             num_classes = 3
-        model = build_denoiser(args, x0.shape[1] if x0.ndim == 4 else None, num_classes)
+        vae = None
+        if args.latent is not None:
+            from tinydiff.pipelines.latent import latent_source, load_vae_folder
+
+            if x0.ndim != 4:
+                raise ValueError(f"--latent: dataset {args.dataset!r} is not an image data set")
+            vae = load_vae_folder(args.latent)
+            print(f"encoding {args.latent_images} images with the VAE in {args.latent}")
+            data = latent_source(vae, data, args.latent_images, args.batch_size, args.seed,
+                                 labelled=args.class_conditional)
+            x0, _ = data(0)
+        model = build_denoiser(args, x0.shape[1] if x0.ndim == 4 else None, num_classes,
+                               sample_size=x0.shape[2] if vae is not None else None)
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              warmup_steps=min(args.warmup_steps, args.steps - 1), ema_decay=args.ema_decay,
                              min_snr_gamma=args.min_snr_gamma, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
         scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type)
-        trainer = Trainer(model, scheduler, data, config, args.out)
+        if vae is None:
+            trainer = Trainer(model, scheduler, data, config, args.out)
+        else:
+            from tinydiff.pipelines.latent import LatentTrainer
+
+            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff train: {err}") from None
     print(f"training {type(model).__name__} ({model.num_parameters() / 1e6:.2f} M parameters) on "
@@ -171,6 +194,68 @@ def cmd_train(args):
     except (TrainingDiverged, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"tinydiff train: {err}") from None
     print(f"final loss {log[-1][1]:.4f}; model in {args.out / 'final'}; samples in {args.out / 'samples'}")
+    return 0
+
+
+def add_train_vae_parser(sub):
+    p = sub.add_parser("train-vae", help="train a VAE (AutoencoderKL) for latent diffusion", description=(
+        "Train an AutoencoderKL (diffusers' layout) with loss = reconstruction + beta * KL. Writes "
+        "OUT/checkpoints (resumable with --resume), OUT/samples (held-out images over their "
+        "reconstructions) and OUT/final, whose config holds the latent scaling_factor measured on "
+        "held-out images; then `tinydiff train --latent OUT ...` trains a UNet on its latents."))
+    p.add_argument("--dataset", default="shapes", choices=("shapes", "glyphs", "mnist", "folder"),
+                   help="images to encode (default shapes)")
+    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--steps", type=positive_int, default=1600, help="training steps (default 1600)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default 16)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
+    p.add_argument("--beta", type=float, default=1e-3, help="weight of the KL per pixel (default 1e-3)")
+    p.add_argument("--reconstruction", default="l1", choices=("l1", "mse"), help="reconstruction loss (default l1)")
+    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--channels", type=int_list, default=(16, 32, 64),
+                   help="block_out_channels; each level after the first halves the resolution (default 16,32,64: 1/4)")
+    p.add_argument("--latent-channels", type=positive_int, default=4, help="latent channels (default 4)")
+    p.add_argument("--groups", type=positive_int, default=8, help="GroupNorm groups (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints")
+    p.add_argument("--sample-every", type=int, default=400, help="steps between reconstruction grids (0: only at the end)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
+    p.set_defaults(func=cmd_train_vae)
+
+
+def cmd_train_vae(args):
+    import numpy as np
+
+    from tinydiff.models import AutoencoderKL
+    from tinydiff.pipelines import TrainingDiverged
+    from tinydiff.pipelines.data_sources import make_source
+    from tinydiff.pipelines.vae_training import VAETrainConfig, VAETrainer
+
+    try:
+        data = make_source(args.dataset, args.batch_size, args.seed, image_size=args.image_size, path=args.data_path)
+        x0, _ = data(0)
+        n = len(args.channels)
+        vae = AutoencoderKL(
+            in_channels=x0.shape[1], out_channels=x0.shape[1], block_out_channels=args.channels,
+            down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+            latent_channels=args.latent_channels, norm_num_groups=args.groups, sample_size=args.image_size,
+            rng=np.random.default_rng(args.seed))
+        config = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+                                reconstruction=args.reconstruction, warmup_steps=min(100, args.steps - 1),
+                                seed=args.seed, checkpoint_every=args.checkpoint_every,
+                                sample_every=args.sample_every)
+        trainer = VAETrainer(vae, data, config, args.out)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"tinydiff train-vae: {err}") from None
+    print(f"training AutoencoderKL ({vae.num_parameters() / 1e6:.2f} M parameters) on {args.dataset}: "
+          f"{x0.shape[1:]} -> latents {vae.latent_shape(1, args.image_size)[1:]}; output in {args.out}")
+    try:
+        log = trainer.run(resume=args.resume)
+    except (TrainingDiverged, FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"tinydiff train-vae: {err}") from None
+    print(f"final loss {log[-1][1]:.4f}; scaling_factor {vae.config['scaling_factor']:.4f}; VAE in "
+          f"{args.out / 'final'}; reconstructions in {args.out / 'samples'}")
     return 0
 
 
@@ -201,6 +286,7 @@ def cmd_sample(args):
     import numpy as np
 
     from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
+    from tinydiff.pipelines.latent import decode_latents, decode_trajectory, load_pipeline_vae
     from tinydiff.viz.denoise import denoising_frames
     from tinydiff.viz.gif import write_gif
     from tinydiff.viz.tiles import save_image_grid
@@ -208,6 +294,7 @@ def cmd_sample(args):
     folder = args.model or shipped_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)
+        vae = load_pipeline_vae(folder)  # None unless a latent diffusion model
         scheduler = scheduler_from_config(args.scheduler, scheduler_config)
         if args.steps > scheduler.config.num_train_timesteps:
             raise ValueError(f"--steps must be at most {scheduler.config.num_train_timesteps}, got {args.steps}")
@@ -230,6 +317,9 @@ def cmd_sample(args):
     result = sample(model, scheduler, shape, np.random.default_rng(args.seed), args.steps,
                     class_labels=labels, eta=args.eta, record=args.gif is not None, progress=True)
     x, trajectory = result if args.gif else (result, None)
+    if vae is not None:  # the UNet sampled latents: decode them to pixels
+        x = decode_latents(vae, x)
+        trajectory = decode_trajectory(vae, trajectory) if trajectory else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_image_grid(args.out, x)
     print(f"wrote {args.out}")
@@ -261,11 +351,16 @@ def cmd_export(args):
     folder = args.model or shipped_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)
+        from tinydiff.pipelines.latent import load_pipeline_vae
+
+        vae = load_pipeline_vae(folder)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff export: {err}") from None
     if type(model).__name__ != "UNet2DModel":
         raise SystemExit(f"tinydiff export: diffusers has no counterpart of {type(model).__name__}")
-    save_pipeline(args.diffusers, model, scheduler_from_config("ddpm", scheduler_config))
+    save_pipeline(args.diffusers, model, scheduler_from_config("ddpm", scheduler_config), vae=vae)
+    if vae is not None:
+        print(f"wrote the VAE to {args.diffusers / 'vae'} (diffusers.AutoencoderKL.from_pretrained(DIR, subfolder='vae'))")
     print(f"wrote {args.diffusers} (load with diffusers.UNet2DModel.from_pretrained(DIR, subfolder='unet'))")
     return 0
 
@@ -280,6 +375,7 @@ def build_parser():
     info = sub.add_parser("info", help="print versions, Numba threading and the BLAS in use")
     info.set_defaults(func=cmd_info)
     add_train_parser(sub)
+    add_train_vae_parser(sub)
     add_sample_parser(sub)
     add_export_parser(sub)
     return parser

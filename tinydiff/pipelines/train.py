@@ -233,7 +233,8 @@ class Trainer:
             numbers = {"optimizer": {k: v for k, v in opt_state.items() if not isinstance(v, np.ndarray)},
                        "ema": {k: v for k, v in ema_state.items() if not isinstance(v, np.ndarray)}}
             ckpt.write_json(tmp / "optimizer_state.json", numbers)
-            ckpt.write_json(tmp / "scheduler_config.json", scheduler_config(self.scheduler))
+            if self.scheduler is not None:  # a VAE trainer has none
+                ckpt.write_json(tmp / "scheduler_config.json", scheduler_config(self.scheduler))
             ckpt.write_json(tmp / "trainer_state.json", self.trainer_state())
 
         ckpt.write_folder_atomically(self.checkpoint_dir() / name, write)
@@ -286,18 +287,27 @@ class Trainer:
         return save_image_grid(folder / f"step-{self.step:07d}.png", x)
 
 
-def save_pipeline(path, model, scheduler, dtype=np.float32):
+def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
     """A folder in diffusers' pipeline layout: model_index.json, unet/ (config + weights),
-    scheduler/scheduler_config.json. Written atomically as a whole."""
+    scheduler/scheduler_config.json, and vae/ for a latent diffusion model (the UNet then
+    denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole."""
     kind = {"DDPMScheduler": "DDPMScheduler", "DDIMScheduler": "DDIMScheduler"}.get(
         type(scheduler).__name__, "DDPMScheduler")
 
     def write(tmp):
         (tmp / "unet").mkdir()
         (tmp / "scheduler").mkdir()
-        ckpt.write_json(tmp / "model_index.json", {
-            "_class_name": "DDPMPipeline", "unet": ["diffusers", type(model).__name__],
-            "scheduler": ["diffusers", kind]})
+        index = {"_class_name": "DDPMPipeline", "unet": ["diffusers", type(model).__name__],
+                 "scheduler": ["diffusers", kind]}
+        if vae is not None:
+            # diffusers has no unconditional pipeline with an AutoencoderKL; each part loads
+            # with from_pretrained(DIR, subfolder=...)
+            index["_class_name"] = "LatentDiffusionPipeline"
+            index["vae"] = ["diffusers", type(vae).__name__]
+            (tmp / "vae").mkdir()
+            ckpt.write_json(tmp / "vae" / ckpt.CONFIG_NAME, ckpt.model_config(vae))
+            ckpt.save_arrays(tmp / "vae" / ckpt.WEIGHTS_NAME, vae.state_dict(), dtype)
+        ckpt.write_json(tmp / "model_index.json", index)
         ckpt.write_json(tmp / "unet" / ckpt.CONFIG_NAME, ckpt.model_config(model))
         ckpt.save_arrays(tmp / "unet" / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
         ckpt.write_json(tmp / "scheduler" / "scheduler_config.json",

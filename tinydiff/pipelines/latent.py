@@ -1,0 +1,145 @@
+"""Latent diffusion (Rombach et al. 2022): denoise in a VAE's latent space, not in pixels.
+
+    train:   z_0 = scaling_factor * (mean + std * eps),  q(z|x) = N(mean, std^2) = vae.encode(x)
+             then the usual diffusion loss on z_0 (tinydiff.pipelines.train.Trainer)
+    sample:  z_0 ~ reverse process from N(0, I) in latent space;  x = vae.decode(z_0 / scaling_factor)
+
+The data set is encoded once (the encoder is frozen: encoding every step again would cost an
+encoder pass per image for nothing); each step draws fresh eps keyed by (seed, step), so the
+UNet still sees samples of q(z|x), not only its means, and a resumed run sees the same batches.
+A 32x32x3 image becomes a 4x8x8 latent: 12x fewer numbers and 16x fewer positions per UNet
+layer, which is where the cost saving comes from (measured in benchmarks/bench_latent.py).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from tinydiff.models.vae import AutoencoderKL
+from tinydiff.pipelines import checkpoint as ckpt
+from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
+from tinydiff.pipelines.train import Trainer, save_pipeline
+from tinydiff.pipelines.vae_training import in_batches
+from tinydiff.viz.tiles import save_image_grid
+
+
+def encode_images(vae, images, batch_size=128):
+    """(mean, std) of q(z|x) for every image, float32 arrays (N, latent_channels, h, w)."""
+    vae.eval()
+    means, stds = [], []
+    for i in range(0, len(images), batch_size):
+        posterior = vae.encode(images[i:i + batch_size])
+        means.append(posterior.mean)
+        stds.append(posterior.std)
+    return np.concatenate(means).astype(np.float32), np.concatenate(stds).astype(np.float32)
+
+
+class LatentEpochs:
+    """data(step) -> (z_0 (B, C, h, w), labels or None) over a fixed set of encoded images,
+    reshuffled every epoch by (seed, epoch); z_0 = scaling_factor * (mean + std * eps), with
+    eps drawn from (seed, 13, step)."""
+
+    def __init__(self, mean, std, scaling_factor, batch_size, seed, labels=None):
+        if len(mean) < batch_size:
+            raise ValueError(f"batch_size={batch_size} is larger than the encoded data set ({len(mean)} latents)")
+        self.mean, self.std, self.labels = mean, std, labels
+        self.scaling_factor, self.batch_size, self.seed = float(scaling_factor), batch_size, seed
+        self.per_epoch = len(mean) // batch_size
+
+    def __call__(self, step):
+        epoch, k = divmod(step, self.per_epoch)
+        order = np.random.default_rng((self.seed, 11, epoch)).permutation(len(self.mean))
+        idx = order[k * self.batch_size:(k + 1) * self.batch_size]
+        eps = np.random.default_rng((self.seed, 13, step)).standard_normal(self.mean[idx].shape)
+        z = self.scaling_factor * (self.mean[idx] + self.std[idx] * eps)
+        return z.astype(np.float32), (None if self.labels is None else self.labels[idx])
+
+
+def latent_source(vae, data, num_images, batch_size, seed, labelled=False):
+    """Encode the first num_images images of a pixel data source (data(k) for k = 0, 1, ...)
+    and return the LatentEpochs that trains on them."""
+    images, labels, k = [], [], 0
+    while sum(len(x) for x in images) < num_images:
+        x, y = data(k)
+        images.append(x)
+        labels.append(y)
+        k += 1
+    images = np.concatenate(images)[:num_images]
+    labels = np.concatenate(labels)[:num_images] if labelled and labels[0] is not None else None
+    mean, std = encode_images(vae, images)
+    return LatentEpochs(mean, std, vae.config["scaling_factor"], batch_size, seed, labels)
+
+
+def decode_latents(vae, z, batch_size=128):
+    """Images (B, C, H, W) from diffusion latents z (B, c, h, w): vae.decode(z / scaling_factor)."""
+    vae.eval()
+    return in_batches(lambda batch: vae.decode(batch / np.float32(vae.config["scaling_factor"])), z, batch_size)
+
+
+def sample_latent(model, scheduler, vae, num, rng, num_inference_steps=50, class_labels=None, eta=0.0,
+                  record=False, progress=False):
+    """Sample `num` latents with tinydiff.pipelines.sample and decode them to images.
+
+    Returns images (num, C, H, W) float32, and with record=True also the latent trajectory
+    (a list of (t, z_t, predicted z_0), see decode_trajectory)."""
+    c, s = model.config["in_channels"], model.config["sample_size"]
+    result = sample(model, scheduler, (num, c, s, s), rng, num_inference_steps, class_labels=class_labels,
+                    eta=eta, record=record, progress=progress)
+    z, trajectory = result if record else (result, None)
+    images = decode_latents(vae, z)
+    return (images, trajectory) if record else images
+
+
+def decode_trajectory(vae, trajectory):
+    """The latent trajectory decoded to pixels, frame by frame: [(t, decode(z_t), decode(z_0 pred))]."""
+    return [(t, decode_latents(vae, z_t), decode_latents(vae, z0)) for t, z_t, z0 in trajectory]
+
+
+def load_vae_folder(path):
+    """An AutoencoderKL from a model folder, or from `tinydiff train-vae`'s output (its final/)."""
+    path = Path(path)
+    if not (path / ckpt.CONFIG_NAME).is_file() and (path / "final" / ckpt.CONFIG_NAME).is_file():
+        path = path / "final"
+    vae = ckpt.load_model(path)
+    if not isinstance(vae, AutoencoderKL):
+        raise ValueError(f"{path}: holds a {type(vae).__name__}, not an AutoencoderKL")
+    return vae
+
+
+def load_pipeline_vae(path):
+    """The VAE of a latent pipeline folder (vae/), or of the training run a checkpoint folder
+    belongs to (RUN/vae beside RUN/checkpoints); None for a pixel-space model."""
+    path = Path(path)
+    for folder in (path / "vae", path.parent.parent / "vae"):
+        if (folder / ckpt.CONFIG_NAME).is_file() and (folder == path / "vae" or (path / "trainer_state.json").is_file()):
+            return load_vae_folder(folder)
+    return None
+
+
+class LatentTrainer(Trainer):
+    """Trainer for a UNet on VAE latents: data(step) must return scaled latents (LatentEpochs).
+    out_dir also gets vae/ (a copy of the frozen VAE); final/ is a pipeline folder with vae/,
+    and the sample grids are decoded to pixels."""
+
+    def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True):
+        super().__init__(model, scheduler, data, config, out_dir, progress)
+        self.vae = vae
+        if not (self.out_dir / "vae" / ckpt.CONFIG_NAME).is_file():
+            ckpt.save_model(vae, self.out_dir / "vae")
+
+    def save_final(self):
+        with self.ema.swap_in():
+            save_pipeline(self.out_dir / "final", self.model, self.scheduler, vae=self.vae)
+
+    def save_samples(self):
+        cfg = self.config
+        ddim = scheduler_from_config("ddim", scheduler_config(self.scheduler))
+        labels = None
+        if self.model.config.get("num_class_embeds"):
+            labels = np.arange(cfg.num_samples) % self.model.config["num_class_embeds"]
+        with self.ema.swap_in():
+            x = sample_latent(self.model, ddim, self.vae, cfg.num_samples, np.random.default_rng(cfg.seed),
+                              cfg.sample_steps, class_labels=labels)
+        folder = self.out_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        return save_image_grid(folder / f"step-{self.step:07d}.png", x)

@@ -123,13 +123,13 @@ def _attention_forward(q, k, v, rows, out, lse, bits_like):
     n_bh, n_q, d = q.shape
     n_k = k.shape[1]
     scale = q.dtype.type(1.0 / math.sqrt(d))
+    s = np.empty((rows, n_k), dtype=q.dtype)
+    bits = np.empty((rows, n_k), dtype=bits_like.dtype)
+    pv = np.empty((rows, d), dtype=q.dtype)
+    shift = np.empty(rows, dtype=q.dtype)
+    sums = np.empty(rows, dtype=q.dtype)
     for h in range(n_bh):
         k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
-        s = np.empty((rows, n_k), dtype=q.dtype)
-        bits = np.empty((rows, n_k), dtype=bits_like.dtype)
-        pv = np.empty((rows, d), dtype=q.dtype)
-        shift = np.empty(rows, dtype=q.dtype)
-        sums = np.empty(rows, dtype=q.dtype)
         for i0 in range(0, n_q, rows):
             r = min(rows, n_q - i0)
             np.dot(q[h, i0:i0 + r], k_t, s[:r])  # (R, D) @ (D, M): unscaled logits
@@ -152,14 +152,14 @@ def _attention_backward(dout, q, k, v, out, lse, rows, dq, dk, dv, bits_like):
     n_k = k.shape[1]
     t = q.dtype.type
     scale = t(1.0 / math.sqrt(d))
+    p = np.empty((rows, n_k), dtype=q.dtype)
+    ds = np.empty((rows, n_k), dtype=q.dtype)
+    bits = np.empty((rows, n_k), dtype=bits_like.dtype)
+    sums = np.empty(rows, dtype=q.dtype)
+    part = np.empty((n_k, d), dtype=q.dtype)
     for h in range(n_bh):
         k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
         v_t = np.ascontiguousarray(v[h].T)
-        p = np.empty((rows, n_k), dtype=q.dtype)
-        ds = np.empty((rows, n_k), dtype=q.dtype)
-        bits = np.empty((rows, n_k), dtype=bits_like.dtype)
-        sums = np.empty(rows, dtype=q.dtype)
-        part = np.empty((n_k, d), dtype=q.dtype)
         dk[h] = 0
         dv[h] = 0
         for i0 in range(0, n_q, rows):

@@ -62,12 +62,15 @@ def test_conv_kernels_accept_non_contiguous_input():
                  conv2d_backward_weight_ref(dy, x, (3, 3), 1, 1)[0], 1e-10, "dw")
 
 
+@pytest.mark.parametrize("dw_per_image_max", [0, 10**9])  # both ways of summing dW
 @pytest.mark.parametrize("chunk_bytes", [1, 2 * (6 * 3 * 3) * (7 * 6) * 8])  # 1 or 2 images
-def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_bytes):
+def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_bytes,
+                                                            dw_per_image_max):
     # large batches are processed a few images at a time; a tiny budget forces chunks of one or
     # two images, with a shorter chunk left over at the end
     from tinydiff.kernels import conv
     monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "_PER_IMAGE_DW_MAX", dw_per_image_max)
     case = dict(batch=5, c_in=6, c_out=4, hw=(7, 6), kernel=(3, 3), stride=1, padding=1,
                 bias=True, seed=8)
     x, w, b, dy = conv_arrays(case, np.float64)

@@ -13,7 +13,11 @@ FLOP counts (multiply-add = 2 FLOPs), the same for every column:
   dK), so forward+backward = 3x forward. Recomputing Q K^T in backward is not counted as work.
 - group norm: memory-bound, reported in ms only.
 PyTorch runs with torch.set_num_threads(numba.get_num_threads()); its forward+backward is
-autograd through F.conv2d / F.scaled_dot_product_attention / F.group_norm.
+autograd through F.conv2d / F.scaled_dot_product_attention / F.group_norm. The Numba kernels
+use numba.get_num_threads() threads, except that conv's products run in NumPy's BLAS with its
+own thread count (all cores unless OPENBLAS_NUM_THREADS says otherwise; the run prints any
+OPENBLAS_*/OMP_*/MKL* variables). "% sgemm" is the Numba conv's GFLOP/s over the float32
+2048^2 matrix-multiply speed measured at the start of the same run.
 """
 
 import argparse
@@ -282,7 +286,7 @@ def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_refere
                 row[impl] = {"ms": None, "note": "not installed"}
                 continue
             if impl == "reference" and skip_reference:
-                row[impl] = {"ms": None, "note": "skipped (slow)"}
+                row[impl] = {"ms": None, "note": "skipped"}
                 continue
             ms = (float(np.median(timings_ms(impls[impl][index], ref_repeats, 1)))
                   if impl == "reference" else float(np.median(times[impl])))
@@ -293,7 +297,9 @@ def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_refere
 
 def fmt(cell, key, spec):
     value = cell.get(key)
-    return format(value, spec) if value is not None else cell.get("note", "-")[:13]
+    if value is not None:
+        return format(value, spec)
+    return cell.get("note", "-") if key == "ms" else "-"
 
 
 def print_table(rows, sgemm):
@@ -357,6 +363,8 @@ def main(argv=None):
         paths[name] = "Numba loop over (sample, group) on plain threads"
         rows += run_case(name, impls, None, None, repeats, ref_repeats, skip_reference=False)
     print_table(rows, sgemm)
+    if args.quick:
+        print("(--quick: 3 repeats; the reference is not timed for attention at 256 tokens)")
 
     print("\npaths that ran (numba column):")
     for name, path in paths.items():

@@ -116,7 +116,7 @@ def main(argv=None):
     parser.add_argument("--vae-batch-size", type=int, default=16)
     parser.add_argument("--latent-steps", type=int, default=1500)
     parser.add_argument("--latent-batch-size", type=int, default=64)
-    parser.add_argument("--pixel-steps", type=int, default=1000)
+    parser.add_argument("--pixel-steps", type=int, default=700)
     parser.add_argument("--pixel-batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     report = {}

@@ -89,3 +89,32 @@ def test_other_real_glyphs_are_closer_than_noise(glyphs):
     fresh, _ = GlyphDataset(seed=99).get(np.arange(120))
     noise = np.random.default_rng(5).uniform(-1, 1, images.shape).astype(np.float32)
     assert judge.score(fresh)["frechet"] < 0.2 * judge.score(noise)["frechet"]
+
+
+def test_an_eleventh_class_means_not_a_digit(glyphs):
+    """With a "not a digit" output, confident junk is neither recognised nor in the histogram."""
+    rng = np.random.default_rng(2)
+    classifier = ConvClassifier(num_classes=11, widths=(8, 16, 48), rng=rng).eval()
+    images = glyphs[0][:NUM]
+    classes = np.arange(NUM) % 11  # every fourth-ish sample is junk (class 10)
+    wanted = np.zeros((NUM, 11))
+    wanted[np.arange(NUM), classes] = CONFIDENT_LOGIT
+    weight, *_ = np.linalg.lstsq(classifier.features(images).astype(np.float64), wanted, rcond=None)
+    classifier.head.weight.data[...] = weight.T
+    classifier.head.bias.data[...] = 0.0
+    result = GlyphJudge(classifier, glyphs[0][:48]).score(images)
+    junk = classes == 10
+    assert result["junk"] == pytest.approx(junk.mean())
+    assert result["recognised"] == pytest.approx((~junk).mean())
+    np.testing.assert_allclose(result["histogram"], np.bincount(classes[~junk], minlength=10) / NUM)
+
+
+def test_junk_images_are_varied_and_in_range():
+    from tinydiff.pipelines.classifier import junk_images
+
+    x = junk_images(np.random.default_rng(0), 40, GlyphDataset(seed=5))
+    assert x.shape == (40, 1, 32, 32) and x.dtype == np.float32
+    assert x.min() >= -1 and x.max() <= 1
+    assert len({round(float(v), 3) for v in x.std(axis=(1, 2, 3))}) > 30  # not one picture forty times
+    again = junk_images(np.random.default_rng(0), 40, GlyphDataset(seed=5))
+    np.testing.assert_array_equal(x, again)

@@ -1,6 +1,9 @@
 """How good are generated glyphs? Measured with a classifier trained on real glyphs:
 
     recognised   share of samples the classifier assigns to one digit with probability >= 0.9
+    junk         share it files under "not a digit", for a classifier trained with that
+                 11th class (noise, heavily noised or overlapping digits, blobs): without it
+                 a classifier happily calls noise a confident "8"
     histogram    share of samples per predicted digit (are all ten modes covered, evenly?)
     agreement    share whose predicted digit is the one asked for (class-conditional models)
     frechet      Frechet distance between classifier features of samples and of real glyphs
@@ -11,6 +14,7 @@ import numpy as np
 from tinydiff.metrics.frechet import feature_statistics, frechet_distance
 
 CONFIDENT = 0.9
+NUM_DIGITS = 10  # a classifier with an 11th output uses it for "not a digit"
 
 
 def softmax(logits):
@@ -49,11 +53,12 @@ class GlyphJudge:
         features, logits = self.features_and_logits(samples)
         probs = softmax(logits.astype(np.float64))
         predicted = probs.argmax(axis=1)
-        num_classes = probs.shape[1]
+        is_digit = predicted < NUM_DIGITS
         result = {
             "n": len(samples),
-            "recognised": float((probs.max(axis=1) >= CONFIDENT).mean()),
-            "histogram": np.bincount(predicted, minlength=num_classes) / len(samples),
+            "recognised": float(((probs.max(axis=1) >= CONFIDENT) & is_digit).mean()),
+            "junk": float((~is_digit).mean()),
+            "histogram": np.bincount(predicted[is_digit], minlength=NUM_DIGITS) / len(samples),
             "frechet": frechet_distance(*feature_statistics(features), *self.reference_stats),
         }
         if labels is not None:

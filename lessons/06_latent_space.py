@@ -1,0 +1,201 @@
+# %% [markdown]
+# # Lesson 06 — Latent space: diffusion on a VAE's latents
+#
+# **What you will see.** A small variational autoencoder (tinydiff's AutoencoderKL, shipped
+# trained on Shapes) squeezing 32x32x3 images into 4x8x8 latents and back: reconstructions,
+# the four latent channels drawn as images, a walk between two latents, and then the contrast
+# that made Stable Diffusion: images the VAE makes *alone* from random latents, next to images
+# a diffusion model makes *in its latent space*. A table closes the lesson with what one
+# denoising step costs in pixels and in latents.
+#
+# **Why it matters.** A diffusion model calls its network once per step, tens of times per
+# image, at the full resolution of what it denoises. Rombach et al. (2022) split the work: an
+# autoencoder removes the pixel detail a person barely sees (once, cheaply), and the diffusion
+# model spends its steps on the compressed latent — 16x fewer positions here. The VAE alone is
+# also a generative model (decode z ~ N(0, I)), but its samples are blurry and often not valid
+# shapes: its latent prior is too simple. Diffusion learns the real distribution of latents.
+#
+# Run: `python lessons/06_latent_space.py [--out DIR] [--fast]` (a few minutes on 2 cores;
+# retrain the shipped models with `python -m tinydiff.pretrained.train_shapes`).
+
+# %%
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinydiff.data import COLOUR_NAMES, SHAPES, ShapeDataset
+from tinydiff.metrics import count_macs, shapes_quality
+from tinydiff.models import UNet2DModel
+from tinydiff.pipelines import load_pipeline, scheduler_from_config
+from tinydiff.pipelines.latent import decode_latents, load_pipeline_vae, sample_latent
+from tinydiff.pipelines.vae_training import psnr, reconstruct
+from tinydiff.pretrained import HERE
+from tinydiff.viz import new_figure, plot_image_grid, save_figure
+
+parser = argparse.ArgumentParser(description="Lesson 06: latent space")
+parser.add_argument("--out", default=os.path.join("outputs", "06_latent_space"), help="folder for the figures")
+parser.add_argument("--fast", action="store_true", help="fewer samples and steps, for smoke tests")
+args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
+OUT = Path(args.out)
+OUT.mkdir(parents=True, exist_ok=True)
+print(f"figures go to {OUT.resolve()}")
+NUM = 48 if args.fast else 256        # samples per generator
+STEPS = 20 if args.fast else 50       # DDIM steps
+HELD_OUT = 128 if args.fast else 512  # images for the reconstruction PSNR
+BATCH = 16 if args.fast else 64       # batch of the step timings
+
+# %% [markdown]
+# ## The shipped models
+# `shapes_latent` is a pipeline folder like diffusers': `unet/`, `scheduler/` and `vae/`. The
+# VAE's config carries `scaling_factor` = 1 / std of its latents measured on Shapes (Stable
+# Diffusion's 0.18215 was found the same way): the UNet sees z * scaling_factor, with unit
+# variance, the scale its noise schedule assumes.
+
+# %%
+unet, scheduler_config = load_pipeline(HERE / "shapes_latent")
+vae = load_pipeline_vae(HERE / "shapes_latent")
+factor = vae.config["scaling_factor"]
+print(f"VAE: {vae.num_parameters() / 1e6:.2f} M parameters, latent {vae.latent_shape(1)[1:]}, "
+      f"scaling_factor {factor:.4f}")
+print(f"latent UNet: {unet.num_parameters() / 1e6:.2f} M parameters on {unet.config['in_channels']}x"
+      f"{unet.config['sample_size']}x{unet.config['sample_size']} latents")
+held_out, labels = ShapeDataset(seed=2000)[0:HELD_OUT]   # images the VAE never trained on
+
+# %% [markdown]
+# ## Reconstructions
+# encode -> the posterior's mean -> decode. PSNR = 10 log10(2^2 / MSE) for pixels in [-1, 1]:
+# 30 dB means a typical pixel is off by about 0.06 (3% of the range), mostly along edges.
+
+# %%
+rec = reconstruct(vae, held_out)
+score = psnr(rec, held_out)
+print(f"reconstruction PSNR on {len(held_out)} held-out images: {score:.2f} dB")
+fig, axes = new_figure(3, 8, panel_size=(1.3, 1.3))
+error = np.abs(rec[:8] - held_out[:8]).mean(axis=1) * 2 - 1  # mean |error| per pixel, drawn on [-1, 1]
+plot_image_grid(axes, [list(held_out[:8]), list(rec[:8]), list(error)],
+                row_labels=["original", "reconstructed", "|error|"])
+fig.suptitle(f"VAE reconstructions of held-out shapes (PSNR {score:.1f} dB over {HELD_OUT} images)")
+print("saved", save_figure(fig, OUT / "reconstructions.png"))
+
+# %% [markdown]
+# ## What a latent looks like
+# Each image becomes 4 channels of 8x8 numbers. Drawn as grey images (each channel scaled to
+# its own range), they are a coarse, recoloured map of the picture: position and extent are
+# plainly there; colour and shape are spread across the channels. Nothing forces the channels
+# to mean anything a person would name.
+
+# %%
+means = vae.encode(held_out[:6]).mean                     # (6, 4, 8, 8)
+fig, axes = new_figure(6, 5, panel_size=(1.3, 1.3))
+rows = []
+for img, z in zip(held_out[:6], means):
+    chans = [(c - c.min()) / (c.max() - c.min() + 1e-8) * 2 - 1 for c in z]   # each to [-1, 1]
+    rows.append([img] + chans)
+captions = [f"{COLOUR_NAMES[c]}\n{SHAPES[k]}" for c, k in zip(labels.colour[:6], labels.shape[:6])]
+plot_image_grid(axes, rows, row_labels=captions,
+                col_labels=["image", "channel 0", "channel 1", "channel 2", "channel 3"])
+print("saved", save_figure(fig, OUT / "latent_channels.png"))
+
+# %% [markdown]
+# ## A walk between two latents
+# Decode (1 - a) z_A + a z_B for a from 0 to 1. Halfway between a red circle and a blue square
+# the decoder draws something that is neither — often a blend of both colours and both
+# outlines. The latent space is smooth, but most of it is not a valid image: which is why
+# sampling it needs a model of where the images are.
+
+# %%
+pick = [int(np.flatnonzero((labels.shape == 0) & (labels.colour == COLOUR_NAMES.index("red")))[0]),
+        int(np.flatnonzero((labels.shape == 1) & (labels.colour == COLOUR_NAMES.index("blue")))[0])]
+z_a, z_b = vae.encode(held_out[pick]).mean
+alphas = np.linspace(0, 1, 9, dtype=np.float32)
+path = np.stack([(1 - a) * z_a + a * z_b for a in alphas])          # (9, 4, 8, 8)
+walk = vae.decode(path)
+fig, axes = new_figure(1, 9, panel_size=(1.3, 1.3))
+plot_image_grid(axes, [list(walk)], col_labels=[f"a={a:.2f}" for a in alphas])
+fig.suptitle(f"decode((1 - a) z_A + a z_B): {labels.captions[pick[0]]} -> {labels.captions[pick[1]]}")
+print("saved", save_figure(fig, OUT / "interpolation.png"))
+
+# %% [markdown]
+# ## The VAE alone vs diffusion in its latent space
+# Left: decode(z) with z ~ N(0, I), the VAE's own generative model. Right: DDIM sampling of
+# the latent UNet from N(0, I) in the *scaled* latent space, then decode(z / scaling_factor).
+# Both use the same decoder, so any difference comes from where the latents come from.
+# `shapes_quality` checks each sample from its pixels (one shape, clean background, a named
+# colour, a circle/square/triangle) and compares its high-frequency energy with real images.
+
+# %%
+rng = np.random.default_rng(0)
+prior = decode_latents(vae, rng.standard_normal((NUM, 4, 8, 8)).astype(np.float32) * np.float32(factor))
+ddim = scheduler_from_config("ddim", scheduler_config)
+start = time.perf_counter()
+ldm = sample_latent(unet, ddim, vae, NUM, np.random.default_rng(1), STEPS)
+print(f"latent diffusion: {NUM} samples, {STEPS} DDIM steps + decode in {time.perf_counter() - start:.1f} s")
+real = ShapeDataset(seed=2001)[0:NUM][0]
+q_prior, q_ldm, q_real = (shapes_quality(x, real) for x in (prior, ldm, ShapeDataset(seed=2002)[0:NUM][0]))
+print(f"{'':28s} valid  sharpness ratio")
+for name, q in (("real images", q_real), ("VAE decode of N(0, I)", q_prior), ("latent diffusion", q_ldm)):
+    print(f"{name:28s} {q['valid']:.3f}  {q['sharpness_ratio']:.2f}")
+print("latent-diffusion shapes:", q_ldm["shape_histogram"], " colours:", q_ldm["colour_histogram"])
+fig, axes = new_figure(4, 12, panel_size=(1.0, 1.0))
+grid = [list(prior[r * 6:(r + 1) * 6]) + list(ldm[r * 6:(r + 1) * 6]) for r in range(4)]
+plot_image_grid(axes, grid, col_labels=["VAE prior"] + [""] * 5 + ["latent diffusion"] + [""] * 5)
+fig.suptitle(f"left: VAE decode of z ~ N(0, I) (valid {q_prior['valid']:.0%}, sharpness "
+             f"{q_prior['sharpness_ratio']:.2f})   right: latent diffusion, DDIM {STEPS} steps "
+             f"(valid {q_ldm['valid']:.0%}, sharpness {q_ldm['sharpness_ratio']:.2f})", fontsize="medium")
+print("saved", save_figure(fig, OUT / "vae_vs_latent_diffusion.png"))
+
+# %% [markdown]
+# ## What a step costs
+# Multiply-accumulates of one UNet forward pass per image, counted by running it
+# (`tinydiff.metrics.count_macs`; FLOPs = 2 x MACs), and wall time of a batch (64; 16 with
+# --fast). The pixel
+# UNet is the one benchmarks/bench_latent.py compares against: the glyph model's size, on
+# 3x32x32. Every conv layer's cost is (positions) x (C_in x C_out x 9): the latent UNet works
+# on 8x8 = 64 positions instead of 1024, which pays for wider channels and still leaves a
+# several-fold saving. The decoder runs once per sample, not once per step, so over 50 steps
+# it adds little.
+
+# %%
+pixel_unet = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(32, 64, 64),
+                         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+                         up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8,
+                         rng=np.random.default_rng(0))   # cost only: weights do not change it
+
+
+def step_cost(model, shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    t = np.full(shape[0], 500)
+    mflops = 2 * count_macs(model, x[:1], t[:1]) / 1e6
+    model.eval()
+    model(x, t)                                  # warm-up
+    start = time.perf_counter()
+    for _ in range(2 if args.fast else 4):
+        model(x, t)
+    return mflops, (time.perf_counter() - start) / (2 if args.fast else 4) * 1e3
+
+
+pixel_cost = step_cost(pixel_unet, (BATCH, 3, 32, 32))
+latent_cost = step_cost(unet, (BATCH, 4, 8, 8))
+decode_mflops = 2 * count_macs(vae.decode, np.zeros((1, 4, 8, 8), np.float32)) / 1e6
+print(f"{'':14s} {'MFLOPs/image':>13s} {f'ms/step ({BATCH})':>13s}")
+print(f"{'pixel UNet':14s} {pixel_cost[0]:13.1f} {pixel_cost[1]:13.0f}")
+print(f"{'latent UNet':14s} {latent_cost[0]:13.1f} {latent_cost[1]:13.0f}")
+print(f"{'VAE decode':14s} {decode_mflops:13.1f}   (once per sample)")
+flops_ratio = pixel_cost[0] / latent_cost[0]
+per_sample = (STEPS * pixel_cost[0]) / (STEPS * latent_cost[0] + decode_mflops)
+print(f"a latent step needs {flops_ratio:.1f}x fewer FLOPs ({pixel_cost[1] / latent_cost[1]:.1f}x less time here); "
+      f"a whole {STEPS}-step sample {per_sample:.1f}x fewer FLOPs, decode included")
+
+# %% [markdown]
+# ## What this lesson showed (checked)
+
+# %%
+assert score >= 28.0, f"reconstruction PSNR {score:.2f} dB"
+assert flops_ratio >= 4.0, flops_ratio
+assert q_ldm["valid"] > q_prior["valid"] + 0.3, (q_ldm["valid"], q_prior["valid"])
+assert abs(q_ldm["sharpness_ratio"] - 1) < abs(q_prior["sharpness_ratio"] - 1), (q_ldm, q_prior)
+assert q_real["valid"] == 1.0
+print("all checks passed")

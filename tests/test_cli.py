@@ -94,3 +94,13 @@ def test_exported_folder_loads_in_diffusers(tmp_path):
     expected = theirs(torch.tensor(x), torch.tensor(t), class_labels=torch.tensor(labels)).sample.detach().numpy()
     np.testing.assert_allclose(ours.eval()(x, t, labels), expected, rtol=1e-4, atol=1e-5)
     assert scheduler.config.beta_schedule == "squaredcos_cap_v2"
+
+
+def test_sample_without_a_shipped_model_says_what_to_do(tmp_path, monkeypatch):
+    import pytest
+
+    import tinydiff.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "glyph_model_dir", lambda: tmp_path / "none")
+    with pytest.raises(SystemExit, match="tinydiff train --dataset glyphs"):
+        main(["sample", "--out", str(tmp_path / "x.png")])

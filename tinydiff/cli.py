@@ -278,8 +278,17 @@ def add_sample_parser(sub):
     p.set_defaults(func=cmd_sample)
 
 
-def shipped_model_dir():
-    return Path(__file__).parent / "pretrained" / "glyphs"
+def default_model_dir():
+    """The shipped glyph model; a clear exit when this installation has none."""
+    from tinydiff.pretrained import glyph_model_dir
+
+    folder = glyph_model_dir()
+    if not (folder / "model_index.json").is_file():
+        raise SystemExit(
+            "tinydiff: no --model given and this installation has no shipped glyph model; train one, e.g.\n"
+            "  tinydiff train --dataset glyphs --class-conditional --out runs/glyphs\n"
+            "and pass --model runs/glyphs/final (or retrain the shipped one: python -m tinydiff.pretrained.train_glyphs)")
+    return folder
 
 
 def cmd_sample(args):
@@ -291,7 +300,7 @@ def cmd_sample(args):
     from tinydiff.viz.gif import write_gif
     from tinydiff.viz.tiles import save_image_grid
 
-    folder = args.model or shipped_model_dir()
+    folder = args.model or default_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)
         vae = load_pipeline_vae(folder)  # None unless a latent diffusion model
@@ -348,7 +357,7 @@ def add_export_parser(sub):
 def cmd_export(args):
     from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
 
-    folder = args.model or shipped_model_dir()
+    folder = args.model or default_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)
         from tinydiff.pipelines.latent import load_pipeline_vae

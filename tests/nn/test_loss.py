@@ -61,3 +61,15 @@ def test_mse_loss_checks_its_arguments():
         mse_loss(np.zeros((2, 3)), np.zeros((2, 3)), weight=np.ones(3))
     with pytest.raises(TypeError, match="float32 or float64"):
         mse_loss(np.zeros((2, 3), dtype=np.int32), np.zeros((2, 3)))
+
+
+def test_nan_propagates_through_layers_and_the_loss_names_it():
+    from tinydiff.nn import Conv2d, GroupNorm, SiLU, Sequential
+
+    model = Sequential([Conv2d(2, 4, 3, padding=1), GroupNorm(2, 4), SiLU()])
+    x = np.zeros((1, 2, 5, 5), dtype=np.float32)
+    x[0, 0, 2, 2] = np.nan
+    y = model(x)  # training mode: no error, the NaN spreads as arithmetic says
+    assert np.isnan(y).any()
+    with pytest.raises(FloatingPointError, match="not finite.*pred has .* NaN"):
+        mse_loss(y, np.zeros_like(y))

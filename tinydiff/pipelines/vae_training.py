@@ -17,6 +17,7 @@ resume; it replaces what one step does and what the run leaves behind.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -104,7 +105,7 @@ class VAETrainer(Trainer):
     def __init__(self, vae, data, config, out_dir, progress=True):
         config.validate()
         self.model, self.data, self.config, self.scheduler = vae, data, config, None
-        self.out_dir = ckpt.Path(out_dir)
+        self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = vae.parameters()
         self.optimizer = AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)

@@ -30,7 +30,7 @@ import math
 import numba
 import numpy as np
 
-from tinydiff.kernels.threads import split_run
+from tinydiff.kernels.threads import FAST_MATH, split_run
 
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
@@ -41,7 +41,7 @@ _INV_FACT_F64 = (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320
                  1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
 def _exp_rows(s, scale, shift, bits, sums):
     """s[i, j] = exp(s[i, j] * scale - shift[i]) and sums[i] = sum_j s[i, j].
 
@@ -90,7 +90,7 @@ def _exp_rows(s, scale, shift, bits, sums):
         sums[i] = total
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
 def _row_max(s, out):
     """out[i] = max_j s[i, j]; 16 running maxima so that the comparisons vectorise."""
     n_r, n_k = s.shape
@@ -113,7 +113,7 @@ def _row_max(s, out):
         out[i] = m
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
 def _attention_forward(q, k, v, rows, out, lse, bits_like):
     """q (BH, N, D), k/v (BH, M, D); fills out (BH, N, D) and lse (BH, N).
 
@@ -145,7 +145,7 @@ def _attention_forward(q, k, v, rows, out, lse, bits_like):
                 lse[h, i0 + i] = shift[i] + math.log(sums[i])
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
 def _attention_backward(dout, q, k, v, out, lse, rows, dq, dk, dv, bits_like):
     """Fills dq (BH, N, D), dk and dv (BH, M, D); arguments as in _attention_forward."""
     n_bh, n_q, d = q.shape

@@ -21,10 +21,10 @@ import math
 import numba
 import numpy as np
 
-from tinydiff.kernels.threads import split_run
+from tinydiff.kernels.threads import FAST_MATH, split_run
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
 def _group_norm_forward(x, weight, bias, n_groups, eps, y, mean, rstd):
     """x, y: (B, C, S); weight/bias (C,); fills y, mean (B, G), rstd (B, G)."""
     n_b, n_c, n_s = x.shape
@@ -55,7 +55,7 @@ def _group_norm_forward(x, weight, bias, n_groups, eps, y, mean, rstd):
                 y[b, c, s] = (x[b, c, s] - mu_t) * a_t + bias[c]
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
 def _group_norm_backward(dy, x, weight, mean, rstd, n_groups, dx, sum_dy, sum_dy_xhat):
     """dy, x, dx: (B, C, S); fills dx and the per-(sample, channel) sums (B, C) of dy and
     dy * xhat, which the caller reduces over the batch into dbias and dweight."""

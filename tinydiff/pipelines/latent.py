@@ -90,9 +90,13 @@ def sample_latent(model, scheduler, vae, num, rng, num_inference_steps=50, class
     return (images, trajectory) if record else images
 
 
-def decode_trajectory(vae, trajectory):
-    """The latent trajectory decoded to pixels, frame by frame: [(t, decode(z_t), decode(z_0 pred))]."""
-    return [(t, decode_latents(vae, z_t), decode_latents(vae, z0)) for t, z_t, z0 in trajectory]
+def decode_trajectory(vae, trajectory, max_frames=30):
+    """The latent trajectory decoded to pixels: [(t, decode(z_t), decode(z_0 pred))] for at
+    most max_frames evenly spaced steps, the last always included (each frame costs two
+    decoder passes over the batch)."""
+    picks = np.unique(np.linspace(0, len(trajectory) - 1, min(max_frames, len(trajectory))).round().astype(int))
+    return [(trajectory[i][0], decode_latents(vae, trajectory[i][1]), decode_latents(vae, trajectory[i][2]))
+            for i in picks]
 
 
 def load_vae_folder(path):

@@ -210,8 +210,9 @@ def add_train_vae_parser(sub):
     p.add_argument("--steps", type=positive_int, default=1600, help="training steps (default 1600)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default 16)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
-    p.add_argument("--beta", type=float, default=1e-3, help="weight of the KL per pixel (default 1e-3)")
-    p.add_argument("--reconstruction", default="l1", choices=("l1", "mse"), help="reconstruction loss (default l1)")
+    p.add_argument("--beta", type=float, default=1e-4, help="weight of the KL per pixel (default 1e-4)")
+    p.add_argument("--reconstruction", default="mse", choices=("l1", "mse"), help="reconstruction loss (default mse)")
+    p.add_argument("--ema-decay", type=float, default=0.99, help="EMA decay of the saved weights (default 0.99)")
     p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(16, 32, 64),
                    help="block_out_channels; each level after the first halves the resolution (default 16,32,64: 1/4)")
@@ -243,6 +244,7 @@ def cmd_train_vae(args):
             rng=np.random.default_rng(args.seed))
         config = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                 reconstruction=args.reconstruction, warmup_steps=min(100, args.steps - 1),
+                                ema_decay=args.ema_decay,
                                 seed=args.seed, checkpoint_every=args.checkpoint_every,
                                 sample_every=args.sample_every)
         trainer = VAETrainer(vae, data, config, args.out)

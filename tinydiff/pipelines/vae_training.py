@@ -79,9 +79,10 @@ class VAETrainConfig(TrainConfig):
     """TrainConfig's fields (its diffusion-only ones, min_snr_gamma and sample_steps, are
     unused) plus the VAE loss. num_samples is how many reconstructions the grids show."""
 
-    lr: float = 1e-3
-    beta: float = 1e-3
-    reconstruction: str = "l1"
+    lr: float = 2e-3
+    ema_decay: float = 0.99
+    beta: float = 1e-4
+    reconstruction: str = "mse"
     scale_images: int = 1024  # images the latent scaling factor is measured on
 
     def validate(self):

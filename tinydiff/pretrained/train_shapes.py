@@ -88,8 +88,11 @@ def held_out_shapes(count=512):
 
 
 def train_vae(out, steps, batch_size, work):
+    # MSE, not L1: with L1 the decoder first settles on each channel's median over the colours
+    # (white for most hues) and learned hue only slowly; a short EMA because the VAE is still
+    # improving fast at the end.
     config = VAETrainConfig(steps=steps, batch_size=batch_size, lr=2e-3, warmup_steps=min(100, steps // 2),
-                            ema_decay=0.999, seed=VAE_SEED, beta=1e-3, reconstruction="l1", checkpoint_every=200,
+                            ema_decay=0.99, seed=VAE_SEED, beta=1e-4, reconstruction="mse", checkpoint_every=200,
                             sample_every=400, num_samples=16)
     vae = AutoencoderKL(rng=np.random.default_rng(VAE_SEED), **SHAPES_VAE)
     trainer = VAETrainer(vae, make_source("shapes", batch_size, VAE_SEED), config, work)
@@ -114,9 +117,9 @@ def main(argv=None):
                         help="training folders with checkpoints (resumed if they have any)")
     parser.add_argument("--vae-steps", type=int, default=1600)
     parser.add_argument("--vae-batch-size", type=int, default=16)
-    parser.add_argument("--latent-steps", type=int, default=1500)
+    parser.add_argument("--latent-steps", type=int, default=1000)
     parser.add_argument("--latent-batch-size", type=int, default=64)
-    parser.add_argument("--pixel-steps", type=int, default=700)
+    parser.add_argument("--pixel-steps", type=int, default=500)
     parser.add_argument("--pixel-batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     report = {}

@@ -13,6 +13,8 @@ CASES = [
     ("01_forward_noising.py", ["noised_image_grid.png", "schedules_alpha_bar_snr.png", "pixel_histograms.png"]),
     ("02_reverse_with_an_exact_denoiser.py",
      ["trajectories.png", "ddim_sampling.gif", "ddim_sampling_frames.png", "samplers_side_by_side.png"]),
+    ("03_train_a_2d_denoiser.py",
+     ["loss_curves.png", "denoising_field.png", "samples_vs_data.png", "training_run/final/unet/diffusion_pytorch_model.safetensors"]),
 ]
 
 

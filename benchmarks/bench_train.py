@@ -1,0 +1,408 @@
+"""Benchmark a UNet2DModel's training step and sampling step: tinydiff vs PyTorch + diffusers.
+
+For each case (a UNet config at one resolution, batch 64 by default) it measures
+
+- train step: forward, MSE loss against a noise target, backward, AdamW step (lr 1e-4,
+  weight decay 0.01 in both frameworks); median wall time over --repeats steps;
+- sampling step: one eval-mode forward pass (torch under inference_mode), median wall time;
+- peak memory of one step of each kind, as the rise of the resident set size: each framework
+  runs in a fresh child process that builds the model and a batch, runs one whole step at batch
+  1 (so kernels are loaded and parameters, gradients and optimizer state exist), resets the
+  kernel's high-water mark (writing 5 to /proc/self/clear_refs, Linux), runs one step at the
+  benchmark batch and reports VmHWM minus the RSS before that step. The same method for both
+  frameworks; it counts activations and temporaries, not weights. tinydiff's NumPy allocations
+  are also traced with tracemalloc (peak minus the allocations alive before the step).
+
+When torch and diffusers are importable it also builds diffusers' UNet2DModel from the same
+config, loads tinydiff's weights into it by name, and checks a float64 forward and backward on a
+small batch: the output, the input gradient and the gradient of every parameter (the whole
+hand-written backward at once), reporting the largest relative error
+max|tinydiff - torch| / max|torch| per tensor (for gradients that are zero in exact arithmetic,
+such as attention's key bias, the denominator is 1e-6 of the network's largest gradient). Timing alternates the two frameworks step by step
+in one process, torch with torch.set_num_threads(numba.get_num_threads()).
+
+Cases: by default the reference architecture of the project's issue — block_out_channels
+(32, 64, 128), layers_per_block 1, DownBlock2D, DownBlock2D, AttnDownBlock2D / AttnUpBlock2D,
+UpBlock2D, UpBlock2D (attention at the lowest resolution, plus the mid block's), 3 channels,
+attention_head_dim 8, norm_num_groups 32 (diffusers' default), at 32x32 and at 16x16.
+--config FILE (a JSON file of UNet2DModel arguments, e.g. a model's config.json) or --model DIR
+(a model folder: DIR/config.json or DIR/unet/config.json) benchmarks that config instead, at its
+sample_size. Only the config is read: weights do not change the timings.
+
+    python benchmarks/bench_train.py                    # reference UNet, 32x32 and 16x16
+    python benchmarks/bench_train.py --quick            # fewer repeats, 16x16 only
+    python benchmarks/bench_train.py --model DIR        # another model's architecture
+"""
+
+import argparse
+import inspect
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numba
+import numpy as np
+
+import tinydiff
+from tinydiff.models import UNet2DModel
+from tinydiff.nn import mse_loss
+from tinydiff.optim import AdamW
+
+REFERENCE = dict(
+    in_channels=3, out_channels=3, block_out_channels=(32, 64, 128), layers_per_block=1,
+    down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    attention_head_dim=8, norm_num_groups=32,
+)
+LR, WEIGHT_DECAY = 1e-4, 0.01
+# diffusers computes the sinusoidal timestep features in float32 even in a float64 model, so
+# the two agree to float32 round-off there (relative errors ~1e-6), not to float64's.
+AGREEMENT = 1e-4
+
+
+def import_torch():
+    """(torch, diffusers) or (None, reason): the comparison is optional."""
+    try:
+        import torch
+        import diffusers
+    except ImportError as err:
+        return None, f"not installed ({err.name})"
+    return torch, diffusers
+
+
+# ----------------------------------------------------------------------------------------------
+# configs
+# ----------------------------------------------------------------------------------------------
+
+def unet_arguments(config, source):
+    """Keep the keys UNet2DModel takes; say which were dropped (diffusers-only keys such as
+    act_fn, or metadata such as _class_name)."""
+    accepted = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self", "rng"}
+    kept = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items() if k in accepted}
+    dropped = sorted(k for k in config if k not in accepted and not k.startswith("_"))
+    if dropped:
+        print(f"{source}: ignoring keys UNet2DModel does not take: {dropped}")
+    return kept
+
+
+def load_config(args):
+    """[(case name, UNet2DModel arguments)] from the command line."""
+    if args.model or args.config:
+        if args.model:
+            folder = Path(args.model)
+            path = next((p for p in (folder / "config.json", folder / "unet" / "config.json") if p.is_file()), None)
+            if path is None:
+                raise SystemExit(f"--model {folder}: no config.json in it or in its unet/ folder")
+        else:
+            path = Path(args.config)
+            if not path.is_file():
+                raise SystemExit(f"--config {path}: no such file")
+        config = unet_arguments(json.loads(path.read_text()), str(path))
+        size = config.get("sample_size", 32)
+        label = folder.name if args.model else path.stem
+        return [(f"{label} {size}x{size}", config)]
+    sizes = (16,) if args.quick else (32, 16)
+    return [(f"reference {s}x{s}", dict(REFERENCE, sample_size=s)) for s in sizes]
+
+
+def batch_for(config, batch, seed=0):
+    """(x, timesteps, class labels or None, target) float32, like one training batch."""
+    rng = np.random.default_rng(seed)
+    c, s = config["in_channels"], config.get("sample_size", 32)
+    x = rng.standard_normal((batch, c, s, s), dtype=np.float32)
+    t = rng.integers(0, 1000, size=batch)
+    labels = rng.integers(0, config["num_class_embeds"], size=batch) if config.get("num_class_embeds") else None
+    target = rng.standard_normal((batch, config["out_channels"], s, s), dtype=np.float32)
+    return x, t, labels, target
+
+
+# ----------------------------------------------------------------------------------------------
+# one step of each framework, as closures
+# ----------------------------------------------------------------------------------------------
+
+class TinydiffSteps:
+    def __init__(self, config, batch):
+        self.model = UNet2DModel(rng=np.random.default_rng(0), **config)
+        self.optimizer = AdamW(self.model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+        self.x, self.t, self.labels, self.target = batch_for(config, batch)
+
+    def forward(self):
+        if self.labels is None:
+            return self.model(self.x, self.t)
+        return self.model(self.x, self.t, self.labels)
+
+    def train(self):
+        self.model.train()
+        loss, dpred = mse_loss(self.forward(), self.target)
+        self.model.zero_grad()
+        self.model.backward(dpred)
+        self.optimizer.step()
+        return loss
+
+    def sample(self):
+        self.model.eval()
+        return self.forward()
+
+
+class TorchSteps:
+    def __init__(self, torch, diffusers, config, batch, state_dict):
+        self.torch = torch
+        self.model = diffusers.UNet2DModel(**config)
+        missing, unexpected = self.model.load_state_dict({k: torch.tensor(v) for k, v in state_dict.items()},
+                                                         strict=False)
+        if missing or unexpected:
+            raise RuntimeError(f"parameter names differ from diffusers': missing {missing}, unexpected {unexpected}")
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+        x, t, labels, target = batch_for(config, batch)
+        self.x, self.t, self.target = torch.tensor(x), torch.tensor(t), torch.tensor(target)
+        self.labels = None if labels is None else torch.tensor(labels)
+
+    def forward(self):
+        return self.model(self.x, self.t, class_labels=self.labels).sample
+
+    def train(self):
+        self.model.train()
+        loss = self.torch.nn.functional.mse_loss(self.forward(), self.target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach().item()
+
+    def sample(self):
+        self.model.eval()
+        with self.torch.inference_mode():
+            return self.forward()
+
+
+# ----------------------------------------------------------------------------------------------
+# correctness: float64 outputs and every gradient against diffusers
+# ----------------------------------------------------------------------------------------------
+
+def relative_error(ours, theirs, floor=1e-300):
+    """max|ours - theirs| / max|theirs|, the denominator at least `floor`."""
+    return float(np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), floor))
+
+
+def check_against_diffusers(torch, diffusers, config, batch=2):
+    """Max relative errors of output, input gradient and parameter gradients, float64."""
+    ours = UNet2DModel(rng=np.random.default_rng(1), **config).to(np.float64)
+    theirs = diffusers.UNet2DModel(**config).double()
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()}, strict=True)
+    rng = np.random.default_rng(2)
+    x, t, labels, _ = batch_for(config, batch, seed=3)
+    x = x.astype(np.float64)
+    ours.train()
+    theirs.train()
+    y = ours(x, t) if labels is None else ours(x, t, labels)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx, torch.tensor(t), class_labels=None if labels is None else torch.tensor(labels)).sample
+    g = rng.standard_normal(y.shape)
+    ours.zero_grad()
+    dx = ours.backward(g)
+    ty.backward(torch.tensor(g))
+    their_grads = {name: p.grad.numpy() for name, p in theirs.named_parameters()}
+    # Some gradients are zero in exact arithmetic (attention's key bias: adding the same q.b to
+    # every score of a query leaves the softmax unchanged), so both sides hold round-off; such
+    # tensors are measured against 1e-6 of the largest gradient of the network instead.
+    floor = 1e-6 * max(np.max(np.abs(g)) for g in their_grads.values())
+    grads = {name: relative_error(p.grad, their_grads[name], floor) for name, p in ours.named_parameters()}
+    worst = max(grads, key=grads.get)
+    return {"output": relative_error(y, ty.detach().numpy()), "input_grad": relative_error(dx, tx.grad.numpy()),
+            "param_grads_max": grads[worst], "param_grads_worst": worst, "num_params_checked": len(grads)}
+
+
+# ----------------------------------------------------------------------------------------------
+# memory: a fresh child process per framework and step kind
+# ----------------------------------------------------------------------------------------------
+
+def rss_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def probe_memory(spec):
+    """Run in a child process: RSS rise (MiB) of one step at the benchmark batch."""
+    framework, kind, config, batch = spec["framework"], spec["kind"], spec["config"], spec["batch"]
+    config = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
+    if framework == "torch":
+        torch, diffusers = import_torch()
+        torch.set_num_threads(numba.get_num_threads())
+        state = UNet2DModel(rng=np.random.default_rng(0), **config).state_dict()
+        warm, steps = TorchSteps(torch, diffusers, config, 1, state), TorchSteps(torch, diffusers, config, batch, state)
+        steps.model, steps.optimizer = warm.model, warm.optimizer  # one model; two batches
+    else:
+        warm, steps = TinydiffSteps(config, 1), TinydiffSteps(config, batch)
+        steps.model, steps.optimizer = warm.model, warm.optimizer
+    getattr(warm, kind)()  # kernels loaded; gradients and optimizer state allocated
+    before = rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    getattr(steps, kind)()
+    return (rss_kib("VmHWM") - before) / 1024
+
+
+def child_memory(framework, kind, config, batch):
+    spec = json.dumps({"framework": framework, "kind": kind, "config": config, "batch": batch})
+    result = subprocess.run([sys.executable, __file__, "--probe-memory", spec], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"memory probe ({framework}, {kind}) failed: {result.stderr.strip().splitlines()[-1:]}")
+        return None
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def traced_numpy_peak(step):
+    """Peak MiB of memory traced by tracemalloc (NumPy's arrays) during step(), above what was
+    allocated before it."""
+    tracemalloc.start()
+    try:
+        step()  # allocations that persist (caches) now exist
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        step()
+        return (tracemalloc.get_traced_memory()[1] - base) / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# timing
+# ----------------------------------------------------------------------------------------------
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved_medians(fns, repeats, warmup):
+    """Median seconds of each fn, the fns called in turn so load changes hit all alike."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            times[i].append(timed(fn))
+    return [float(np.median(t)) for t in times]
+
+
+def run_case(name, config, args, torch, diffusers):
+    print(f"\n== {name}: batch {args.batch} ==")
+    ours = TinydiffSteps(config, args.batch)
+    num_params = sum(p.data.size for p in ours.model.parameters())
+    row = {"case": name, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
+           "batch": args.batch, "num_params": int(num_params)}
+    print(f"{num_params / 1e6:.2f} M parameters")
+    fns_train, fns_sample = [ours.train], [ours.sample]
+    if torch is not None:
+        check = check_against_diffusers(torch, diffusers, config)
+        row["diffusers_check"] = check
+        worst = max(check["output"], check["input_grad"], check["param_grads_max"])
+        check["agrees"] = worst < AGREEMENT
+        print(f"float64 check against diffusers (batch 2): output {check['output']:.1e}, input grad "
+              f"{check['input_grad']:.1e}, {check['num_params_checked']} parameter grads max "
+              f"{check['param_grads_max']:.1e} ({check['param_grads_worst']}): "
+              + ("agree" if check["agrees"] else f"MISMATCH (above {AGREEMENT:.0e})"))
+        theirs = TorchSteps(torch, diffusers, config, args.batch, ours.model.state_dict())
+        fns_train.append(theirs.train)
+        fns_sample.append(theirs.sample)
+    train = interleaved_medians(fns_train, args.repeats, warmup=1)
+    sample = interleaved_medians(fns_sample, args.repeats, warmup=1)
+    row["tinydiff"] = {"train_s": train[0], "sample_s": sample[0],
+                       "train_rss_mib": child_memory("tinydiff", "train", row["config"], args.batch),
+                       "sample_rss_mib": child_memory("tinydiff", "sample", row["config"], args.batch),
+                       "train_numpy_traced_mib": traced_numpy_peak(ours.train),
+                       "sample_numpy_traced_mib": traced_numpy_peak(ours.sample)}
+    if torch is not None:
+        row["torch"] = {"train_s": train[1], "sample_s": sample[1],
+                        "train_rss_mib": child_memory("torch", "train", row["config"], args.batch),
+                        "sample_rss_mib": child_memory("torch", "sample", row["config"], args.batch)}
+    return row
+
+
+def fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows, torch_note):
+    print(f"\ntime per step (median) and peak memory (RSS rise during one step; tinydiff's NumPy "
+          f"allocations traced by tracemalloc in brackets)")
+    head = (f"{'case':<22}{'step':<7}{'tinydiff s':>11}{'torch s':>9}{'speed ratio':>12}"
+            f"{'tinydiff MiB':>20}{'torch MiB':>10}{'mem ratio':>10}")
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        for kind in ("train", "sample"):
+            ours, theirs = row["tinydiff"], row.get("torch")
+            speed = mem = None
+            if theirs:
+                speed = theirs[f"{kind}_s"] / ours[f"{kind}_s"]
+                if ours[f"{kind}_rss_mib"] and theirs[f"{kind}_rss_mib"]:
+                    mem = ours[f"{kind}_rss_mib"] / theirs[f"{kind}_rss_mib"]
+            ours_mem = f"{fmt(ours[f'{kind}_rss_mib'], '.0f')} [{ours[f'{kind}_numpy_traced_mib']:.0f}]"
+            print(f"{row['case']:<22}{kind:<7}{ours[f'{kind}_s']:>11.3f}"
+                  f"{fmt(theirs and theirs[f'{kind}_s'], '.3f'):>9}{fmt(speed, '.2f'):>12}"
+                  f"{ours_mem:>20}{fmt(theirs and theirs[f'{kind}_rss_mib'], '.0f'):>10}{fmt(mem, '.2f'):>10}")
+    print("speed ratio = torch time / tinydiff time (>= 1: tinydiff is at least as fast); "
+          "mem ratio = tinydiff RSS rise / torch's")
+    if torch_note:
+        print(f"torch / diffusers: {torch_note}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
+    parser.add_argument("--quick", action="store_true", help="2 timed repeats, reference at 16x16 only")
+    parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per case (default 5; 2 with --quick)")
+    parser.add_argument("--config", help="JSON file of UNet2DModel arguments to benchmark instead of the reference")
+    parser.add_argument("--model", help="model folder whose config.json (or unet/config.json) to benchmark")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train.json"),
+                        help="where to write the JSON results (default benchmarks/results/train.json)")
+    parser.add_argument("--probe-memory", help=argparse.SUPPRESS)  # internal: the child process of a memory probe
+    args = parser.parse_args()
+    if args.probe_memory:
+        print(probe_memory(json.loads(args.probe_memory)))
+        return
+    if args.batch < 1:
+        parser.error(f"--batch: expected an integer >= 1, got {args.batch}")
+    if args.config and args.model:
+        parser.error("give --config or --model, not both")
+    args.repeats = args.repeats or (2 if args.quick else 5)
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
+    cases = load_config(args)
+
+    torch, diffusers = import_torch()
+    torch_note = None
+    if torch is None:
+        torch_note, diffusers = diffusers, None
+        print(f"torch / diffusers: {torch_note}; timing tinydiff alone")
+    else:
+        torch.set_num_threads(numba.get_num_threads())
+        print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), diffusers {diffusers.__version__}")
+    print(f"tinydiff {tinydiff.__version__}, numpy {np.__version__}, numba {numba.__version__} "
+          f"({numba.get_num_threads()} threads), {platform.processor() or platform.machine()}")
+
+    rows = [run_case(name, config, args, torch, diffusers) for name, config in cases]
+    print_table(rows, torch_note)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"torch": torch_note or torch.__version__, "numba_threads": numba.get_num_threads(),
+                               "memory_method": "RSS rise (VmHWM after clear_refs) during one step in a fresh "
+                                                "process after a batch-1 warm-up step; tracemalloc for NumPy",
+                               "cases": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ CLASSIFIER_SEED, HELD_OUT_SEED, UNET_SEED = 1000, 2000, 0
 
 # The shipped model: why this size is in the README (30 minutes of training on 2 cores).
 GLYPH_UNET = dict(
-    sample_size=32, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64), layers_per_block=1,
+    sample_size=32, in_channels=1, out_channels=1, block_out_channels=(16, 32, 64), layers_per_block=1,
     down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
     up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
     norm_num_groups=8, attention_head_dim=8, num_class_embeds=10,

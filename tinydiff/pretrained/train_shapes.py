@@ -54,16 +54,18 @@ def diffusion_config(steps, batch_size, seed):
                        ema_decay=0.999, seed=seed, checkpoint_every=250, sample_every=500)
 
 
-def train_latent(out, steps, batch_size, work):
+def train_latent(out, steps, batch_size, work, stop=None):
+    """stop: ship the EMA weights of the checkpoint at step `stop` of the `steps`-step schedule
+    (checkpoints come every 250 steps, so stop should be a multiple of 250)."""
     vae = load_model(out / "shapes_vae")  # the shipped (float16-stored) VAE, as users get it
     data = latent_source(vae, make_source("shapes", 256, LATENT_SEED), LATENT_IMAGES, batch_size, LATENT_SEED)
     model = UNet2DModel(rng=np.random.default_rng(LATENT_SEED), **SHAPES_LATENT_UNET)
     scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
     trainer = LatentTrainer(model, scheduler, vae, data, diffusion_config(steps, batch_size, LATENT_SEED), work)
     started = time.perf_counter()
-    trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file())
+    trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file(), until=stop)
     minutes = (time.perf_counter() - started) / 60
-    final, _ = load_pipeline(Path(work) / "final")
+    final, _ = load_pipeline(trainer.latest_checkpoint() if stop else Path(work) / "final")
     save_pipeline(out / "shapes_latent", final, scheduler, dtype=np.float16, vae=vae)
     print(f"latent unet: {steps} steps of batch {batch_size} in {minutes:.1f} min (this run)")
     return {"latent_minutes": minutes}
@@ -119,6 +121,8 @@ def main(argv=None):
     parser.add_argument("--vae-batch-size", type=int, default=16)
     parser.add_argument("--latent-steps", type=int, default=1000)
     parser.add_argument("--latent-batch-size", type=int, default=64)
+    parser.add_argument("--latent-stop", type=int, default=None,
+                        help="ship the latent UNet's EMA weights from this step's checkpoint (a multiple of 250)")
     parser.add_argument("--pixel-steps", type=int, default=500)
     parser.add_argument("--pixel-batch-size", type=int, default=32)
     args = parser.parse_args(argv)
@@ -126,7 +130,8 @@ def main(argv=None):
     if args.part in ("all", "vae"):
         report.update(train_vae(args.out, args.vae_steps, args.vae_batch_size, args.work / "vae"))
     if args.part in ("all", "latent"):
-        report.update(train_latent(args.out, args.latent_steps, args.latent_batch_size, args.work / "latent"))
+        report.update(train_latent(args.out, args.latent_steps, args.latent_batch_size, args.work / "latent",
+                                   args.latent_stop))
     if args.part in ("all", "pixel"):
         report.update(train_pixel(args.out, args.pixel_steps, args.pixel_batch_size, args.work / "pixel"))
     print(report)

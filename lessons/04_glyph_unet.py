@@ -112,7 +112,7 @@ print("denoising.gif: left x_t, right predicted x_0")
 # the distance between two sets of real glyphs).
 
 # %%
-judge = GlyphJudge(load_model(glyph_classifier_dir()), GlyphDataset(seed=2000)[0:1000][0])
+judge = GlyphJudge(load_model(glyph_classifier_dir()), GlyphDataset(seed=2000)[0:200 if args.fast else 1000][0])
 scores = judge.score(samples, labels)
 real = judge.score(GlyphDataset(seed=3000)[0:len(samples)][0])
 print(f"recognised: samples {scores['recognised']:.1%}, real glyphs {real['recognised']:.1%}")

@@ -59,7 +59,7 @@ if args.fast:
     STEPS = {"ddpm": [4, 8], "ddim": [4, 8], "dpm": [4, 8]}
 NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm": "DPM-Solver++"}
 
-judge = GlyphJudge(load_model(glyph_classifier_dir()), GlyphDataset(seed=2000)[0:1000][0])
+judge = GlyphJudge(load_model(glyph_classifier_dir()), GlyphDataset(seed=2000)[0:200 if args.fast else 1000][0])
 real = judge.score(GlyphDataset(seed=3000)[0:num][0])
 results, grids = [], {}
 for kind, counts in STEPS.items():
@@ -105,6 +105,9 @@ for metric, ax, label in (("frechet", axes[0], "Frechet distance to real glyphs"
         ax.plot([r["steps"] for r in rows], [r[metric] for r in rows], "o-", label=NAMES[kind])
     ax.axhline(real[metric], color="grey", ls="--", lw=1, label="real glyphs")
     ax.set_xscale("log")
+    ticks = sorted({r["steps"] for r in results})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("sampling steps (log scale)")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)

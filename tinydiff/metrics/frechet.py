@@ -29,4 +29,5 @@ def frechet_distance(mu1, cov1, mu2, cov2):
         root = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
     root = np.real(root)  # round-off can leave a tiny imaginary part
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(root))
+    d2 = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(root))
+    return max(d2, 0.0)  # a squared distance; round-off in sqrtm can leave -1e-7 for equal inputs

@@ -178,7 +178,8 @@ def cmd_train(args):
                              warmup_steps=min(args.warmup_steps, args.steps - 1), ema_decay=args.ema_decay,
                              min_snr_gamma=args.min_snr_gamma, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
-        scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type)
+        scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type,
+                                  clip_sample=vae is None)  # latents are not confined to [-1, 1]
         if vae is None:
             trainer = Trainer(model, scheduler, data, config, args.out)
         else:

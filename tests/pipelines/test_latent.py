@@ -49,7 +49,8 @@ def test_cli_trains_a_latent_model_and_samples_through_the_vae(latent_run, tmp_p
     final = latent_run / "ldm" / "final"
     index = json.loads((final / "model_index.json").read_text())
     assert index["vae"] == ["diffusers", "AutoencoderKL"]
-    unet, _ = load_pipeline(final)
+    unet, scheduler_config = load_pipeline(final)
+    assert scheduler_config["clip_sample"] is False  # scaled latents are not confined to [-1, 1]
     vae = load_pipeline_vae(final)
     assert isinstance(unet, UNet2DModel) and isinstance(vae, AutoencoderKL)
     assert unet.config["sample_size"] == 8 and unet.config["in_channels"] == 2

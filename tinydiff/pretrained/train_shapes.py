@@ -60,7 +60,9 @@ def train_latent(out, steps, batch_size, work, stop=None):
     vae = load_model(out / "shapes_vae")  # the shipped (float16-stored) VAE, as users get it
     data = latent_source(vae, make_source("shapes", 256, LATENT_SEED), LATENT_IMAGES, batch_size, LATENT_SEED)
     model = UNet2DModel(rng=np.random.default_rng(LATENT_SEED), **SHAPES_LATENT_UNET)
-    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
+    # no clipping of the predicted z_0 to [-1, 1]: scaled latents have unit std, not a range
+    # (clipping them collapsed the samples' colours to red and green)
+    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False)
     trainer = LatentTrainer(model, scheduler, vae, data, diffusion_config(steps, batch_size, LATENT_SEED), work)
     started = time.perf_counter()
     trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file(), until=stop)
@@ -119,7 +121,7 @@ def main(argv=None):
                         help="training folders with checkpoints (resumed if they have any)")
     parser.add_argument("--vae-steps", type=int, default=1600)
     parser.add_argument("--vae-batch-size", type=int, default=16)
-    parser.add_argument("--latent-steps", type=int, default=1000)
+    parser.add_argument("--latent-steps", type=int, default=2000)
     parser.add_argument("--latent-batch-size", type=int, default=64)
     parser.add_argument("--latent-stop", type=int, default=None,
                         help="ship the latent UNet's EMA weights from this step's checkpoint (a multiple of 250)")

@@ -118,3 +118,24 @@ def test_junk_images_are_varied_and_in_range():
     assert len({round(float(v), 3) for v in x.std(axis=(1, 2, 3))}) > 30  # not one picture forty times
     again = junk_images(np.random.default_rng(0), 40, GlyphDataset(seed=5))
     np.testing.assert_array_equal(x, again)
+
+
+def test_larger_samples_are_judged_as_the_data_set_renders_them_at_the_classifier_size():
+    classifier = ConvClassifier(widths=(4, 8, 16), groups=4, rng=np.random.default_rng(2))
+    small, _ = GlyphDataset(seed=4, size=16).get(np.arange(30))
+    large, _ = GlyphDataset(seed=4, size=32).get(np.arange(30))
+    judge = GlyphJudge(classifier, small)
+    # a 2x2 block average of the 32x32 rendering is the 16x16 rendering, up to uint8 rounding
+    np.testing.assert_allclose(judge.at_classifier_size(large), small, atol=2.5 / 255)
+    np.testing.assert_allclose(judge.features_and_logits(large)[1], judge.features_and_logits(small)[1],
+                               rtol=0.05, atol=0.05)
+
+
+def test_samples_of_a_size_the_classifier_cannot_take_are_refused(glyphs):
+    judge = GlyphJudge(ConvClassifier(widths=(4, 8, 16), groups=4, rng=np.random.default_rng(2)), glyphs[0][:8])
+    with pytest.raises(ValueError, match="samples: side 48"):
+        judge.score(np.zeros((2, 1, 48, 48), np.float32))
+    with pytest.raises(ValueError, match="samples: expected square"):
+        judge.score(np.zeros((2, 3, 32, 32), np.float32))
+    with pytest.raises(ValueError, match="reference: expected"):
+        GlyphJudge(judge.classifier, np.zeros((2, 32, 32), np.float32))

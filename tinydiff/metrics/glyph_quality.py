@@ -7,6 +7,11 @@
     histogram    share of samples per predicted digit (are all ten modes covered, evenly?)
     agreement    share whose predicted digit is the one asked for (class-conditional models)
     frechet      Frechet distance between classifier features of samples and of real glyphs
+
+The classifier looks at glyphs of one size, that of the reference images. Larger samples whose
+side is a whole multiple of it are reduced by averaging blocks of pixels first, which is how
+GlyphDataset renders every size (a box filter), so a 32x32 model is judged by a 16x16 classifier
+exactly as its data would be.
 """
 
 import numpy as np
@@ -29,18 +34,36 @@ class GlyphJudge:
     ----------
     classifier : ConvClassifier
     reference : ndarray (M, 1, H, W)
-        Real glyphs whose feature statistics the Frechet distance compares against.
+        Real glyphs whose feature statistics the Frechet distance compares against, at the
+        size the classifier was trained on.
     batch_size : int
     """
 
     def __init__(self, classifier, reference, batch_size=256):
         self.classifier = classifier.eval()
         self.batch_size = batch_size
+        reference = np.asarray(reference, dtype=np.float32)
+        if reference.ndim != 4 or reference.shape[1] != 1 or reference.shape[2] != reference.shape[3]:
+            raise ValueError(f"reference: expected square glyphs (M, 1, H, H), got shape {reference.shape}")
+        self.size = reference.shape[2]
         features, _ = self.features_and_logits(reference)
         self.reference_stats = feature_statistics(features)
 
-    def features_and_logits(self, images):
+    def at_classifier_size(self, images):
+        """images (N, 1, H, H) reduced to the classifier's size by block averages."""
         images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3]:
+            raise ValueError(f"samples: expected square glyphs (N, 1, H, H), got shape {images.shape}")
+        side = images.shape[2]
+        if side == self.size:
+            return images
+        if side % self.size:
+            raise ValueError(f"samples: side {side} is not a whole multiple of the classifier's {self.size}")
+        f = side // self.size
+        return images.reshape(len(images), 1, self.size, f, self.size, f).mean(axis=(3, 5))
+
+    def features_and_logits(self, images):
+        images = self.at_classifier_size(images)
         feats, logits = [], []
         for i in range(0, len(images), self.batch_size):
             f = self.classifier.features(images[i:i + self.batch_size])

@@ -1,6 +1,6 @@
 """Latent vs pixel diffusion on Shapes at 32x32: what a step costs and what the samples look like.
 
-Uses the shipped models (tinydiff/pretrained: shapes_vae, shapes_latent, shapes_pixel; retrain
+Uses the shipped models (tinydiff/pretrained: shapes_latent with its vae/, shapes_pixel; retrain
 them with `python -m tinydiff.pretrained.train_shapes`). Prints three tables and writes the
 numbers as JSON (default benchmarks/results/latent.json):
 
@@ -30,8 +30,7 @@ from tinydiff.metrics import shapes_quality
 from tinydiff.metrics.cost import count_macs
 from tinydiff.nn import mse_loss
 from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
-from tinydiff.pipelines.checkpoint import load_model
-from tinydiff.pipelines.latent import decode_latents, load_pipeline_vae, sample_latent
+from tinydiff.pipelines.latent import decode_latents, load_pipeline_vae, sample_latent, scale_latents
 from tinydiff.pipelines.vae_training import psnr, reconstruct
 from tinydiff.pretrained import HERE
 
@@ -91,12 +90,12 @@ def main(argv=None):
     parser.add_argument("--num", type=int, default=256, help="samples per model (default 256)")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     parser.add_argument("--quick", action="store_true", help="fewer timing repeats")
-    parser.add_argument("--models", type=Path, default=HERE, help="folder with shapes_vae/, shapes_latent/, shapes_pixel/")
+    parser.add_argument("--models", type=Path, default=HERE, help="folder with shapes_latent/ (and its vae/) and shapes_pixel/")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "latent.json")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else 5
 
-    vae = load_model(args.models / "shapes_vae")
+    vae = load_pipeline_vae(args.models / "shapes_latent")
     latent_unet, latent_sched = load_pipeline(args.models / "shapes_latent")
     latent_vae = load_pipeline_vae(args.models / "shapes_latent")
     pixel_unet, pixel_sched = load_pipeline(args.models / "shapes_pixel")
@@ -131,8 +130,8 @@ def main(argv=None):
     # 3. quality
     rng = np.random.default_rng
     started = time.perf_counter()
-    prior = decode_latents(latent_vae, rng(7).standard_normal((args.num, 4, 8, 8)).astype(np.float32)
-                           * np.float32(latent_vae.config["scaling_factor"]))  # decode(z), z ~ N(0, I)
+    eps = rng(7).standard_normal((args.num, 4, 8, 8)).astype(np.float32)
+    prior = decode_latents(latent_vae, scale_latents(latent_vae, eps))  # decode(z), z ~ N(0, I)
     pixel_samples = sample(pixel_unet, scheduler_from_config("ddim", pixel_sched), (args.num, 3, 32, 32), rng(7),
                            steps, progress=True)
     pixel_seconds = time.perf_counter() - started

@@ -32,7 +32,7 @@ from tinydiff.data import COLOUR_NAMES, SHAPES, ShapeDataset
 from tinydiff.metrics import count_macs, shapes_quality
 from tinydiff.models import UNet2DModel
 from tinydiff.pipelines import load_pipeline, scheduler_from_config
-from tinydiff.pipelines.latent import decode_latents, load_pipeline_vae, sample_latent
+from tinydiff.pipelines.latent import decode_latents, load_pipeline_vae, sample_latent, scale_latents
 from tinydiff.pipelines.vae_training import psnr, reconstruct
 from tinydiff.pretrained import HERE
 from tinydiff.viz import new_figure, plot_image_grid, save_figure
@@ -52,16 +52,23 @@ BATCH = 16 if args.fast else 64       # batch of the step timings
 # %% [markdown]
 # ## The shipped models
 # `shapes_latent` is a pipeline folder like diffusers': `unet/`, `scheduler/` and `vae/`. The
-# VAE's config carries `scaling_factor` = 1 / std of its latents measured on Shapes (Stable
-# Diffusion's 0.18215 was found the same way): the UNet sees z * scaling_factor, with unit
-# variance, the scale its noise schedule assumes.
+# VAE's config carries statistics of its latents measured on Shapes, so that the UNet sees
+# latents with zero mean and unit variance, the scale its noise schedule assumes. Stable
+# Diffusion 1.x used one number, `scaling_factor` = 0.18215 = 1 / std of its latents, found
+# the same way; z * scaling_factor. Our VAE's four channels differ too much for one number
+# (printed below: after one global factor their means range from about -1.2 to +0.7 and
+# their stds from 0.4 to 1.1), so its config has `latents_mean` and `latents_std` per channel,
+# as later diffusers VAEs do, and the UNet sees (z - latents_mean) * scaling_factor / latents_std.
+# With one factor only, the noise drowns some channels (those that carry colour) much earlier
+# in the forward process than others, and sampled colours came out wrong.
 
 # %%
 unet, scheduler_config = load_pipeline(HERE / "shapes_latent")
 vae = load_pipeline_vae(HERE / "shapes_latent")
-factor = vae.config["scaling_factor"]
 print(f"VAE: {vae.num_parameters() / 1e6:.2f} M parameters, latent {vae.latent_shape(1)[1:]}, "
-      f"scaling_factor {factor:.4f}")
+      f"scaling_factor {vae.config['scaling_factor']:.4f}")
+for c, (m, s) in enumerate(zip(vae.config["latents_mean"], vae.config["latents_std"])):
+    print(f"  latent channel {c}: mean {m:+.3f}  std {s:.3f}")
 print(f"latent UNet: {unet.num_parameters() / 1e6:.2f} M parameters on {unet.config['in_channels']}x"
       f"{unet.config['sample_size']}x{unet.config['sample_size']} latents")
 held_out, labels = ShapeDataset(seed=2000)[0:HELD_OUT]   # images the VAE never trained on
@@ -123,13 +130,14 @@ print("saved", save_figure(fig, OUT / "interpolation.png"))
 # %% [markdown]
 # ## The VAE alone vs diffusion in its latent space
 # Left: decode(z) with z ~ N(0, I), the VAE's own generative model. Right: DDIM sampling of
-# the latent UNet from N(0, I) in the *scaled* latent space, then decode(z / scaling_factor).
+# the latent UNet from N(0, I) in the *normalised* latent space, then decode(z * latents_std +
+# latents_mean).
 # Both use the same decoder, so any difference comes from where the latents come from.
 # `shapes_quality` checks each sample from its pixels (one shape, clean background, a named
 # colour, a circle/square/triangle) and compares its high-frequency energy with real images
 # (ratio 1: as sharp as real). The KL term asked the posteriors to stay near N(0, I), but with
-# beta = 1e-4 it lost to reconstruction: the encoded means spread with a std near
-# 1 / scaling_factor (about 3), and the channels are correlated. Random N(0, I) latents are
+# beta = 1e-4 it lost to reconstruction: the raw latents' channels have stds from about 1 to 3
+# and means up to 3.6 away from 0, and the channels are correlated. Random N(0, I) latents are
 # therefore unlike any encoded image, and the decoder turns them into busy textures (a
 # sharpness ratio above 1, and almost no valid shapes). A larger beta would make the prior
 # usable and the reconstructions blurry — the trade-off latent diffusion avoids by leaving
@@ -137,7 +145,7 @@ print("saved", save_figure(fig, OUT / "interpolation.png"))
 
 # %%
 rng = np.random.default_rng(0)
-prior = decode_latents(vae, rng.standard_normal((NUM, 4, 8, 8)).astype(np.float32) * np.float32(factor))
+prior = decode_latents(vae, scale_latents(vae, rng.standard_normal((NUM, 4, 8, 8)).astype(np.float32)))
 ddim = scheduler_from_config("ddim", scheduler_config)
 start = time.perf_counter()
 ldm = sample_latent(unet, ddim, vae, NUM, np.random.default_rng(1), STEPS)

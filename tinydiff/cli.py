@@ -202,8 +202,8 @@ def add_train_vae_parser(sub):
     p = sub.add_parser("train-vae", help="train a VAE (AutoencoderKL) for latent diffusion", description=(
         "Train an AutoencoderKL (diffusers' layout) with loss = reconstruction + beta * KL. Writes "
         "OUT/checkpoints (resumable with --resume), OUT/samples (held-out images over their "
-        "reconstructions) and OUT/final, whose config holds the latent scaling_factor measured on "
-        "held-out images; then `tinydiff train --latent OUT ...` trains a UNet on its latents."))
+        "reconstructions) and OUT/final, whose config holds the latent normalisation measured on "
+        "held-out images (latents_mean and latents_std per channel, or one scaling_factor); then `tinydiff train --latent OUT ...` trains a UNet on its latents."))
     p.add_argument("--dataset", default="shapes", choices=("shapes", "glyphs", "mnist", "folder"),
                    help="images to encode (default shapes)")
     p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
@@ -219,6 +219,9 @@ def add_train_vae_parser(sub):
                    help="block_out_channels; each level after the first halves the resolution (default 16,32,64: 1/4)")
     p.add_argument("--latent-channels", type=positive_int, default=4, help="latent channels (default 4)")
     p.add_argument("--groups", type=positive_int, default=8, help="GroupNorm groups (default 8)")
+    p.add_argument("--latent-norm", default="channel", choices=("channel", "global"),
+                   help="how the diffusion model's latents are normalised: per-channel mean and std "
+                        "(default), or one scaling_factor as in Stable Diffusion 1.x")
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints")
     p.add_argument("--sample-every", type=int, default=400, help="steps between reconstruction grids (0: only at the end)")
@@ -245,7 +248,7 @@ def cmd_train_vae(args):
             rng=np.random.default_rng(args.seed))
         config = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                 reconstruction=args.reconstruction, warmup_steps=min(100, args.steps - 1),
-                                ema_decay=args.ema_decay,
+                                ema_decay=args.ema_decay, latent_norm=args.latent_norm,
                                 seed=args.seed, checkpoint_every=args.checkpoint_every,
                                 sample_every=args.sample_every)
         trainer = VAETrainer(vae, data, config, args.out)
@@ -257,8 +260,11 @@ def cmd_train_vae(args):
         log = trainer.run(resume=args.resume)
     except (TrainingDiverged, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"tinydiff train-vae: {err}") from None
-    print(f"final loss {log[-1][1]:.4f}; scaling_factor {vae.config['scaling_factor']:.4f}; VAE in "
-          f"{args.out / 'final'}; reconstructions in {args.out / 'samples'}")
+    c = vae.config
+    norm = (f"scaling_factor {c['scaling_factor']:.4f}" if c["latents_mean"] is None else
+            f"latents_mean {np.round(c['latents_mean'], 3).tolist()}, latents_std {np.round(c['latents_std'], 3).tolist()}")
+    print(f"final loss {log[-1][1]:.4f}; {norm}; VAE in {args.out / 'final'}; "
+          f"reconstructions in {args.out / 'samples'}")
     return 0
 
 
@@ -274,7 +280,7 @@ def add_sample_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like noise")
     p.add_argument("--label", type=int, action="append",
-                   help="class to draw (repeatable); default: cycle through all classes")
+                   help="class to draw (repeatable); default: cycle through all classes, one grid column each")
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
     p.add_argument("--gif", type=Path, help="also write an animated GIF of x_t and predicted x_0")
     p.add_argument("--npz", type=Path, help="also save the samples as array `samples` (N, C, H, W) in [-1, 1]")
@@ -333,10 +339,13 @@ def cmd_sample(args):
         x = decode_latents(vae, x)
         trajectory = decode_trajectory(vae, trajectory) if trajectory else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_image_grid(args.out, x)
+    zoom = max(2, 64 // x.shape[-1])  # small images (the shipped 16x16 glyphs) are drawn larger
+    # cycling through every class: one column per class, so that each column is one class
+    ncols = classes if classes and not args.label else None
+    save_image_grid(args.out, x, ncols=ncols, scale=zoom)
     print(f"wrote {args.out}")
     if args.gif:
-        write_gif(args.gif, denoising_frames(trajectory))
+        write_gif(args.gif, denoising_frames(trajectory, scale=zoom))
         print(f"wrote {args.gif}")
     if args.npz:
         arrays = {"samples": np.clip(x, -1, 1)}

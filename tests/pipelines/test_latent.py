@@ -70,11 +70,12 @@ def test_cli_trains_a_latent_model_and_samples_through_the_vae(latent_run, tmp_p
     np.testing.assert_allclose(np.clip(again, -1, 1), samples, atol=1e-5)
 
 
-def test_decode_divides_by_the_scaling_factor(latent_run):
+def test_decode_undoes_the_latent_normalisation(latent_run):
     vae = load_pipeline_vae(latent_run / "ldm" / "final")
+    mean, std = np.array(vae.config["latents_mean"]), np.array(vae.config["latents_std"])
     z = np.random.default_rng(0).standard_normal((2, 2, 8, 8)).astype(np.float32)
-    direct = vae.eval().decode(z / np.float32(vae.config["scaling_factor"]))
-    np.testing.assert_allclose(decode_latents(vae, z), direct, rtol=1e-6)
+    direct = vae.eval().decode((z * std[:, None, None] + mean[:, None, None]).astype(np.float32))
+    np.testing.assert_allclose(decode_latents(vae, z), direct, rtol=1e-5, atol=1e-6)
 
 
 def test_export_writes_a_vae_diffusers_loads(latent_run, tmp_path):
@@ -85,6 +86,8 @@ def test_export_writes_a_vae_diffusers_loads(latent_run, tmp_path):
     theirs = diffusers.AutoencoderKL.from_pretrained(tmp_path / "hf", subfolder="vae")
     ours = load_pipeline_vae(tmp_path / "hf")
     assert theirs.config.scaling_factor == pytest.approx(ours.config["scaling_factor"])
+    np.testing.assert_allclose(theirs.config.latents_mean, ours.config["latents_mean"])
+    np.testing.assert_allclose(theirs.config.latents_std, ours.config["latents_std"])
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 16, 16)).astype(np.float32)
     with torch.no_grad():
         mean = theirs.encode(torch.tensor(x)).latent_dist.mean.numpy()

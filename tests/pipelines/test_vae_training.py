@@ -1,6 +1,6 @@
 """VAE training: the held-out loss falls, an interrupted and resumed run ends with the same
-weights, the reconstruction losses' gradients, and a scaling factor that gives unit-variance
-latents."""
+weights, the reconstruction losses' gradients, and latent normalisations (one factor, or per
+channel) that give zero-mean, unit-variance latents."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,9 @@ import pytest
 from tinydiff.models import AutoencoderKL
 from tinydiff.pipelines.checkpoint import load_model
 from tinydiff.pipelines.data_sources import make_source
-from tinydiff.pipelines.vae_training import (VAETrainConfig, VAETrainer, latent_scaling_factor, psnr,
-                                             reconstruction_loss)
+from tinydiff.pipelines.latent import scale_latents, unscale_latents
+from tinydiff.pipelines.vae_training import (VAETrainConfig, VAETrainer, latent_channel_statistics,
+                                             latent_scaling_factor, psnr, reconstruction_loss)
 
 TINY_VAE = dict(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
                 up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4, sample_size=16, latent_channels=2,
@@ -32,7 +33,10 @@ def test_held_out_loss_falls_and_final_folder_has_the_scaling_factor(tmp_path):
     assert after < 0.7 * before, (before, after)
     vae = load_model(tmp_path / "final")
     assert isinstance(vae, AutoencoderKL)
-    assert vae.config["scaling_factor"] == trainer.model.config["scaling_factor"] != 1.0
+    # the default: per-channel statistics, measured, and a unit global factor
+    assert vae.config["scaling_factor"] == 1.0
+    assert vae.config["latents_mean"] == trainer.model.config["latents_mean"]
+    assert len(vae.config["latents_std"]) == TINY_VAE["latent_channels"] and min(vae.config["latents_std"]) > 0
     assert (tmp_path / "samples" / "step-0000030.png").is_file()
 
 
@@ -70,6 +74,18 @@ def test_scaling_factor_gives_unit_variance_and_psnr_definition():
     factor = latent_scaling_factor(vae, images, np.random.default_rng(0))
     z = vae.encode(images).sample(generator=np.random.default_rng(5)) * factor
     assert abs(z.std() - 1.0) < 0.05
+    # per channel: every channel of the normalised latents has mean 0 and std 1
+    mean, std = latent_channel_statistics(vae, images, np.random.default_rng(0))
+    vae.config.update(latents_mean=mean, latents_std=std, scaling_factor=1.0)
+    raw = vae.encode(images).sample(generator=np.random.default_rng(5))
+    z = scale_latents(vae, raw)
+    np.testing.assert_allclose(z.mean(axis=(0, 2, 3)), 0.0, atol=0.05)
+    np.testing.assert_allclose(z.std(axis=(0, 2, 3)), 1.0, atol=0.05)
+    np.testing.assert_allclose(unscale_latents(vae, z), raw, rtol=1e-5, atol=1e-5)
+    # diffusers' formula, (z - latents_mean) * scaling_factor / latents_std, with a factor too
+    vae.config["scaling_factor"] = 0.5
+    expected = (raw - np.array(mean)[:, None, None]) * 0.5 / np.array(std)[:, None, None]
+    np.testing.assert_allclose(scale_latents(vae, raw), expected, rtol=1e-5, atol=1e-6)
     assert psnr(images, images + 0.02) == pytest.approx(10 * np.log10(4 / 0.0004))
 
 
@@ -78,3 +94,22 @@ def test_bad_config_is_refused():
         VAETrainConfig(steps=10, warmup_steps=1, reconstruction="l3").validate()
     with pytest.raises(ValueError, match="beta"):
         VAETrainConfig(steps=10, warmup_steps=1, beta=-1.0).validate()
+    with pytest.raises(ValueError, match="latent_norm"):
+        VAETrainConfig(steps=10, warmup_steps=1, latent_norm="pixel").validate()
+
+
+def test_global_normalisation_stores_one_factor(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=4)
+    trainer.config.latent_norm = "global"
+    trainer.run()
+    vae = load_model(tmp_path / "final")
+    assert vae.config["scaling_factor"] != 1.0 and vae.config["latents_mean"] is None
+
+
+def test_latent_statistics_in_the_config_are_checked():
+    with pytest.raises(ValueError, match="latents_mean must be 2 finite"):
+        AutoencoderKL(**{**TINY_VAE, "latents_mean": [0.0], "latents_std": [1.0]})
+    with pytest.raises(ValueError, match="together"):
+        AutoencoderKL(**{**TINY_VAE, "latents_mean": [0.0, 1.0]})
+    with pytest.raises(ValueError, match="positive"):
+        AutoencoderKL(**{**TINY_VAE, "latents_mean": [0.0, 1.0], "latents_std": [1.0, 0.0]})

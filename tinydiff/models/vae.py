@@ -15,8 +15,13 @@ Notation:
 
 Backward is by hand like every tinydiff model: decode_backward(dx) -> dz, then the posterior
 turns dz (and the KL's weight) into d moments, and encode_backward(d moments) -> dx.
-The diffusion model sees z * scaling_factor, which makes the latents' std about 1
-(Stable Diffusion's 0.18215 is 1 / std of its VAE's latents); tinydiff computes it from data.
+The diffusion model sees normalised latents (tinydiff.pipelines.latent.scale_latents):
+    z * scaling_factor                                  Stable Diffusion 1.x: one number, 0.18215,
+                                                        1 / std of its VAE's latents
+    (z - latents_mean) * scaling_factor / latents_std   per channel, when the config has
+                                                        latents_mean and latents_std (diffusers'
+                                                        names; SDXL-era pipelines apply them so)
+tinydiff measures them from data (tinydiff.pipelines.vae_training).
 """
 
 import numpy as np
@@ -100,6 +105,17 @@ def validate_config(c):
         raise ValueError("AutoencoderKL: use_quant_conv and use_post_quant_conv must be True in tinydiff")
     for key in ("block_out_channels", "down_block_types", "up_block_types"):
         c[key] = tuple(c[key])
+    for key in ("latents_mean", "latents_std"):
+        if c[key] is not None:
+            values = np.asarray(c[key], dtype=np.float64)
+            if values.shape != (c["latent_channels"],) or not np.all(np.isfinite(values)):
+                raise ValueError(f"AutoencoderKL: {key} must be {c['latent_channels']} finite numbers (one per "
+                                 f"latent channel), got {c[key]!r}")
+            c[key] = [float(v) for v in values]
+    if (c["latents_mean"] is None) != (c["latents_std"] is None):
+        raise ValueError("AutoencoderKL: give latents_mean and latents_std together, or neither")
+    if c["latents_std"] is not None and min(c["latents_std"]) <= 0:
+        raise ValueError(f"AutoencoderKL: latents_std must be positive, got {c['latents_std']}")
     return c
 
 
@@ -116,14 +132,15 @@ class AutoencoderKL(Module):
     def __init__(self, in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
                  up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(32, 64, 64),
                  layers_per_block=1, act_fn="silu", latent_channels=4, norm_num_groups=16, sample_size=32,
-                 scaling_factor=1.0, use_quant_conv=True, use_post_quant_conv=True,
-                 mid_block_add_attention=True, rng=None):
+                 scaling_factor=1.0, latents_mean=None, latents_std=None, use_quant_conv=True,
+                 use_post_quant_conv=True, mid_block_add_attention=True, rng=None):
         super().__init__()
         self.config = c = validate_config(dict(
             in_channels=in_channels, out_channels=out_channels, down_block_types=down_block_types,
             up_block_types=up_block_types, block_out_channels=block_out_channels,
             layers_per_block=layers_per_block, act_fn=act_fn, latent_channels=latent_channels,
             norm_num_groups=norm_num_groups, sample_size=sample_size, scaling_factor=float(scaling_factor),
+            latents_mean=latents_mean, latents_std=latents_std,
             use_quant_conv=use_quant_conv, use_post_quant_conv=use_post_quant_conv,
             mid_block_add_attention=mid_block_add_attention))
         rng = generator(rng)

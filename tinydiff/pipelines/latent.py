@@ -1,8 +1,17 @@
 """Latent diffusion (Rombach et al. 2022): denoise in a VAE's latent space, not in pixels.
 
-    train:   z_0 = scaling_factor * (mean + std * eps),  q(z|x) = N(mean, std^2) = vae.encode(x)
-             then the usual diffusion loss on z_0 (tinydiff.pipelines.train.Trainer)
-    sample:  z_0 ~ reverse process from N(0, I) in latent space;  x = vae.decode(z_0 / scaling_factor)
+    train:   z = mean + std * eps,  q(z|x) = N(mean, std^2) = vae.encode(x)
+             z_0 = scale_latents(vae, z), then the usual diffusion loss on z_0
+             (tinydiff.pipelines.train.Trainer)
+    sample:  z_0 ~ reverse process from N(0, I) in latent space;  x = vae.decode(unscale_latents(vae, z_0))
+
+scale_latents normalises the latents to about zero mean and unit variance: z * scaling_factor
+with one global factor (Stable Diffusion 1.x), or per channel (z - latents_mean) *
+scaling_factor / latents_std when the VAE's config has those (as diffusers' SDXL pipelines
+apply them). Per channel matters when the channels differ: the shipped Shapes VAE's latent
+channels have means from -1.2 to +0.7 and stds from 0.4 to 1.1 after the global factor, so
+with it alone some channels were drowned by noise much earlier in the forward process than
+others, and sampled colours came out wrong.
 
 The data set is encoded once (the encoder is frozen: encoding every step again would cost an
 encoder pass per image for nothing); each step draws fresh eps keyed by (seed, step), so the
@@ -23,6 +32,30 @@ from tinydiff.pipelines.vae_training import in_batches
 from tinydiff.viz.tiles import save_image_grid
 
 
+def latent_shift_and_scale(vae):
+    """(shift, scale), each (latent_channels, 1, 1) float32: scale_latents(z) = (z - shift) * scale."""
+    c = vae.config
+    channels = c["latent_channels"]
+    if c.get("latents_mean") is None:
+        shift, scale = np.zeros(channels), np.full(channels, c["scaling_factor"])
+    else:
+        shift = np.asarray(c["latents_mean"], dtype=np.float64)
+        scale = c["scaling_factor"] / np.asarray(c["latents_std"], dtype=np.float64)
+    return shift.astype(np.float32)[:, None, None], scale.astype(np.float32)[:, None, None]
+
+
+def scale_latents(vae, z):
+    """VAE latents -> what the diffusion model sees (about zero mean, unit variance)."""
+    shift, scale = latent_shift_and_scale(vae)
+    return (z - shift) * scale
+
+
+def unscale_latents(vae, z):
+    """The inverse of scale_latents: diffusion latents -> what vae.decode takes."""
+    shift, scale = latent_shift_and_scale(vae)
+    return z / scale + shift
+
+
 def encode_images(vae, images, batch_size=128):
     """(mean, std) of q(z|x) for every image, float32 arrays (N, latent_channels, h, w)."""
     vae.eval()
@@ -36,14 +69,17 @@ def encode_images(vae, images, batch_size=128):
 
 class LatentEpochs:
     """data(step) -> (z_0 (B, C, h, w), labels or None) over a fixed set of encoded images,
-    reshuffled every epoch by (seed, epoch); z_0 = scaling_factor * (mean + std * eps), with
-    eps drawn from (seed, 13, step)."""
+    reshuffled every epoch by (seed, epoch); z_0 = (mean + std * eps - shift) * scale, with
+    eps drawn from (seed, 13, step) and (shift, scale) from latent_shift_and_scale (a float
+    scale alone means shift 0)."""
 
-    def __init__(self, mean, std, scaling_factor, batch_size, seed, labels=None):
+    def __init__(self, mean, std, scale, batch_size, seed, labels=None, shift=0.0):
         if len(mean) < batch_size:
             raise ValueError(f"batch_size={batch_size} is larger than the encoded data set ({len(mean)} latents)")
         self.mean, self.std, self.labels = mean, std, labels
-        self.scaling_factor, self.batch_size, self.seed = float(scaling_factor), batch_size, seed
+        self.shift = np.asarray(shift, dtype=np.float32)  # a number, or (C, 1, 1) per channel
+        self.scale = np.asarray(scale, dtype=np.float32)
+        self.batch_size, self.seed = batch_size, seed
         self.per_epoch = len(mean) // batch_size
 
     def __call__(self, step):
@@ -51,7 +87,7 @@ class LatentEpochs:
         order = np.random.default_rng((self.seed, 11, epoch)).permutation(len(self.mean))
         idx = order[k * self.batch_size:(k + 1) * self.batch_size]
         eps = np.random.default_rng((self.seed, 13, step)).standard_normal(self.mean[idx].shape)
-        z = self.scaling_factor * (self.mean[idx] + self.std[idx] * eps)
+        z = (self.mean[idx] + self.std[idx] * eps - self.shift) * self.scale
         return z.astype(np.float32), (None if self.labels is None else self.labels[idx])
 
 
@@ -67,13 +103,14 @@ def latent_source(vae, data, num_images, batch_size, seed, labelled=False):
     images = np.concatenate(images)[:num_images]
     labels = np.concatenate(labels)[:num_images] if labelled and labels[0] is not None else None
     mean, std = encode_images(vae, images)
-    return LatentEpochs(mean, std, vae.config["scaling_factor"], batch_size, seed, labels)
+    shift, scale = latent_shift_and_scale(vae)
+    return LatentEpochs(mean, std, scale, batch_size, seed, labels, shift=shift)
 
 
 def decode_latents(vae, z, batch_size=128):
-    """Images (B, C, H, W) from diffusion latents z (B, c, h, w): vae.decode(z / scaling_factor)."""
+    """Images (B, C, H, W) from diffusion latents z (B, c, h, w): vae.decode(unscale_latents(vae, z))."""
     vae.eval()
-    return in_batches(lambda batch: vae.decode(batch / np.float32(vae.config["scaling_factor"])), z, batch_size)
+    return in_batches(lambda batch: vae.decode(unscale_latents(vae, batch)), z, batch_size)
 
 
 def sample_latent(model, scheduler, vae, num, rng, num_inference_steps=50, class_labels=None, eta=0.0,

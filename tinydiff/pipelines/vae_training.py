@@ -66,12 +66,26 @@ def reconstruct(vae, images, batch_size=128):
     return in_batches(lambda x: vae.decode(vae.encode(x).mean), images, batch_size)
 
 
+def sampled_latents(vae, images, rng, batch_size=128):
+    """z ~ q(z|x) for every image, float64 (N, latent_channels, h, w)."""
+    vae.eval()
+    return in_batches(lambda x: vae.encode(x).sample(generator=rng), images, batch_size).astype(np.float64)
+
+
 def latent_scaling_factor(vae, images, rng, batch_size=128):
     """1 / std of sampled latents z ~ q(z|x) over `images` (every element pooled), as
     Rombach et al. 2022 (sec. 4.3.2, 'rescale the latent') chose Stable Diffusion's 0.18215."""
-    vae.eval()
-    z = in_batches(lambda x: vae.encode(x).sample(generator=rng), images, batch_size)
-    return float(1.0 / z.astype(np.float64).std())
+    return float(1.0 / sampled_latents(vae, images, rng, batch_size).std())
+
+
+def latent_channel_statistics(vae, images, rng, batch_size=128):
+    """(latents_mean, latents_std): per latent channel, the mean and std of sampled latents
+    z ~ q(z|x) over `images`, lists of floats for the VAE's config."""
+    z = sampled_latents(vae, images, rng, batch_size)
+    return z.mean(axis=(0, 2, 3)).tolist(), z.std(axis=(0, 2, 3)).tolist()
+
+
+LATENT_NORMS = ("channel", "global")
 
 
 @dataclass
@@ -84,6 +98,9 @@ class VAETrainConfig(TrainConfig):
     beta: float = 1e-4
     reconstruction: str = "mse"
     scale_images: int = 1024  # images the latent scaling factor is measured on
+    # "channel": latents_mean and latents_std per channel (scaling_factor 1); "global": one
+    # scaling_factor (see tinydiff.pipelines.latent.scale_latents)
+    latent_norm: str = "channel"
 
     def validate(self):
         super().validate()
@@ -91,6 +108,8 @@ class VAETrainConfig(TrainConfig):
             raise ValueError(f"reconstruction: expected one of {RECONSTRUCTION_LOSSES}, got {self.reconstruction!r}")
         if not self.beta >= 0:
             raise ValueError(f"beta: expected a number >= 0, got {self.beta}")
+        if self.latent_norm not in LATENT_NORMS:
+            raise ValueError(f"latent_norm: expected one of {LATENT_NORMS}, got {self.latent_norm!r}")
         if not isinstance(self.scale_images, int) or self.scale_images < 2:
             raise ValueError(f"scale_images: expected an integer >= 2, got {self.scale_images!r}")
 
@@ -166,12 +185,18 @@ class VAETrainer(Trainer):
         return np.concatenate(images)[:count]
 
     def save_final(self):
-        """final/: the EMA weights, with scaling_factor measured on held-out images."""
+        """final/: the EMA weights, with the latent normalisation measured on held-out images."""
         cfg = self.config
         with self.ema.swap_in():
             images = self.held_out_images(cfg.scale_images)
-            factor = latent_scaling_factor(self.model, images, np.random.default_rng((cfg.seed, 17)))
-            self.model.config["scaling_factor"] = factor
+            rng = np.random.default_rng((cfg.seed, 17))
+            config = self.model.config
+            if cfg.latent_norm == "channel":
+                config["latents_mean"], config["latents_std"] = latent_channel_statistics(self.model, images, rng)
+                config["scaling_factor"] = 1.0
+            else:
+                config["scaling_factor"] = latent_scaling_factor(self.model, images, rng)
+                config["latents_mean"] = config["latents_std"] = None
             ckpt.save_model(self.model, self.out_dir / "final")
 
     def save_samples(self):

@@ -1,7 +1,8 @@
-"""Train the shipped Shapes models from scratch: the VAE (shapes_vae/), the latent UNet that
-denoises its scaled latents (shapes_latent/, a pipeline folder with unet/, scheduler/ and
-vae/), and the pixel-space UNet that benchmarks/bench_latent.py compares against
-(shapes_pixel/). Every part resumes from its checkpoints in the work folder.
+"""Train the shipped Shapes models from scratch: the VAE (shapes_latent/vae/), the latent UNet
+that denoises its normalised latents (the rest of shapes_latent/, a pipeline folder with unet/,
+scheduler/ and vae/), and the pixel-space UNet that benchmarks/bench_latent.py compares against
+(shapes_pixel/). Every part resumes from its checkpoints in the work folder. The VAE is stored
+once, inside the latent pipeline, to keep the package small.
 
     python -m tinydiff.pretrained.train_shapes                    # everything, shipped settings
     python -m tinydiff.pretrained.train_shapes --part vae --vae-steps 300 --out /some/folder
@@ -49,20 +50,21 @@ SHAPES_PIXEL_UNET = dict(
 LATENT_IMAGES = 8192  # encoded once; Shapes has 5103 distinct attribute + jitter combinations
 
 
+# The glyph model's recipe (see train_glyphs): v-prediction, min-SNR-5 weights, a cosine schedule.
 def diffusion_config(steps, batch_size, seed):
     return TrainConfig(steps=steps, batch_size=batch_size, lr=2e-3, warmup_steps=min(100, steps // 2),
-                       ema_decay=0.999, seed=seed, checkpoint_every=250, sample_every=500)
+                       ema_decay=0.998, min_snr_gamma=5.0, seed=seed, checkpoint_every=250, sample_every=500)
 
 
 def train_latent(out, steps, batch_size, work, stop=None):
     """stop: ship the EMA weights of the checkpoint at step `stop` of the `steps`-step schedule
     (checkpoints come every 250 steps, so stop should be a multiple of 250)."""
-    vae = load_model(out / "shapes_vae")  # the shipped (float16-stored) VAE, as users get it
+    vae = load_model(out / "shapes_latent" / "vae")  # the shipped (float16-stored) VAE, as users get it
     data = latent_source(vae, make_source("shapes", 256, LATENT_SEED), LATENT_IMAGES, batch_size, LATENT_SEED)
     model = UNet2DModel(rng=np.random.default_rng(LATENT_SEED), **SHAPES_LATENT_UNET)
-    # no clipping of the predicted z_0 to [-1, 1]: scaled latents have unit std, not a range
+    # no clipping of the predicted z_0 to [-1, 1]: normalised latents have unit std, not a range
     # (clipping them collapsed the samples' colours to red and green)
-    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False)
+    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False)
     trainer = LatentTrainer(model, scheduler, vae, data, diffusion_config(steps, batch_size, LATENT_SEED), work)
     started = time.perf_counter()
     trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file(), until=stop)
@@ -75,7 +77,7 @@ def train_latent(out, steps, batch_size, work, stop=None):
 
 def train_pixel(out, steps, batch_size, work):
     model = UNet2DModel(rng=np.random.default_rng(PIXEL_SEED), **SHAPES_PIXEL_UNET)
-    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
+    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
     data = make_source("shapes", batch_size, PIXEL_SEED)
     trainer = Trainer(model, scheduler, data, diffusion_config(steps, batch_size, PIXEL_SEED), work)
     started = time.perf_counter()
@@ -104,12 +106,13 @@ def train_vae(out, steps, batch_size, work):
     trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file())
     minutes = (time.perf_counter() - started) / 60
     vae = load_model(Path(work) / "final")
-    save_model(vae, out / "shapes_vae", dtype=np.float16)
-    shipped = load_model(out / "shapes_vae")
+    save_model(vae, out / "shapes_latent" / "vae", dtype=np.float16)  # the latent part adds unet/, scheduler/
+    shipped = load_model(out / "shapes_latent" / "vae")
     images = held_out_shapes()
     score = psnr(reconstruct(shipped, images), images)
     print(f"vae: {steps} steps of batch {batch_size} in {minutes:.1f} min (this run); held-out PSNR "
-          f"{score:.2f} dB (float16 weights); scaling_factor {shipped.config['scaling_factor']:.4f}")
+          f"{score:.2f} dB (float16 weights); latents_mean {shipped.config['latents_mean']}, "
+          f"latents_std {shipped.config['latents_std']}")
     return {"vae_minutes": minutes, "vae_psnr": score}
 
 
@@ -121,7 +124,7 @@ def main(argv=None):
                         help="training folders with checkpoints (resumed if they have any)")
     parser.add_argument("--vae-steps", type=int, default=1600)
     parser.add_argument("--vae-batch-size", type=int, default=16)
-    parser.add_argument("--latent-steps", type=int, default=2000)
+    parser.add_argument("--latent-steps", type=int, default=3000)
     parser.add_argument("--latent-batch-size", type=int, default=64)
     parser.add_argument("--latent-stop", type=int, default=None,
                         help="ship the latent UNet's EMA weights from this step's checkpoint (a multiple of 250)")

@@ -24,12 +24,13 @@ in one process, torch with torch.set_num_threads(numba.get_num_threads()).
 Cases: by default the reference architecture of the project's issue — block_out_channels
 (32, 64, 128), layers_per_block 1, DownBlock2D, DownBlock2D, AttnDownBlock2D / AttnUpBlock2D,
 UpBlock2D, UpBlock2D (attention at the lowest resolution, plus the mid block's), 3 channels,
-attention_head_dim 8, norm_num_groups 32 (diffusers' default), at 32x32 and at 16x16.
+attention_head_dim 8, norm_num_groups 32 (diffusers' default), at 32x32 and at 16x16; then the
+default glyph UNet that tinydiff ships (tinydiff.pretrained.train_glyphs.GLYPH_UNET).
 --config FILE (a JSON file of UNet2DModel arguments, e.g. a model's config.json) or --model DIR
 (a model folder: DIR/config.json or DIR/unet/config.json) benchmarks that config instead, at its
 sample_size. Only the config is read: weights do not change the timings.
 
-    python benchmarks/bench_train.py                    # reference UNet, 32x32 and 16x16
+    python benchmarks/bench_train.py                    # reference UNet at 32x32 and 16x16, glyph UNet
     python benchmarks/bench_train.py --quick            # fewer repeats, 16x16 only
     python benchmarks/bench_train.py --model DIR        # another model's architecture
 """
@@ -107,7 +108,10 @@ def load_config(args):
         label = folder.name if args.model else path.stem
         return [(f"{label} {size}x{size}", config)]
     sizes = (16,) if args.quick else (32, 16)
-    return [(f"reference {s}x{s}", dict(REFERENCE, sample_size=s)) for s in sizes]
+    cases = [(f"reference {s}x{s}", dict(REFERENCE, sample_size=s)) for s in sizes]
+    # the default glyph UNet, the one tinydiff ships (1 channel, 16x16, 10 classes)
+    from tinydiff.pretrained.train_glyphs import GLYPH_UNET
+    return cases + [(f"glyph UNet {GLYPH_UNET['sample_size']}x{GLYPH_UNET['sample_size']}", dict(GLYPH_UNET))]
 
 
 def batch_for(config, batch, seed=0):
@@ -361,7 +365,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n", 2)[2])
-    parser.add_argument("--quick", action="store_true", help="2 timed repeats, reference at 16x16 only")
+    parser.add_argument("--quick", action="store_true", help="2 timed repeats; reference at 16x16 and glyph UNet")
     parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per case (default 5; 2 with --quick)")
     parser.add_argument("--config", help="JSON file of UNet2DModel arguments to benchmark instead of the reference")

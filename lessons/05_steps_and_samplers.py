@@ -27,10 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from tinydiff.data import GlyphDataset
-from tinydiff.metrics import GlyphJudge
 from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
-from tinydiff.pipelines.checkpoint import load_model
-from tinydiff.pretrained import glyph_classifier_dir, glyph_model_dir
+from tinydiff.pretrained import glyph_judge, glyph_model_dir
 from tinydiff.viz import new_figure, plot_curves, save_figure
 from tinydiff.viz.tiles import tile_images
 
@@ -59,8 +57,9 @@ if args.fast:
     STEPS = {"ddpm": [4, 8], "ddim": [4, 8], "dpm": [4, 8]}
 NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm": "DPM-Solver++"}
 
-judge = GlyphJudge(load_model(glyph_classifier_dir()), GlyphDataset(seed=2000)[0:200 if args.fast else 1000][0])
-real = judge.score(GlyphDataset(seed=3000)[0:num][0])
+judge = glyph_judge(200 if args.fast else 1000)
+reals = GlyphDataset(seed=3000, size=size)  # real glyphs of the same digits as the samples
+real = judge.score(reals.get(reals.indices_with_labels(labels))[0])
 results, grids = [], {}
 for kind, counts in STEPS.items():
     for steps in counts:

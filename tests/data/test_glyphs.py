@@ -135,3 +135,20 @@ def test_bad_arguments():
         ds.get([0.5])
     with pytest.raises(ValueError, match="stop"):
         ds[5:]
+
+
+def test_indices_with_labels_give_exactly_the_requested_digits():
+    data = GlyphDataset(seed=7, size=16)
+    wanted = np.array([3, 3, 0, 9, 3, 1])
+    idx = data.indices_with_labels(wanted, start=50)
+    _, labels = data.get(idx)
+    np.testing.assert_array_equal(labels, wanted)
+    assert len(set(idx.tolist())) == len(idx) and idx.min() >= 50
+    # for each digit, the indices are the first ones from `start` on that show it, in order
+    _, scanned = data.get(range(50, idx.max() + 1))
+    for digit in np.unique(wanted):
+        first = 50 + np.flatnonzero(scanned == digit)[:np.sum(wanted == digit)]
+        np.testing.assert_array_equal(idx[wanted == digit], first)
+    with pytest.raises(ValueError, match="labels"):
+        data.indices_with_labels([10])
+    assert data.indices_with_labels(np.array([], dtype=int)).size == 0

@@ -150,6 +150,26 @@ class GlyphDataset:
             pixels[row], labels[row] = self._render_one(index)
         return to_signed_unit(pixels)[:, None], labels  # (N, H, W) -> (N, 1, H, W)
 
+    def indices_with_labels(self, labels, start=0):
+        """Indices of glyphs showing the digits `labels`, in that order: for each requested
+        digit the next unused index from `start` on that has it. Real glyphs with exactly the
+        classes a class-conditional model was asked for, so that the two sets compare without
+        the noise of random class proportions. Costs no rendering (the digit is the first
+        draw of each glyph's generator)."""
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or \
+                (labels.size and (labels.min() < 0 or labels.max() > 9)):
+            raise ValueError(f"labels: expected a 1-D array of digits 0-9, got {labels!r}")
+        waiting = {int(d): list(np.flatnonzero(labels == d)) for d in np.unique(labels)}
+        out = np.empty(labels.size, dtype=np.int64)
+        index = start
+        while any(waiting.values()):
+            digit = int(np.random.default_rng((self.seed, index)).integers(10))  # as in _render_one
+            if waiting.get(digit):
+                out[waiting[digit].pop(0)] = index
+            index += 1
+        return out
+
     def __getitem__(self, key):
         """`dataset[a:b]` is `dataset.get(range(a, b))`."""
         return self.get(slice_to_indices(key, "GlyphDataset"))

@@ -1,13 +1,18 @@
 """Models shipped with tinydiff, so that students sample in seconds, and the scripts that
 trained them (rerun them to reproduce the weights: `python -m tinydiff.pretrained.train_glyphs`).
 
-    glyphs/             class-conditional UNet2DModel for 32x32 glyph digits (diffusers layout)
+    glyphs/             class-conditional UNet2DModel for 16x16 glyph digits (diffusers layout)
     glyph_classifier/   ConvClassifier that tinydiff.metrics.GlyphJudge measures samples with
+                        (trained on 16x16 glyphs; larger ones are block-averaged down to it)
+    shapes_latent/      the Shapes latent diffusion pipeline of lesson 06, with its VAE (vae/)
+    shapes_pixel/       the pixel-space Shapes model that benchmarks/bench_latent.py compares with
 """
 
 from pathlib import Path
 
 HERE = Path(__file__).parent
+CLASSIFIER_SIZE = 16  # the side of the glyphs the shipped classifier was trained on
+REFERENCE_SEED = 2000  # real glyphs the classifier never saw in training
 
 
 def glyph_model_dir():
@@ -16,6 +21,20 @@ def glyph_model_dir():
 
 def glyph_classifier_dir():
     return HERE / "glyph_classifier"
+
+
+def glyph_judge(num_reference=1000):
+    """A GlyphJudge with the shipped classifier, whose Frechet reference is `num_reference`
+    real glyphs it did not train on."""
+    from tinydiff.data import GlyphDataset
+    from tinydiff.metrics import GlyphJudge
+    from tinydiff.pipelines.checkpoint import load_model
+
+    folder = glyph_classifier_dir()
+    if not (folder / "config.json").is_file():
+        raise missing(folder)
+    reference, _ = GlyphDataset(seed=REFERENCE_SEED, size=CLASSIFIER_SIZE)[0:num_reference]
+    return GlyphJudge(load_model(folder), reference)
 
 
 def missing(path):

@@ -9,14 +9,24 @@
 #
 # **Why it matters.** The network was trained on 1000 noise levels, and DDPM takes a small
 # random step at each: every step only removes a little noise, and skipping levels breaks the
-# Gaussian approximation each step relies on, so DDPM with few steps gives blurry, broken
-# digits. DDIM uses the same trained network but follows a deterministic path (an ODE in
-# disguise) that can take big steps; Song et al. 2021 (Table 1) found 50 DDIM steps about as
-# good as 1000 DDPM steps. DPM-Solver++ is a second-order solver of that ODE: it reuses the
-# previous step's prediction to cancel most of the error, and needs 10-20 steps.
+# Gaussian approximation each step relies on. DDIM uses the same trained network but follows a
+# deterministic path (an ODE in disguise) that can take big steps; Song et al. 2021 (Table 1)
+# found 50 DDIM steps about as good as 1000 DDPM steps on CIFAR-10, and DDPM at 10 steps far
+# worse. DPM-Solver++ is a second-order solver of that ODE: it reuses the previous step's
+# prediction to cancel most of the error, and needs 10-20 steps.
 #
-# Run: `python lessons/05_steps_and_samplers.py [--num N] [--out DIR] [--fast]` (a few minutes;
-# the 1000-step DDPM run is most of it).
+# **What to expect here.** Glyphs are an easy data set and the model is class-conditional: the
+# label decides most of the picture, and the model's guess of x_0 is clipped to [-1, 1] at
+# every step. So every sampler draws recognisable digits from a handful of steps on (in the
+# run we measured, 96-100% at every step count), and the differences are in the Frechet
+# distance and in the pictures: 50-step DDIM (0.50) was as close to real glyphs as 1000-step
+# DDPM (0.48) and as another set of real glyphs (0.51), while 10-step DDPM was further away
+# (0.59). With 50 samples per run these distances carry noise of a few hundredths; raise
+# --num for firmer numbers. On harder data (lesson 06's shapes, or CIFAR-10) few-step DDPM
+# falls apart much more visibly.
+#
+# Run: `python lessons/05_steps_and_samplers.py [--num N] [--out DIR] [--fast]` (about 7
+# minutes on 2 cores; the 1000-step DDPM run is most of it).
 
 # %%
 import argparse
@@ -34,7 +44,7 @@ from tinydiff.viz.tiles import tile_images
 
 parser = argparse.ArgumentParser(description="Lesson 05: steps and samplers")
 parser.add_argument("--out", default=os.path.join("outputs", "05_steps_and_samplers"), help="folder for the figures")
-parser.add_argument("--num", type=int, default=100, help="samples per run (default 100)")
+parser.add_argument("--num", type=int, default=50, help="samples per run (default 50)")
 parser.add_argument("--model", type=Path, default=None, help="a model folder instead of the shipped one")
 parser.add_argument("--fast", action="store_true", help="few samples and steps, for smoke tests")
 args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
@@ -104,7 +114,8 @@ for metric, ax, label in (("frechet", axes[0], "Frechet distance to real glyphs"
         ax.plot([r["steps"] for r in rows], [r[metric] for r in rows], "o-", label=NAMES[kind])
     ax.axhline(real[metric], color="grey", ls="--", lw=1, label="real glyphs")
     ax.set_xscale("log")
-    ticks = sorted({r["steps"] for r in results})
+    used = sorted({r["steps"] for r in results})
+    ticks = [t for t in used if not (t == 25 and 20 in used)]  # 20 and 25 would overlap
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("sampling steps (log scale)")

@@ -55,3 +55,14 @@ def test_the_shipped_latent_pipeline_has_a_vae_with_per_channel_statistics():
     assert vae.config["scaling_factor"] == 1.0
     assert scheduler_config["clip_sample"] is False
     assert scheduler_config["prediction_type"] == "v_prediction"
+
+
+def test_the_shipped_pixel_baseline_is_the_training_scripts_model():
+    unet, scheduler_config = load_pipeline(train_shapes.HERE / "shapes_pixel")
+    built = UNet2DModel(rng=np.random.default_rng(0), **train_shapes.SHAPES_PIXEL_UNET)
+    assert unet.config == built.config
+    # the latent UNet's recipe: v-prediction under the cosine schedule
+    assert scheduler_config["prediction_type"] == "v_prediction"
+    assert scheduler_config["beta_schedule"] == "squaredcos_cap_v2"
+    assert all(np.all(np.isfinite(p.data)) for p in unet.parameters())
+    assert not np.allclose(unet.conv_in.weight.data, built.conv_in.weight.data)

@@ -50,11 +50,10 @@ SHAPES_PIXEL_UNET = dict(
 LATENT_IMAGES = 8192  # encoded once; Shapes has 5103 distinct attribute + jitter combinations
 
 
-# The latent UNet uses the glyph model's recipe (see train_glyphs): v-prediction, min-SNR-5
-# weights, EMA 0.998. The shipped pixel baseline was trained earlier with the plain one
-# (epsilon, unweighted, EMA 0.999), kept here so that this script still reproduces it.
-def diffusion_config(steps, batch_size, seed, recipe="v"):
-    extra = dict(ema_decay=0.998, min_snr_gamma=5.0) if recipe == "v" else dict(ema_decay=0.999)
+# Both UNets use the glyph model's recipe (see train_glyphs): v-prediction, min-SNR-5 weights,
+# EMA 0.998.
+def diffusion_config(steps, batch_size, seed):
+    extra = dict(ema_decay=0.998, min_snr_gamma=5.0)
     return TrainConfig(steps=steps, batch_size=batch_size, lr=2e-3, warmup_steps=min(100, steps // 2),
                        seed=seed, checkpoint_every=250, sample_every=500, **extra)
 
@@ -80,9 +79,9 @@ def train_latent(out, steps, batch_size, work, stop=None):
 
 def train_pixel(out, steps, batch_size, work):
     model = UNet2DModel(rng=np.random.default_rng(PIXEL_SEED), **SHAPES_PIXEL_UNET)
-    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
+    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
     data = make_source("shapes", batch_size, PIXEL_SEED)
-    trainer = Trainer(model, scheduler, data, diffusion_config(steps, batch_size, PIXEL_SEED, recipe="plain"), work)
+    trainer = Trainer(model, scheduler, data, diffusion_config(steps, batch_size, PIXEL_SEED), work)
     started = time.perf_counter()
     trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file())
     minutes = (time.perf_counter() - started) / 60
@@ -131,7 +130,7 @@ def main(argv=None):
     parser.add_argument("--latent-batch-size", type=int, default=64)
     parser.add_argument("--latent-stop", type=int, default=None,
                         help="ship the latent UNet's EMA weights from this step's checkpoint (a multiple of 250)")
-    parser.add_argument("--pixel-steps", type=int, default=500)
+    parser.add_argument("--pixel-steps", type=int, default=2000)
     parser.add_argument("--pixel-batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     report = {}

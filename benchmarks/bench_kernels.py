@@ -30,6 +30,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
 import numba
 import numpy as np
 

@@ -46,10 +46,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
 import numba
 import numpy as np
 
-import tinydiff
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
 from tinydiff.optim import AdamW
@@ -395,7 +395,8 @@ def main():
         torch.set_num_threads(numba.get_num_threads())
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), diffusers {diffusers.__version__}")
     print(f"tinydiff {tinydiff.__version__}, numpy {np.__version__}, numba {numba.__version__} "
-          f"({numba.get_num_threads()} threads), {platform.processor() or platform.machine()}")
+          f"({numba.get_num_threads()} threads), {platform.processor() or platform.machine()}, "
+          f"OPENBLAS_THREAD_TIMEOUT {tinydiff.blas_thread_timeout()}")
 
     rows = [run_case(name, config, args, torch, diffusers) for name, config in cases]
     print_table(rows, torch_note)

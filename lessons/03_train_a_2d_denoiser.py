@@ -26,6 +26,7 @@ import argparse
 import os
 import time
 
+import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
 import numpy as np
 
 from tinydiff.data import swiss_roll

@@ -28,6 +28,7 @@ import argparse
 import os
 from pathlib import Path
 
+import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
 import numpy as np
 from PIL import Image
 

@@ -26,6 +26,7 @@ import os
 import time
 from pathlib import Path
 
+import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
 import numpy as np
 
 from tinydiff.data import COLOUR_NAMES, SHAPES, ShapeDataset

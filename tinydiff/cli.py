@@ -60,6 +60,7 @@ def cmd_info(args):
         ("numba threading layer", layer),
         ("numba threads", str(threads)),
         ("numpy BLAS", blas_description()),
+        ("BLAS thread timeout", f"OPENBLAS_THREAD_TIMEOUT={tinydiff.blas_thread_timeout()}"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -13,10 +13,11 @@ column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo) and W2 = w.reshape(O, C*
 
 The batch is processed in chunks whose column buffer is about _CHUNK_BYTES, built and consumed
 while it sits in the L3 cache. The products run in NumPy's multi-threaded BLAS; im2col/col2im
-are serial Numba loops, on purpose. Threads of two runtimes take turns here, and each keeps
+are serial Numba loops, on purpose (shared over two plain threads they measured no faster). Threads of two runtimes take turns here, and each keeps
 spinning for a while after its turn: Numba's OpenMP workers after a prange region (which made
 the whole convolution about three times slower on 2 cores, see threads.py) and OpenBLAS's
-workers after every product, which then hold the second core anyway. A 1x1, stride-1,
+workers after every product, which then hold the second core anyway (for 2^28 cycles by
+default; importing tinydiff first shortens that to 2^16, see tinydiff/__init__.py). A 1x1, stride-1,
 unpadded convolution needs no im2col at all: the input already is the column matrix.
 
 What bounds it. The products carry all the FLOPs and run at what OpenBLAS reaches for these thin
@@ -56,33 +57,26 @@ def _is_pointwise(kernel_hw, stride, padding):
 
 
 @numba.njit(cache=True)
-def _padded_plane(plane, padding):
-    """A zero-bordered copy of one (H, W) plane: the copy loops below then need no bounds tests."""
-    h_in, w_in = plane.shape
-    out = np.zeros((h_in + 2 * padding, w_in + 2 * padding), dtype=plane.dtype)
-    for h in range(h_in):
-        for w in range(w_in):
-            out[h + padding, w + padding] = plane[h, w]
-    return out
-
-
-@numba.njit(cache=True)
 def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
     """Fill column (c*kH + p)*kW + q, position i*Wo + j, of image b with
     xpad[b, c, i*stride + p, j*stride + q].
 
     x: (B, C, H, W); cols: (B, C*kH*kW, Ho*Wo), or (C*kH*kW, B, Ho*Wo) if rows_first. Each (b, c)
-    plane is padded into a small buffer first, because per-row bounds tests cost more than the
-    copy itself on rows only 8-32 pixels long; planes are visited in the order their columns
-    lie in memory.
+    plane is copied into one zero-bordered buffer first (its border is never written, so stays
+    zero), because per-row bounds tests cost more than the copy itself on rows only 8-32 pixels
+    long; planes are visited in the order their columns lie in memory.
     """
-    n_b, n_c = x.shape[:2]
+    n_b, n_c, h_in, w_in = x.shape
+    xpad = np.zeros((h_in + 2 * padding, w_in + 2 * padding), dtype=x.dtype)
     for bc in range(n_b * n_c):
         if rows_first:
             c, b = bc // n_b, bc % n_b
         else:
             b, c = bc // n_c, bc % n_c
-        xpad = _padded_plane(x[b, c], padding)  # (H + 2*pad, W + 2*pad)
+        plane = x[b, c]
+        for h in range(h_in):
+            for w in range(w_in):
+                xpad[h + padding, w + padding] = plane[h, w]
         for p in range(k_h):
             for q in range(k_w):
                 row = (c * k_h + p) * k_w + q
@@ -105,10 +99,11 @@ def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
     is dropped.
     """
     n_b, n_c, h_in, w_in = dx.shape
+    dxpad = np.empty((h_in + 2 * padding, w_in + 2 * padding), dtype=dx.dtype)
     for bc in range(n_b * n_c):
         b = bc // n_c
         c = bc % n_c
-        dxpad = np.zeros((h_in + 2 * padding, w_in + 2 * padding), dtype=dx.dtype)
+        dxpad[:] = 0
         for p in range(k_h):
             for q in range(k_w):
                 src = dcols[b, (c * k_h + p) * k_w + q]  # (Ho*Wo,)

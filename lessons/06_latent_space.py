@@ -134,8 +134,8 @@ print("saved", save_figure(fig, OUT / "interpolation.png"))
 # Left: decode(z) with z ~ N(0, I), the VAE's own generative model. Right: DDIM sampling of
 # the latent UNet from N(0, I) in the *normalised* latent space, then decode(z * latents_std +
 # latents_mean). Middle: the pixel-space baseline `shapes_pixel`, a UNet of the glyph model's
-# size on 3x32x32 images, trained with the same recipe for twice as long (41 minutes against
-# 21), sampled with the same DDIM steps; fewer samples, because each of its steps costs several
+# size on 3x32x32 images, trained with the same recipe for more than twice as long (51 minutes
+# against 21), sampled with the same DDIM steps; fewer samples, because each of its steps costs several
 # times more (the last section measures how much).
 # `shapes_quality` checks each sample from its pixels (one shape, clean background, a named
 # colour, a circle/square/triangle) and compares its high-frequency energy with real images

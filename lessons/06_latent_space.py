@@ -5,8 +5,8 @@
 # trained on Shapes) squeezing 32x32x3 images into 4x8x8 latents and back: reconstructions,
 # the four latent channels drawn as images, a walk between two latents, and then the contrast
 # that made Stable Diffusion: images the VAE makes *alone* from random latents, next to images
-# a diffusion model makes *in pixels* and *in the VAE's latent space*. A table closes the lesson with what one
-# denoising step costs in pixels and in latents.
+# a diffusion model makes *in pixels* and *in the VAE's latent space*. A table closes the
+# lesson with what one denoising step costs in pixels and in latents.
 #
 # **Why it matters.** A diffusion model calls its network once per step, tens of times per
 # image, at the full resolution of what it denoises. Rombach et al. (2022) split the work: an
@@ -135,8 +135,8 @@ print("saved", save_figure(fig, OUT / "interpolation.png"))
 # the latent UNet from N(0, I) in the *normalised* latent space, then decode(z * latents_std +
 # latents_mean). Middle: the pixel-space baseline `shapes_pixel`, a UNet of the glyph model's
 # size on 3x32x32 images, trained with the same recipe for more than twice as long (51 minutes
-# against 21), sampled with the same DDIM steps; fewer samples, because each of its steps costs several
-# times more (the last section measures how much).
+# against 21), sampled with the same DDIM steps; fewer samples, because each of its steps
+# costs several times more (the last section measures how much).
 # `shapes_quality` checks each sample from its pixels (one shape, clean background, a named
 # colour, a circle/square/triangle) and compares its high-frequency energy with real images
 # (ratio 1: as sharp as real). The KL term asked the posteriors to stay near N(0, I), but with

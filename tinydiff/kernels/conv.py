@@ -13,12 +13,13 @@ column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo) and W2 = w.reshape(O, C*
 
 The batch is processed in chunks whose column buffer is about _CHUNK_BYTES, built and consumed
 while it sits in the L3 cache. The products run in NumPy's multi-threaded BLAS; im2col/col2im
-are serial Numba loops, on purpose (shared over two plain threads they measured no faster). Threads of two runtimes take turns here, and each keeps
-spinning for a while after its turn: Numba's OpenMP workers after a prange region (which made
-the whole convolution about three times slower on 2 cores, see threads.py) and OpenBLAS's
-workers after every product, which then hold the second core anyway (for 2^28 cycles by
-default; importing tinydiff first shortens that to 2^16, see tinydiff/__init__.py). A 1x1, stride-1,
-unpadded convolution needs no im2col at all: the input already is the column matrix.
+are serial Numba loops, on purpose (shared over two plain threads they measured no faster).
+Threads of two runtimes take turns here, and each keeps spinning for a while after its turn:
+Numba's OpenMP workers after a prange region (which made the whole convolution about three
+times slower on 2 cores, see threads.py) and OpenBLAS's workers after every product, which then
+hold the second core anyway (for 2^28 cycles by default; importing tinydiff first shortens that
+to 2^16, see tinydiff/__init__.py). A 1x1, stride-1, unpadded convolution needs no im2col at
+all: the input already is the column matrix.
 
 What bounds it. The products carry all the FLOPs and run at what OpenBLAS reaches for these thin
 shapes (M = C_out = 32-128 rows): 60-90% of its square-matrix sgemm speed. im2col/col2im move

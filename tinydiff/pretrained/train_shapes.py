@@ -53,9 +53,8 @@ LATENT_IMAGES = 8192  # encoded once; Shapes has 5103 distinct attribute + jitte
 # Both UNets use the glyph model's recipe (see train_glyphs): v-prediction, min-SNR-5 weights,
 # EMA 0.998.
 def diffusion_config(steps, batch_size, seed):
-    extra = dict(ema_decay=0.998, min_snr_gamma=5.0)
     return TrainConfig(steps=steps, batch_size=batch_size, lr=2e-3, warmup_steps=min(100, steps // 2),
-                       seed=seed, checkpoint_every=250, sample_every=500, **extra)
+                       seed=seed, checkpoint_every=250, sample_every=500, ema_decay=0.998, min_snr_gamma=5.0)
 
 
 def train_latent(out, steps, batch_size, work, stop=None):

@@ -13,6 +13,17 @@ For each case (a UNet config at one resolution, batch 64 by default) it measures
   frameworks; it counts activations and temporaries, not weights. tinydiff's NumPy allocations
   are also traced with tracemalloc (peak minus the allocations alive before the step).
 
+- compute rate: FLOPs per step over its time, in GFLOP/s, for both frameworks, against the
+  float32 2048^2 matrix-multiply speed of NumPy's BLAS measured at the start of the run (the
+  ceiling any BLAS-based framework works under). FLOPs are counted by tinydiff.metrics.cost on
+  the forward pass (2 per multiply-add of every convolution, linear layer and attention
+  product); a training step is counted as 3 forwards (the input and weight gradients each cost
+  about one);
+- where tinydiff's training step goes: wall time inside each kind of kernel, summed over a few
+  steps (the kernels are wrapped with timers for this part only): the convolutions' BLAS
+  products (everything in conv2d_* outside im2col/col2im), im2col/col2im, group norm, SiLU,
+  attention, the AdamW update, and the rest (linear layers, element-wise arithmetic, Python).
+
 When torch and diffusers are importable it also builds diffusers' UNet2DModel from the same
 config, loads tinydiff's weights into it by name, and checks a float64 forward and backward on a
 small batch: the output, the input gradient and the gradient of every parameter (the whole
@@ -44,12 +55,16 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from contextlib import contextmanager
 from pathlib import Path
 
 import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
 import numba
 import numpy as np
 
+from tinydiff import kernels
+from tinydiff.kernels import conv as conv_kernels
+from tinydiff.metrics.cost import count_macs
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
 from tinydiff.optim import AdamW
@@ -298,13 +313,94 @@ def interleaved_medians(fns, repeats, warmup):
     return [float(np.median(t)) for t in times]
 
 
+def sgemm_gflops(repeats=5):
+    """NumPy BLAS's float32 matrix-multiply speed at 2048^2 (median of `repeats`)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 2048), dtype=np.float32)
+    b = rng.standard_normal((2048, 2048), dtype=np.float32)
+    a @ b
+    return 2 * 2048**3 / float(np.median([timed(lambda: a @ b) for _ in range(repeats)])) / 1e9
+
+
+# ----------------------------------------------------------------------------------------------
+# where the training step's time goes
+# ----------------------------------------------------------------------------------------------
+
+# (stage, owner, attribute): the functions the layers call, looked up at call time so that
+# replacing them on their module reaches every caller
+TIMED_KERNELS = [
+    ("conv", kernels, "conv2d_forward"), ("conv", kernels, "conv2d_backward_input"),
+    ("conv", kernels, "conv2d_backward_weight"),
+    ("im2col / col2im", conv_kernels, "_im2col"), ("im2col / col2im", conv_kernels, "_col2im"),
+    ("group norm", kernels, "group_norm_forward"), ("group norm", kernels, "group_norm_backward"),
+    ("SiLU", kernels, "silu_forward"), ("SiLU", kernels, "silu_backward"),
+    ("attention", kernels, "attention_forward"), ("attention", kernels, "attention_backward"),
+]
+
+
+@contextmanager
+def kernel_timers(seconds):
+    """Within the block, calls of the TIMED_KERNELS add their wall time to seconds[stage]."""
+    originals = [(owner, name, getattr(owner, name)) for _, owner, name in TIMED_KERNELS]
+
+    def timer(stage, fn):
+        def wrapped(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+        return wrapped
+
+    for (stage, owner, name), (_, _, fn) in zip(TIMED_KERNELS, originals):
+        setattr(owner, name, timer(stage, fn))
+    try:
+        yield seconds
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+
+
+def train_breakdown(ours, steps):
+    """Seconds per training step in each stage (see TIMED_KERNELS), the AdamW update and the
+    rest; "conv BLAS products" is the convolutions' time outside im2col/col2im."""
+    seconds = {}
+    step = ours.optimizer.step
+
+    def timed_update():
+        start = time.perf_counter()
+        step()
+        seconds["AdamW update"] = seconds.get("AdamW update", 0.0) + time.perf_counter() - start
+
+    ours.optimizer.step = timed_update
+    try:
+        with kernel_timers(seconds):
+            total = sum(timed(ours.train) for _ in range(steps))
+    finally:
+        del ours.optimizer.step  # the instance attribute hid the method
+    seconds["conv BLAS products"] = seconds.pop("conv", 0.0) - seconds.get("im2col / col2im", 0.0)
+    seconds["the rest"] = total - sum(seconds.values())
+    return {stage: s / steps for stage, s in seconds.items()} | {"total": total / steps}
+
+
+def print_breakdown(row):
+    stages = row["tinydiff_train_breakdown"]
+    total = stages["total"]
+    print(f"\n{row['case']}: where tinydiff's training step goes (mean of {row['breakdown_steps']} steps, "
+          f"{1e3 * total:.0f} ms)")
+    for stage in sorted((s for s in stages if s != "total"), key=stages.get, reverse=True):
+        print(f"  {stage:<22}{1e3 * stages[stage]:>8.0f} ms {100 * stages[stage] / total:>6.1f}%")
+
+
 def run_case(name, config, args, torch, diffusers):
     print(f"\n== {name}: batch {args.batch} ==")
     ours = TinydiffSteps(config, args.batch)
     num_params = sum(p.data.size for p in ours.model.parameters())
     row = {"case": name, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
            "batch": args.batch, "num_params": int(num_params)}
-    print(f"{num_params / 1e6:.2f} M parameters")
+    macs = count_macs(ours.forward) / args.batch
+    row["forward_gflop_per_image"] = 2 * macs / 1e9
+    print(f"{num_params / 1e6:.2f} M parameters, {2 * macs / 1e6:.1f} MFLOPs per image forward")
     fns_train, fns_sample = [ours.train], [ours.sample]
     if torch is not None:
         check = check_against_diffusers(torch, diffusers, config)
@@ -329,11 +425,34 @@ def run_case(name, config, args, torch, diffusers):
         row["torch"] = {"train_s": train[1], "sample_s": sample[1],
                         "train_rss_mib": child_memory("torch", "train", row["config"], args.batch),
                         "sample_rss_mib": child_memory("torch", "sample", row["config"], args.batch)}
+    row["breakdown_steps"] = max(2, args.repeats // 2)
+    row["tinydiff_train_breakdown"] = train_breakdown(ours, row["breakdown_steps"])
     return row
 
 
 def fmt(value, spec):
     return "-" if value is None else format(value, spec)
+
+
+def print_rates(rows, sgemm):
+    print(f"\ncompute rate, GFLOP/s (share of the {sgemm:.0f} GFLOP/s that NumPy's BLAS reaches on a "
+          f"2048^2 float32 product)")
+    head = f"{'case':<22}{'step':<7}{'GFLOP/step':>11}{'tinydiff':>16}{'torch':>16}"
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        for kind, passes in (("train", 3), ("sample", 1)):
+            flop = passes * row["forward_gflop_per_image"] * row["batch"]
+            cells = []
+            for framework in ("tinydiff", "torch"):
+                if framework not in row:
+                    cells.append(f"{'-':>16}")
+                    continue
+                rate = flop / row[framework][f"{kind}_s"]
+                row[framework][f"{kind}_gflops"] = rate
+                cells.append(f"{rate:>9.1f} ({100 * rate / sgemm:>3.0f}%)")
+            print(f"{row['case']:<22}{kind:<7}{flop:>11.2f}" + "".join(cells))
+    print("a training step is counted as 3 forward passes; element-wise work (norms, activations) is not counted")
 
 
 def print_table(rows, torch_note):
@@ -398,11 +517,18 @@ def main():
           f"({numba.get_num_threads()} threads), {platform.processor() or platform.machine()}, "
           f"OPENBLAS_THREAD_TIMEOUT {tinydiff.blas_thread_timeout()}")
 
+    sgemm = sgemm_gflops()
+    print(f"NumPy BLAS float32 sgemm 2048^2: {sgemm:.1f} GFLOP/s")
+
     rows = [run_case(name, config, args, torch, diffusers) for name, config in cases]
     print_table(rows, torch_note)
+    print_rates(rows, sgemm)
+    for row in rows:
+        print_breakdown(row)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"torch": torch_note or torch.__version__, "numba_threads": numba.get_num_threads(),
+                               "sgemm_2048_gflops": sgemm,
                                "memory_method": "RSS rise (VmHWM after clear_refs) during one step in a fresh "
                                                 "process after a batch-1 warm-up step; tracemalloc for NumPy",
                                "cases": rows}, indent=2))

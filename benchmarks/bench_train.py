@@ -20,9 +20,11 @@ For each case (a UNet config at one resolution, batch 64 by default) it measures
   product); a training step is counted as 3 forwards (the input and weight gradients each cost
   about one);
 - where tinydiff's training step goes: wall time inside each kind of kernel, summed over a few
-  steps (the kernels are wrapped with timers for this part only): the convolutions' BLAS
-  products (everything in conv2d_* outside im2col/col2im), im2col/col2im, group norm, SiLU,
-  attention, the AdamW update, and the rest (linear layers, element-wise arithmetic, Python).
+  steps (the kernels are wrapped with timers for this part only): the convolutions (im2col and
+  BLAS products), group norm, SiLU, attention, the AdamW update, and the rest (linear layers,
+  element-wise arithmetic, Python); and, as part of the convolutions, the time spent in
+  im2col/col2im summed over the threads that run it (with the batch split over 2 threads,
+  up to twice its share of the wall time).
 
 When torch and diffusers are importable it also builds diffusers' UNet2DModel from the same
 config, loads tinydiff's weights into it by name, and checks a float64 forward and backward on a
@@ -326,12 +328,13 @@ def sgemm_gflops(repeats=5):
 # where the training step's time goes
 # ----------------------------------------------------------------------------------------------
 
+IM2COL = "im2col / col2im"  # inside the convolutions, and timed on every thread that runs it
 # (stage, owner, attribute): the functions the layers call, looked up at call time so that
 # replacing them on their module reaches every caller
 TIMED_KERNELS = [
-    ("conv", kernels, "conv2d_forward"), ("conv", kernels, "conv2d_backward_input"),
-    ("conv", kernels, "conv2d_backward_weight"),
-    ("im2col / col2im", conv_kernels, "_im2col"), ("im2col / col2im", conv_kernels, "_col2im"),
+    ("convolutions", kernels, "conv2d_forward"), ("convolutions", kernels, "conv2d_backward_input"),
+    ("convolutions", kernels, "conv2d_backward_weight"),
+    (IM2COL, conv_kernels, "_im2col"), (IM2COL, conv_kernels, "_col2im"),
     ("group norm", kernels, "group_norm_forward"), ("group norm", kernels, "group_norm_backward"),
     ("SiLU", kernels, "silu_forward"), ("SiLU", kernels, "silu_backward"),
     ("attention", kernels, "attention_forward"), ("attention", kernels, "attention_backward"),
@@ -363,7 +366,7 @@ def kernel_timers(seconds):
 
 def train_breakdown(ours, steps):
     """Seconds per training step in each stage (see TIMED_KERNELS), the AdamW update and the
-    rest; "conv BLAS products" is the convolutions' time outside im2col/col2im."""
+    rest; IM2COL is part of "convolutions", summed over threads."""
     seconds = {}
     step = ours.optimizer.step
 
@@ -378,8 +381,7 @@ def train_breakdown(ours, steps):
             total = sum(timed(ours.train) for _ in range(steps))
     finally:
         del ours.optimizer.step  # the instance attribute hid the method
-    seconds["conv BLAS products"] = seconds.pop("conv", 0.0) - seconds.get("im2col / col2im", 0.0)
-    seconds["the rest"] = total - sum(seconds.values())
+    seconds["the rest"] = total - sum(v for stage, v in seconds.items() if stage != IM2COL)
     return {stage: s / steps for stage, s in seconds.items()} | {"total": total / steps}
 
 
@@ -388,8 +390,11 @@ def print_breakdown(row):
     total = stages["total"]
     print(f"\n{row['case']}: where tinydiff's training step goes (mean of {row['breakdown_steps']} steps, "
           f"{1e3 * total:.0f} ms)")
-    for stage in sorted((s for s in stages if s != "total"), key=stages.get, reverse=True):
+    for stage in sorted((s for s in stages if s not in ("total", IM2COL)), key=stages.get, reverse=True):
         print(f"  {stage:<22}{1e3 * stages[stage]:>8.0f} ms {100 * stages[stage] / total:>6.1f}%")
+        if stage == "convolutions" and IM2COL in stages:
+            print(f"    of which {IM2COL} {1e3 * stages[IM2COL]:.0f} ms of thread time "
+                  f"({conv_kernels.describe_path((3, 3), 1, 1).split(',')[0]})")
 
 
 def run_case(name, config, args, torch, diffusers):

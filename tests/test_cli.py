@@ -24,6 +24,7 @@ def test_info_reports_versions_threads_and_blas(capsys):
     assert "numba threading layer" in out
     assert f"numba threads          {numba.get_num_threads()}" in out
     assert "numpy BLAS" in out
+    assert "BLAS threads" in out and "conv2d 3x3" in out
 
 
 def test_console_entry_point_runs_as_module():

@@ -50,6 +50,9 @@ def cmd_info(args):
     import numba
     import numpy as np
 
+    from tinydiff.kernels import blas as kernel_blas
+    from tinydiff.kernels.conv import describe_path as conv_path
+
     layer, threads = numba_threading()
     rows = [
         ("tinydiff", tinydiff.__version__),
@@ -61,6 +64,8 @@ def cmd_info(args):
         ("numba threads", str(threads)),
         ("numpy BLAS", blas_description()),
         ("BLAS thread timeout", f"OPENBLAS_THREAD_TIMEOUT={tinydiff.blas_thread_timeout()}"),
+        ("BLAS threads", kernel_blas.describe()),
+        ("conv2d 3x3", conv_path((3, 3), 1, 1)),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

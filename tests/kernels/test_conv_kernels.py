@@ -62,14 +62,26 @@ def test_conv_kernels_accept_non_contiguous_input():
                  conv2d_backward_weight_ref(dy, x, (3, 3), 1, 1)[0], 1e-10, "dw")
 
 
+def use_way(monkeypatch, way):
+    """Make conv2d_* take the split way (the batch over threads) or the serial way."""
+    from tinydiff.kernels import conv
+    if way == "serial":
+        monkeypatch.setattr(conv, "_split_threads", lambda: 1)
+    elif conv._split_threads() < 2:
+        pytest.skip("the split way needs OpenBLAS under NumPy and 2 or more Numba threads")
+
+
+@pytest.mark.parametrize("way", ["split", "serial"])
 @pytest.mark.parametrize("dw_per_image_max", [0, 10**9])  # both ways of summing dW
 @pytest.mark.parametrize("chunk_bytes", [1, 2 * (6 * 3 * 3) * (7 * 6) * 8])  # 1 or 2 images
 def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_bytes,
-                                                            dw_per_image_max):
+                                                            dw_per_image_max, way):
     # large batches are processed a few images at a time; a tiny budget forces chunks of one or
-    # two images, with a shorter chunk left over at the end
+    # two images, with a shorter chunk left over at the end of each thread's part
     from tinydiff.kernels import conv
+    use_way(monkeypatch, way)
     monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "_SPLIT_CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(conv, "_PER_IMAGE_DW_MAX", dw_per_image_max)
     case = dict(batch=5, c_in=6, c_out=4, hw=(7, 6), kernel=(3, 3), stride=1, padding=1,
                 bias=True, seed=8)
@@ -80,3 +92,22 @@ def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_b
     for got, want, name in zip(conv2d_backward_weight(dy, x, (3, 3), 1, 1),
                                conv2d_backward_weight_ref(dy, x, (3, 3), 1, 1), ("dw", "db")):
         assert_close(got, want, 1e-10, name)
+
+
+def test_the_split_way_matches_the_serial_way_and_is_deterministic(monkeypatch):
+    case = dict(batch=7, c_in=8, c_out=16, hw=(8, 8), kernel=(3, 3), stride=1, padding=1,
+                bias=True, seed=3)
+    x, w, b, dy = conv_arrays(case, np.float32)
+
+    def run():
+        return (conv2d_forward(x, w, b, 1, 1), conv2d_backward_input(dy, w, (8, 8), 1, 1),
+                conv2d_backward_weight(dy, x, (3, 3), 1, 1)[0])
+    with monkeypatch.context() as m:
+        use_way(m, "split")
+        split, again = run(), run()
+    with monkeypatch.context() as m:
+        use_way(m, "serial")
+        serial = run()
+    for a, b_, c, name in zip(split, again, serial, ("y", "dx", "dw")):
+        np.testing.assert_array_equal(a, b_, err_msg=f"{name}: the split way is not deterministic")
+        assert_close(a, c, RTOL[np.float32], name)

@@ -11,30 +11,45 @@ column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo) and W2 = w.reshape(O, C*
                                                         (per-image sgemms summed, when the
                                                         output is small)
 
-The batch is processed in chunks whose column buffer is about _CHUNK_BYTES, built and consumed
-while it sits in the L3 cache. The products run in NumPy's multi-threaded BLAS; im2col/col2im
-are serial Numba loops, on purpose (shared over two plain threads they measured no faster).
-Threads of two runtimes take turns here, and each keeps spinning for a while after its turn:
-Numba's OpenMP workers after a prange region (which made the whole convolution about three
-times slower on 2 cores, see threads.py) and OpenBLAS's workers after every product, which then
-hold the second core anyway (for 2^28 cycles by default; importing tinydiff first shortens that
-to 2^16, see tinydiff/__init__.py). A 1x1, stride-1, unpadded convolution needs no im2col at
-all: the input already is the column matrix.
+Two ways to run that over the batch:
+
+- split (the default, when blas.py can set OpenBLAS's thread count): the batch is divided over
+  numba.get_num_threads() plain threads (threads.py), each running im2col for a few images at
+  a time into its own buffer of about _SPLIT_CHUNK_BYTES, which stays in that core's L2 cache,
+  and the products on its own thread, OpenBLAS set to one thread meanwhile. Every part of the
+  convolution then runs on every core. Measured on 2 cores against the serial way, forward +
+  both backward passes at batch 64: 1.5x faster for 32 channels at 16x16, 1.8x at 32x32, 2.0x
+  for 64 channels at 16x16 (benchmarks/bench_kernels.py prints the current figures).
+- serial (NumPy's BLAS is not an OpenBLAS tinydiff can steer, or one thread): im2col on the
+  calling thread in chunks of about _CHUNK_BYTES, which stay in the shared L3 cache, and the
+  products in the BLAS's own threads. Threads of two runtimes then take turns, and each keeps
+  spinning for a while after its turn: OpenBLAS's workers after every product hold the second
+  core (for 2^28 cycles by default; importing tinydiff first shortens that to 2^16, see
+  tinydiff/__init__.py), and Numba's OpenMP workers after a prange region would too (which
+  made the whole convolution about three times slower on 2 cores, see threads.py). A 1x1,
+  stride-1, unpadded convolution needs no im2col at all: the input already is the column
+  matrix, and it always takes the BLAS's threads.
 
 What bounds it. The products carry all the FLOPs and run at what OpenBLAS reaches for these thin
-shapes (M = C_out = 32-128 rows): 60-90% of its square-matrix sgemm speed. im2col/col2im move
-C*kH*kW*B*Ho*Wo elements (75 MB for 32 channels at 32x32, B=64, float32) and take 15-20% of the
-time at 32 channels, on one core.
+shapes (M = C_out = 32-128 rows) on one core. im2col/col2im move C*kH*kW*B*Ho*Wo elements (75 MB
+for 32 channels at 32x32, B=64, float32); in the serial way they took 15-20% of the time at 32
+channels, on one core.
 """
 
 import numba
 import numpy as np
+
+from tinydiff.kernels import blas
+from tinydiff.kernels.threads import split_run
 
 # The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
 # shared L3 cache (32 MB here) between im2col writing it and BLAS reading it, and is reused by
 # malloc from call to call (the whole-batch matrix, 75 MB for 32 channels at 32x32, would be
 # mmap-ed and page-faulted afresh on every call).
 _CHUNK_BYTES = 16 * 2**20
+# In the split way each thread's column buffer is about this large: within one core's L2 cache
+# (256 KB-4 MB measured the same; at least one image's columns are always taken).
+_SPLIT_CHUNK_BYTES = 2**20
 # dW is summed from per-image products when one has at most this many outputs (C*kH*kW * O),
 # else computed as one product per chunk; the crossover measured with OpenBLAS on 2 cores.
 _PER_IMAGE_DW_MAX = 16384
@@ -44,8 +59,28 @@ def describe_path(kernel_hw, stride, padding):
     """Which fast path conv2d_* takes for this geometry, in words (benchmarks print it)."""
     if _is_pointwise(kernel_hw, stride, padding):
         return "pointwise: no im2col; BLAS sgemm per image (y, dx), one over the batch (dW)"
+    if _split_threads() > 1:
+        return (f"batch split over {_split_threads()} threads, each: Numba im2col/col2im in "
+                f"{_SPLIT_CHUNK_BYTES >> 10} KB chunks, single-threaded BLAS sgemm per image (y, dcols), "
+                "per chunk or per image (dW)")
     return (f"serial Numba im2col/col2im in {_CHUNK_BYTES >> 20} MB chunks; "
             "BLAS sgemm per image (y, dcols), per chunk or per image (dW)")
+
+
+def _split_threads():
+    """Threads the split way uses, 1 when it is not available."""
+    return numba.get_num_threads() if blas.available() else 1
+
+
+def _over_images(n_b, part):
+    """Run part(first, stop, chunk_bytes) over the batch: split over threads (each part its own
+    images, single-threaded BLAS) when the split way is available and there are two or more
+    images, else once on the calling thread with the serial way's chunk size."""
+    if n_b > 1 and _split_threads() > 1:
+        with blas.single_threaded():
+            split_run(n_b, lambda first, stop: part(first, stop, _SPLIT_CHUNK_BYTES))
+    else:
+        part(0, n_b, _CHUNK_BYTES)
 
 
 def _output_hw(input_hw, kernel_hw, stride, padding):
@@ -57,7 +92,7 @@ def _is_pointwise(kernel_hw, stride, padding):
     return tuple(kernel_hw) == (1, 1) and stride == 1 and padding == 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
     """Fill column (c*kH + p)*kW + q, position i*Wo + j, of image b with
     xpad[b, c, i*stride + p, j*stride + q].
@@ -92,7 +127,7 @@ def _im2col(x, k_h, k_w, stride, padding, h_out, w_out, cols, rows_first):
                             dst[i * w_out + j] = xpad[i * stride + p, j * stride + q]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
     """Adjoint of _im2col: dx[b, c, h, w] = sum of every dcols entry that im2col copied from it.
 
@@ -121,9 +156,9 @@ def _col2im(dcols, k_h, k_w, stride, padding, h_out, w_out, dx):
                 dx[b, c, h, w] = dxpad[h + padding, w + padding]
 
 
-def _images_per_chunk(n_b, bytes_per_image):
-    """Images per im2col chunk: the column buffer stays near _CHUNK_BYTES."""
-    return int(min(n_b, max(1, _CHUNK_BYTES // bytes_per_image)))
+def _images_per_chunk(n_b, bytes_per_image, chunk_bytes):
+    """Images per im2col chunk: the column buffer stays near chunk_bytes."""
+    return int(min(n_b, max(1, chunk_bytes // bytes_per_image)))
 
 
 def conv2d_forward(x, w, b, stride, padding):
@@ -151,13 +186,16 @@ def conv2d_forward(x, w, b, stride, padding):
         np.matmul(w2, x.reshape(n_b, n_c, -1), out=y)  # (O, C) @ (B, C, H*W) -> (B, O, H*W)
     else:
         rows = n_c * k_h * k_w
-        chunk = _images_per_chunk(n_b, rows * h_out * w_out * x.itemsize)
-        cols = np.empty((chunk, rows, h_out * w_out), dtype=x.dtype)
-        for b0 in range(0, n_b, chunk):
-            nb = min(chunk, n_b - b0)
-            _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols[:nb], False)
-            # (O, C*kH*kW) @ (nb, C*kH*kW, Ho*Wo) -> (nb, O, Ho*Wo), one sgemm per image
-            np.matmul(w2, cols[:nb], out=y[b0:b0 + nb])
+
+        def part(first, stop, chunk_bytes):
+            chunk = _images_per_chunk(stop - first, rows * h_out * w_out * x.itemsize, chunk_bytes)
+            cols = np.empty((chunk, rows, h_out * w_out), dtype=x.dtype)
+            for b0 in range(first, stop, chunk):
+                nb = min(chunk, stop - b0)
+                _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols[:nb], False)
+                # (O, C*kH*kW) @ (nb, C*kH*kW, Ho*Wo) -> (nb, O, Ho*Wo), one sgemm per image
+                np.matmul(w2, cols[:nb], out=y[b0:b0 + nb])
+        _over_images(n_b, part)
     if b is not None:
         y += np.ascontiguousarray(b)[None, :, None]
     return y.reshape(n_b, n_o, h_out, w_out)
@@ -187,14 +225,17 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
     if _is_pointwise((k_h, k_w), stride, padding):
         return np.matmul(w2_t, dy3).reshape(n_b, n_c, h_in, w_in)
     rows = n_c * k_h * k_w
-    chunk = _images_per_chunk(n_b, rows * h_out * w_out * dy.itemsize)
-    dcols = np.empty((chunk, rows, h_out * w_out), dtype=dy.dtype)
     dx = np.empty((n_b, n_c, h_in, w_in), dtype=dy.dtype)
-    for b0 in range(0, n_b, chunk):
-        nb = min(chunk, n_b - b0)
-        # (C*kH*kW, O) @ (nb, O, Ho*Wo) -> (nb, C*kH*kW, Ho*Wo)
-        np.matmul(w2_t, dy3[b0:b0 + nb], out=dcols[:nb])
-        _col2im(dcols[:nb], k_h, k_w, stride, padding, h_out, w_out, dx[b0:b0 + nb])
+
+    def part(first, stop, chunk_bytes):
+        chunk = _images_per_chunk(stop - first, rows * h_out * w_out * dy.itemsize, chunk_bytes)
+        dcols = np.empty((chunk, rows, h_out * w_out), dtype=dy.dtype)
+        for b0 in range(first, stop, chunk):
+            nb = min(chunk, stop - b0)
+            # (C*kH*kW, O) @ (nb, O, Ho*Wo) -> (nb, C*kH*kW, Ho*Wo)
+            np.matmul(w2_t, dy3[b0:b0 + nb], out=dcols[:nb])
+            _col2im(dcols[:nb], k_h, k_w, stride, padding, h_out, w_out, dx[b0:b0 + nb])
+    _over_images(n_b, part)
     return dx
 
 
@@ -218,32 +259,46 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     n_b, n_o, h_out, w_out = dy.shape
     n_c = x.shape[1]
     k_h, k_w = kernel_hw
-    rows, n_pos = n_c * k_h * k_w, h_out * w_out
-    dy3 = dy.reshape(n_b, n_o, n_pos)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
+    dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
     db = dy3.sum(axis=(0, 2))
     if _is_pointwise(kernel_hw, stride, padding):
         # sum over images of dy[b] @ x[b]^T as one product: batch joins the reduction
         dy2 = dy3.transpose(1, 0, 2).reshape(n_o, -1)  # (B, O, HW) -> (O, B*HW)
         x2 = x.reshape(n_b, n_c, -1).transpose(1, 0, 2).reshape(n_c, -1)  # -> (C, B*HW)
         return (dy2 @ x2.T).reshape(n_o, n_c, 1, 1), db
-    chunk = _images_per_chunk(n_b, rows * n_pos * x.itemsize)
+    partials = {}  # first image -> that part's (C*kH*kW, O) sum
+
+    def part(first, stop, chunk_bytes):
+        partials[first] = _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_out,
+                                            chunk_bytes)
+    _over_images(n_b, part)
+    dw_t = partials[0]
+    for first in sorted(partials)[1:]:  # a fixed order, so that a seed gives the same sums
+        dw_t += partials[first]
+    return np.ascontiguousarray(dw_t.T).reshape(n_o, n_c, k_h, k_w), db
+
+
+def _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_out, chunk_bytes):
+    """sum over images first..stop-1 of cols[b] @ dy3[b]^T, shape (C*kH*kW, O)."""
+    n_o, n_pos = dy3.shape[1], dy3.shape[2]
+    rows = x.shape[1] * k_h * k_w
+    chunk = _images_per_chunk(stop - first, rows * n_pos * x.itemsize, chunk_bytes)
+    dw_t = np.zeros((rows, n_o), dtype=dy3.dtype)
     if rows * n_o <= _PER_IMAGE_DW_MAX:
         # few channels: OpenBLAS handles one long product with so small an output poorly
         # (about 40% of its speed on per-image products), so sum per-image products instead
         cols = np.empty((chunk, rows, n_pos), dtype=x.dtype)
-        dw_t = np.zeros((rows, n_o), dtype=dy.dtype)
-        for b0 in range(0, n_b, chunk):
-            nb = min(chunk, n_b - b0)
+        for b0 in range(first, stop, chunk):
+            nb = min(chunk, stop - b0)
             _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols[:nb], False)
             # (nb, C*kH*kW, Ho*Wo) @ (nb, Ho*Wo, O) -> (nb, C*kH*kW, O), summed over images
             dw_t += np.matmul(cols[:nb], dy3[b0:b0 + nb].transpose(0, 2, 1)).sum(axis=0)
-        return np.ascontiguousarray(dw_t.T).reshape(n_o, n_c, k_h, k_w), db
+        return dw_t
     # flat buffers, so that a shorter last chunk is still one contiguous block
     cols_buf = np.empty(rows * chunk * n_pos, dtype=x.dtype)
-    dy_buf = np.empty(n_o * chunk * n_pos, dtype=dy.dtype)
-    dw_t = np.zeros((rows, n_o), dtype=dy.dtype)
-    for b0 in range(0, n_b, chunk):
-        nb = min(chunk, n_b - b0)
+    dy_buf = np.empty(n_o * chunk * n_pos, dtype=dy3.dtype)
+    for b0 in range(first, stop, chunk):
+        nb = min(chunk, stop - b0)
         # rows first, so that the chunk's images join the reduction of one product
         cols = cols_buf[:rows * nb * n_pos].reshape(rows, nb, n_pos)
         _im2col(x[b0:b0 + nb], k_h, k_w, stride, padding, h_out, w_out, cols, True)
@@ -252,4 +307,4 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
         # (C*kH*kW, nb*Ho*Wo) @ (nb*Ho*Wo, O): one sgemm per chunk; OpenBLAS runs this
         # orientation faster than dY2 @ cols^T when the output is this small and K this long
         dw_t += cols.reshape(rows, -1) @ dy2.reshape(n_o, -1).T
-    return np.ascontiguousarray(dw_t.T).reshape(n_o, n_c, k_h, k_w), db
+    return dw_t

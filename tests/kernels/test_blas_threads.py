@@ -1,0 +1,31 @@
+"""tinydiff.kernels.blas: OpenBLAS set to one thread inside single_threaded(), restored after."""
+
+import numpy as np
+import pytest
+
+from tinydiff.kernels import blas, conv2d_forward
+
+pytestmark = pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS is not an OpenBLAS tinydiff can find")
+
+
+def test_single_threaded_sets_one_thread_and_restores_the_count():
+    before = blas.num_threads()
+    with blas.single_threaded():
+        assert blas.num_threads() == 1
+    assert blas.num_threads() == before
+
+
+def test_the_count_is_restored_after_an_exception():
+    before = blas.num_threads()
+    with pytest.raises(RuntimeError):
+        with blas.single_threaded():
+            raise RuntimeError("inside")
+    assert blas.num_threads() == before
+
+
+def test_a_convolution_leaves_the_blas_thread_count_as_it_found_it():
+    before = blas.num_threads()
+    x = np.ones((4, 3, 6, 6), np.float32)
+    conv2d_forward(x, np.ones((2, 3, 3, 3), np.float32), None, 1, 1)
+    assert blas.num_threads() == before
+    assert "OpenBLAS" in blas.describe()

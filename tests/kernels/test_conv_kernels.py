@@ -94,14 +94,15 @@ def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_b
         assert_close(got, want, 1e-10, name)
 
 
-def test_the_split_way_matches_the_serial_way_and_is_deterministic(monkeypatch):
-    case = dict(batch=7, c_in=8, c_out=16, hw=(8, 8), kernel=(3, 3), stride=1, padding=1,
+@pytest.mark.parametrize("k,padding", [(3, 1), (1, 0)])  # im2col, and pointwise without it
+def test_the_split_way_matches_the_serial_way_and_is_deterministic(monkeypatch, k, padding):
+    case = dict(batch=7, c_in=8, c_out=16, hw=(8, 8), kernel=(k, k), stride=1, padding=padding,
                 bias=True, seed=3)
     x, w, b, dy = conv_arrays(case, np.float32)
 
     def run():
-        return (conv2d_forward(x, w, b, 1, 1), conv2d_backward_input(dy, w, (8, 8), 1, 1),
-                conv2d_backward_weight(dy, x, (3, 3), 1, 1)[0])
+        return (conv2d_forward(x, w, b, 1, padding), conv2d_backward_input(dy, w, (8, 8), 1, padding),
+                conv2d_backward_weight(dy, x, (k, k), 1, padding)[0])
     with monkeypatch.context() as m:
         use_way(m, "split")
         split, again = run(), run()

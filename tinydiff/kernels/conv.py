@@ -26,9 +26,11 @@ Two ways to run that over the batch:
   spinning for a while after its turn: OpenBLAS's workers after every product hold the second
   core (for 2^28 cycles by default; importing tinydiff first shortens that to 2^16, see
   tinydiff/__init__.py), and Numba's OpenMP workers after a prange region would too (which
-  made the whole convolution about three times slower on 2 cores, see threads.py). A 1x1,
-  stride-1, unpadded convolution needs no im2col at all: the input already is the column
-  matrix, and it always takes the BLAS's threads.
+  made the whole convolution about three times slower on 2 cores, see threads.py).
+
+A 1x1, stride-1, unpadded convolution needs no im2col at all: the input already is the column
+matrix. It too splits the batch over threads where it can (2-3x faster than the products in
+OpenBLAS's threads, measured for the UNet's skip-connection shortcuts on 2 cores).
 
 What bounds it. The products carry all the FLOPs and run at what OpenBLAS reaches for these thin
 shapes (M = C_out = 32-128 rows) on one core. im2col/col2im move C*kH*kW*B*Ho*Wo elements (75 MB
@@ -58,6 +60,9 @@ _PER_IMAGE_DW_MAX = 16384
 def describe_path(kernel_hw, stride, padding):
     """Which fast path conv2d_* takes for this geometry, in words (benchmarks print it)."""
     if _is_pointwise(kernel_hw, stride, padding):
+        if _split_threads() > 1:
+            return (f"pointwise: no im2col; batch split over {_split_threads()} threads, each: "
+                    "single-threaded BLAS sgemm per image (y, dx, dW)")
         return "pointwise: no im2col; BLAS sgemm per image (y, dx), one over the batch (dW)"
     if _split_threads() > 1:
         return (f"batch split over {_split_threads()} threads, each: Numba im2col/col2im in "
@@ -183,7 +188,11 @@ def conv2d_forward(x, w, b, stride, padding):
     w2 = w.reshape(n_o, -1)  # (O, C, kH, kW) -> (O, C*kH*kW)
     y = np.empty((n_b, n_o, h_out * w_out), dtype=x.dtype)
     if _is_pointwise((k_h, k_w), stride, padding):
-        np.matmul(w2, x.reshape(n_b, n_c, -1), out=y)  # (O, C) @ (B, C, H*W) -> (B, O, H*W)
+        x3 = x.reshape(n_b, n_c, -1)
+
+        def part(first, stop, chunk_bytes):
+            np.matmul(w2, x3[first:stop], out=y[first:stop])  # (O, C) @ (n, C, H*W) -> (n, O, H*W)
+        _over_images(n_b, part)
     else:
         rows = n_c * k_h * k_w
 
@@ -222,10 +231,15 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
     h_in, w_in = input_hw
     w2_t = w.reshape(n_o, -1).T  # (O, C*kH*kW) -> (C*kH*kW, O), a view BLAS reads transposed
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
-    if _is_pointwise((k_h, k_w), stride, padding):
-        return np.matmul(w2_t, dy3).reshape(n_b, n_c, h_in, w_in)
     rows = n_c * k_h * k_w
     dx = np.empty((n_b, n_c, h_in, w_in), dtype=dy.dtype)
+    if _is_pointwise((k_h, k_w), stride, padding):
+        dx3 = dx.reshape(n_b, n_c, -1)
+
+        def part(first, stop, chunk_bytes):
+            np.matmul(w2_t, dy3[first:stop], out=dx3[first:stop])  # (C, O) @ (n, O, H*W) -> (n, C, H*W)
+        _over_images(n_b, part)
+        return dx
 
     def part(first, stop, chunk_bytes):
         chunk = _images_per_chunk(stop - first, rows * h_out * w_out * dy.itemsize, chunk_bytes)
@@ -261,6 +275,15 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     k_h, k_w = kernel_hw
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
     db = dy3.sum(axis=(0, 2))
+    if _is_pointwise(kernel_hw, stride, padding) and _split_threads() > 1 and n_b > 1:
+        # per thread, the sum over its images of dy[b] @ x[b]^T
+        x3 = x.reshape(n_b, n_c, -1)
+        sums = {}
+
+        def part(first, stop, chunk_bytes):
+            sums[first] = np.matmul(dy3[first:stop], x3[first:stop].transpose(0, 2, 1)).sum(axis=0)
+        _over_images(n_b, part)
+        return sum(sums[first] for first in sorted(sums)).reshape(n_o, n_c, 1, 1), db
     if _is_pointwise(kernel_hw, stride, padding):
         # sum over images of dy[b] @ x[b]^T as one product: batch joins the reduction
         dy2 = dy3.transpose(1, 0, 2).reshape(n_o, -1)  # (B, O, HW) -> (O, B*HW)

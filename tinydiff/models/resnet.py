@@ -44,10 +44,13 @@ class ResnetBlock2D(Module):
             h = h + self.time_emb_proj(self.act_temb(temb))[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
         h = self.conv2(self.dropout(self.act2(self.norm2(h))))
         skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
-        return (skip + h) / self.output_scale_factor
+        out = skip + h
+        if self.output_scale_factor != 1.0:  # a full pass over the activations saved when it is 1
+            out /= self.output_scale_factor
+        return out
 
     def backward(self, grad_out):
-        g = grad_out / self.output_scale_factor
+        g = grad_out if self.output_scale_factor == 1.0 else grad_out / self.output_scale_factor
         dh = self.norm2.backward(self.act2.backward(self.dropout.backward(self.conv2.backward(g))))
         dx = self.norm1.backward(self.act1.backward(self.conv1.backward(dh)))
         dx = dx + (g if self.conv_shortcut is None else self.conv_shortcut.backward(g))

@@ -129,7 +129,7 @@ def main(argv=None):
     parser.add_argument("--latent-batch-size", type=int, default=64)
     parser.add_argument("--latent-stop", type=int, default=None,
                         help="ship the latent UNet's EMA weights from this step's checkpoint (a multiple of 250)")
-    parser.add_argument("--pixel-steps", type=int, default=3000)
+    parser.add_argument("--pixel-steps", type=int, default=6000)
     parser.add_argument("--pixel-batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     report = {}

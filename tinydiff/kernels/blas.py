@@ -35,7 +35,7 @@ _SYMBOLS = [
 def _candidate_paths():
     """Shared libraries that may be NumPy's OpenBLAS: bundled ones first, then loaded ones."""
     here = Path(np.__file__).resolve().parent
-    for folder in (here.parent / "numpy.libs", here / ".dylibs", here / "_core"):
+    for folder in (here.parent / "numpy.libs", here / ".dylibs"):  # Linux/Windows wheels, macOS wheels
         if folder.is_dir():
             yield from sorted(p for p in folder.iterdir() if "openblas" in p.name.lower())
     if sys.platform.startswith("linux"):

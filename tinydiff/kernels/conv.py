@@ -77,15 +77,36 @@ def _split_threads():
     return numba.get_num_threads() if blas.available() else 1
 
 
+def _splits(n_b):
+    """True when a batch of n_b images takes the split way."""
+    return n_b > 1 and _split_threads() > 1
+
+
 def _over_images(n_b, part):
     """Run part(first, stop, chunk_bytes) over the batch: split over threads (each part its own
-    images, single-threaded BLAS) when the split way is available and there are two or more
-    images, else once on the calling thread with the serial way's chunk size."""
-    if n_b > 1 and _split_threads() > 1:
+    images, single-threaded BLAS) when _splits(n_b), else once on the calling thread with the
+    serial way's chunk size."""
+    if _splits(n_b):
         with blas.single_threaded():
             split_run(n_b, lambda first, stop: part(first, stop, _SPLIT_CHUNK_BYTES))
     else:
         part(0, n_b, _CHUNK_BYTES)
+
+
+def _summed_over_images(n_b, part):
+    """The sum of the arrays part(first, stop, chunk_bytes) returns over _over_images' parts,
+    added in image order (not in the order the threads finish), so that a seed gives the same
+    sums."""
+    sums = {}
+
+    def keep(first, stop, chunk_bytes):
+        sums[first] = part(first, stop, chunk_bytes)
+    _over_images(n_b, keep)
+    firsts = sorted(sums)
+    total = sums[firsts[0]]
+    for first in firsts[1:]:
+        total += sums[first]
+    return total
 
 
 def _output_hw(input_hw, kernel_hw, stride, padding):
@@ -275,29 +296,19 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     k_h, k_w = kernel_hw
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
     db = dy3.sum(axis=(0, 2))
-    if _is_pointwise(kernel_hw, stride, padding) and _split_threads() > 1 and n_b > 1:
+    if _is_pointwise(kernel_hw, stride, padding) and _splits(n_b):
         # per thread, the sum over its images of dy[b] @ x[b]^T
         x3 = x.reshape(n_b, n_c, -1)
-        sums = {}
-
-        def part(first, stop, chunk_bytes):
-            sums[first] = np.matmul(dy3[first:stop], x3[first:stop].transpose(0, 2, 1)).sum(axis=0)
-        _over_images(n_b, part)
-        return sum(sums[first] for first in sorted(sums)).reshape(n_o, n_c, 1, 1), db
+        dw = _summed_over_images(n_b, lambda first, stop, chunk_bytes: np.matmul(
+            dy3[first:stop], x3[first:stop].transpose(0, 2, 1)).sum(axis=0))
+        return dw.reshape(n_o, n_c, 1, 1), db
     if _is_pointwise(kernel_hw, stride, padding):
         # sum over images of dy[b] @ x[b]^T as one product: batch joins the reduction
         dy2 = dy3.transpose(1, 0, 2).reshape(n_o, -1)  # (B, O, HW) -> (O, B*HW)
         x2 = x.reshape(n_b, n_c, -1).transpose(1, 0, 2).reshape(n_c, -1)  # -> (C, B*HW)
         return (dy2 @ x2.T).reshape(n_o, n_c, 1, 1), db
-    partials = {}  # first image -> that part's (C*kH*kW, O) sum
-
-    def part(first, stop, chunk_bytes):
-        partials[first] = _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_out,
-                                            chunk_bytes)
-    _over_images(n_b, part)
-    dw_t = partials[0]
-    for first in sorted(partials)[1:]:  # a fixed order, so that a seed gives the same sums
-        dw_t += partials[first]
+    dw_t = _summed_over_images(n_b, lambda first, stop, chunk_bytes: _weight_grad_part(
+        dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_out, chunk_bytes))  # (C*kH*kW, O)
     return np.ascontiguousarray(dw_t.T).reshape(n_o, n_c, k_h, k_w), db
 
 

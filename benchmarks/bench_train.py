@@ -66,6 +66,7 @@ import numpy as np
 
 from tinydiff import kernels
 from tinydiff.kernels import conv as conv_kernels
+from tinydiff.kernels import winograd
 from tinydiff.metrics.cost import count_macs
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
@@ -328,13 +329,16 @@ def sgemm_gflops(repeats=8):
 # where the training step's time goes
 # ----------------------------------------------------------------------------------------------
 
-IM2COL = "im2col / col2im"  # inside the convolutions, and timed on every thread that runs it
+# inside the convolutions, and timed on every thread that runs them
+IM2COL = "im2col/col2im and Winograd transforms"
 # (stage, owner, attribute): the functions the layers call, looked up at call time so that
 # replacing them on their module reaches every caller
 TIMED_KERNELS = [
     ("convolutions", kernels, "conv2d_forward"), ("convolutions", kernels, "conv2d_backward_input"),
     ("convolutions", kernels, "conv2d_backward_weight"),
     (IM2COL, conv_kernels, "_im2col"), (IM2COL, conv_kernels, "_col2im"),
+    (IM2COL, winograd, "input_forward"), (IM2COL, winograd, "input_adjoint"),
+    (IM2COL, winograd, "output_forward"), (IM2COL, winograd, "output_adjoint"),
     ("group norm", kernels, "group_norm_forward"), ("group norm", kernels, "group_norm_backward"),
     ("SiLU", kernels, "silu_forward"), ("SiLU", kernels, "silu_backward"),
     ("attention", kernels, "attention_forward"), ("attention", kernels, "attention_backward"),
@@ -394,7 +398,7 @@ def print_breakdown(row):
         print(f"  {stage:<22}{1e3 * stages[stage]:>8.0f} ms {100 * stages[stage] / total:>6.1f}%")
         if stage == "convolutions" and IM2COL in stages:
             print(f"    of which {IM2COL} {1e3 * stages[IM2COL]:.0f} ms of thread time "
-                  f"({conv_kernels.describe_path((3, 3), 1, 1).split(',')[0]})")
+                  f"({conv_kernels.describe_path((3, 3), 1, 1).split(':')[0]})")
 
 
 def run_case(name, config, args, torch, diffusers):

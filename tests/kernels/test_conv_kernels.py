@@ -94,8 +94,15 @@ def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_b
         assert_close(got, want, 1e-10, name)
 
 
-@pytest.mark.parametrize("k,padding", [(3, 1), (1, 0)])  # im2col, and pointwise without it
-def test_the_split_way_matches_the_serial_way_and_is_deterministic(monkeypatch, k, padding):
+@pytest.mark.parametrize("k,padding,winograd", [
+    (3, 1, True),    # Winograd
+    (3, 1, False),   # im2col
+    (1, 0, False),   # pointwise, without either
+])
+def test_the_split_way_matches_the_serial_way_and_is_deterministic(monkeypatch, k, padding,
+                                                                   winograd):
+    from tinydiff.kernels import conv
+    monkeypatch.setattr(conv, "_use_winograd", winograd)
     case = dict(batch=7, c_in=8, c_out=16, hw=(8, 8), kernel=(k, k), stride=1, padding=padding,
                 bias=True, seed=3)
     x, w, b, dy = conv_arrays(case, np.float32)

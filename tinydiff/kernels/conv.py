@@ -1,4 +1,4 @@
-"""conv2d forward and backward: Numba im2col/col2im around BLAS matrix products.
+"""conv2d forward and backward: Numba im2col/col2im (or Winograd transforms) around BLAS products.
 
 How it works. A convolution is a matrix product once every input window is laid out as a
 column (im2col): with cols[b] of shape (C*kH*kW, Ho*Wo) and W2 = w.reshape(O, C*kH*kW),
@@ -28,6 +28,14 @@ Two ways to run that over the batch:
   tinydiff/__init__.py), and Numba's OpenMP workers after a prange region would too (which
   made the whole convolution about three times slower on 2 cores, see threads.py).
 
+Winograd. A 3x3, stride-1, padding-1 convolution with 8 or more input and output channels (all
+of the UNet's but the first and last, and the stride-2 downsamplers) takes winograd.py instead:
+F(2x2, 3x3) (Lavin & Gray 2016) turns it into 16 products with 2.25x fewer FLOPs than im2col's,
+between transforms that only add and subtract, chunk by chunk and split over threads the same
+way. Measured on 2 cores, forward + both backward passes at batch 64, against im2col in the same
+process: 1.0-1.1x at 32 channels (products with K = 32 run at half BLAS's speed), 1.2-1.4x at
+64-256 channels (benchmarks/bench_kernels.py prints the current figures).
+
 A 1x1, stride-1, unpadded convolution needs no im2col at all: the input already is the column
 matrix. It too splits the batch over threads where it can (2-3x faster than the products in
 OpenBLAS's threads, measured for the UNet's skip-connection shortcuts on 2 cores).
@@ -38,10 +46,12 @@ for 32 channels at 32x32, B=64, float32); in the serial way they took 15-20% of 
 channels, on one core.
 """
 
+import contextlib
+
 import numba
 import numpy as np
 
-from tinydiff.kernels import blas
+from tinydiff.kernels import blas, winograd
 from tinydiff.kernels.threads import split_run
 
 # The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
@@ -55,10 +65,43 @@ _SPLIT_CHUNK_BYTES = 2**20
 # dW is summed from per-image products when one has at most this many outputs (C*kH*kW * O),
 # else computed as one product per chunk; the crossover measured with OpenBLAS on 2 cores.
 _PER_IMAGE_DW_MAX = 16384
+# 3x3, stride-1, padding-1 convolutions with at least this many input and output channels take
+# Winograd F(2x2, 3x3) (winograd.py) instead of im2col: with fewer, the products are too thin
+# for the 2.25x fewer FLOPs to pay for the transforms.
+_WINOGRAD_MIN_CHANNELS = 8
+# Each Winograd buffer (transformed tiles V, products M) holds the same chunk sizes as im2col's
+# column buffer, but at least this many images, so that the transforms' loops, which run over
+# the images of a chunk, stay long enough to vectorise (measured best on 2 cores: 1 MB and 4
+# images against 2-8 MB and 8-16 images).
+_WINOGRAD_MIN_IMAGES = 4
+_use_winograd = True
 
 
-def describe_path(kernel_hw, stride, padding):
-    """Which fast path conv2d_* takes for this geometry, in words (benchmarks print it)."""
+@contextlib.contextmanager
+def winograd_enabled(enabled):
+    """Within the block, 3x3 stride-1 padding-1 convolutions use Winograd (True, the default)
+    or im2col (False); benchmarks compare the two this way."""
+    global _use_winograd
+    before, _use_winograd = _use_winograd, bool(enabled)
+    try:
+        yield
+    finally:
+        _use_winograd = before
+
+
+def _takes_winograd(kernel_hw, stride, padding, n_c, n_o):
+    return (_use_winograd and tuple(kernel_hw) == (3, 3) and stride == 1 and padding == 1
+            and min(n_c, n_o) >= _WINOGRAD_MIN_CHANNELS)
+
+
+def describe_path(kernel_hw, stride, padding, n_c=64, n_o=64):
+    """Which fast path conv2d_* takes for this geometry and these channel counts, in words
+    (benchmarks and `tinydiff info` print it)."""
+    if _takes_winograd(kernel_hw, stride, padding, n_c, n_o):
+        way = (f"batch split over {_split_threads()} threads, each: " if _split_threads() > 1
+               else "serial: ")
+        return ("Winograd F(2x2,3x3): " + way + "Numba tile transforms, 16 BLAS sgemms per "
+                f"chunk of images (im2col below {_WINOGRAD_MIN_CHANNELS} channels)")
     if _is_pointwise(kernel_hw, stride, padding):
         if _split_threads() > 1:
             return (f"pointwise: no im2col; batch split over {_split_threads()} threads, each: "
@@ -208,7 +251,9 @@ def conv2d_forward(x, w, b, stride, padding):
     h_out, w_out = _output_hw(x.shape[2:], (k_h, k_w), stride, padding)
     w2 = w.reshape(n_o, -1)  # (O, C, kH, kW) -> (O, C*kH*kW)
     y = np.empty((n_b, n_o, h_out * w_out), dtype=x.dtype)
-    if _is_pointwise((k_h, k_w), stride, padding):
+    if _takes_winograd((k_h, k_w), stride, padding, n_c, n_o):
+        _winograd_forward(x, w, y.reshape(n_b, n_o, h_out, w_out))
+    elif _is_pointwise((k_h, k_w), stride, padding):
         x3 = x.reshape(n_b, n_c, -1)
 
         def part(first, stop, chunk_bytes):
@@ -254,6 +299,9 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
     rows = n_c * k_h * k_w
     dx = np.empty((n_b, n_c, h_in, w_in), dtype=dy.dtype)
+    if _takes_winograd((k_h, k_w), stride, padding, n_c, n_o):
+        _winograd_backward_input(dy, w, dx)
+        return dx
     if _is_pointwise((k_h, k_w), stride, padding):
         dx3 = dx.reshape(n_b, n_c, -1)
 
@@ -296,6 +344,8 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     k_h, k_w = kernel_hw
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
     db = dy3.sum(axis=(0, 2))
+    if _takes_winograd(kernel_hw, stride, padding, n_c, n_o):
+        return _winograd_backward_weight(dy, x), db
     if _is_pointwise(kernel_hw, stride, padding) and _splits(n_b):
         # per thread, the sum over its images of dy[b] @ x[b]^T
         x3 = x.reshape(n_b, n_c, -1)
@@ -342,3 +392,79 @@ def _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_o
         # orientation faster than dY2 @ cols^T when the output is this small and K this long
         dw_t += cols.reshape(rows, -1) @ dy2.reshape(n_o, -1).T
     return dw_t
+
+
+def _winograd_chunks(first, stop, n_rows, n_tiles, itemsize, chunk_bytes):
+    """Chunks (b0, nb) of images first..stop-1 for the Winograd buffers, and the largest nb."""
+    per_image = 16 * n_rows * n_tiles * itemsize
+    most = int(min(stop - first, max(_WINOGRAD_MIN_IMAGES, chunk_bytes // per_image)))
+    return [(b0, min(most, stop - b0)) for b0 in range(first, stop, most)], most
+
+
+def _winograd_buffers(most, n_tiles, dtype, *rows):
+    """Flat buffers for the largest chunk, and a function viewing one as (16, rows, tiles*nb)
+    for a chunk of nb images (a shorter last chunk stays one contiguous block)."""
+    buffers = [np.empty(16 * n * n_tiles * most, dtype=dtype) for n in rows]
+
+    def view(buffer, n, nb):
+        return buffer[:16 * n * n_tiles * nb].reshape(16, n, n_tiles * nb)
+    return buffers, view
+
+
+def _winograd_forward(x, w, y):
+    """y (B, O, H, W) = the 3x3 padding-1 convolution of x with w, without bias (winograd.py)."""
+    n_b, n_c = x.shape[:2]
+    n_o = w.shape[0]
+    th, tw = winograd.tiles(x.shape[2:])
+    u = winograd.weights(w)  # (16, O, C)
+
+    def part(first, stop, chunk_bytes):
+        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
+                                        chunk_bytes)
+        (v_buf, m_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_c, n_o)
+        for b0, nb in chunks:
+            v, m = view(v_buf, n_c, nb), view(m_buf, n_o, nb)
+            winograd.input_forward(x, b0, nb, v)
+            np.matmul(u, v, out=m)  # 16 products (O, C) @ (C, tiles*nb)
+            winograd.output_forward(m, b0, nb, y)
+    _over_images(n_b, part)
+
+
+def _winograd_backward_input(dy, w, dx):
+    """dx (B, C, H, W), overwritten: the gradient of _winograd_forward w.r.t. x."""
+    n_b, n_o = dy.shape[:2]
+    n_c = w.shape[1]
+    th, tw = winograd.tiles(dx.shape[2:])
+    u_t = np.ascontiguousarray(winograd.weights(w).transpose(0, 2, 1))  # (16, C, O)
+
+    def part(first, stop, chunk_bytes):
+        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, dy.itemsize,
+                                        chunk_bytes)
+        (dm_buf, dv_buf), view = _winograd_buffers(most, th * tw, dy.dtype, n_o, n_c)
+        for b0, nb in chunks:
+            dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
+            winograd.output_adjoint(dy, b0, nb, dm)
+            np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
+            winograd.input_adjoint(dv, b0, nb, dx)
+    _over_images(n_b, part)
+
+
+def _winograd_backward_weight(dy, x):
+    """dw (O, C, 3, 3): the gradient of _winograd_forward w.r.t. w."""
+    n_b, n_o = dy.shape[:2]
+    n_c = x.shape[1]
+    th, tw = winograd.tiles(x.shape[2:])
+
+    def part(first, stop, chunk_bytes):
+        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
+                                        chunk_bytes)
+        (v_buf, dm_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_c, n_o)
+        du = np.zeros((16, n_o, n_c), dtype=x.dtype)
+        for b0, nb in chunks:
+            v, dm = view(v_buf, n_c, nb), view(dm_buf, n_o, nb)
+            winograd.input_forward(x, b0, nb, v)
+            winograd.output_adjoint(dy, b0, nb, dm)
+            # 16 products (O, tiles*nb) @ (tiles*nb, C): the chunk's tiles join the reduction
+            du += np.matmul(dm, v.transpose(0, 2, 1))
+        return du
+    return winograd.weights_adjoint(_summed_over_images(n_b, part))

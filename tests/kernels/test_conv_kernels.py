@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given, settings
 
 from kernel_checks import RTOL, assert_close, conv_arrays, conv_cases
-from tinydiff.kernels import (conv2d_backward_input, conv2d_backward_input_ref,
-                              conv2d_backward_weight, conv2d_backward_weight_ref, conv2d_forward,
+from tinydiff.kernels import (conv2d_backward, conv2d_backward_input, conv2d_backward_input_ref,
+                              conv2d_backward_ref, conv2d_backward_weight,
+                              conv2d_backward_weight_ref, conv2d_forward,
                               conv2d_forward_ref)
 
 DTYPES = [np.float64, np.float32]
@@ -48,6 +49,10 @@ def test_conv_kernels_match_reference_on_named_layers(kernel, stride, padding, d
     for got, want, name in zip(conv2d_backward_weight(dy, x, kernel, stride, padding),
                                conv2d_backward_weight_ref(dy, x, kernel, stride, padding),
                                ("dw", "db")):
+        assert_close(got, want, rtol, name)
+    # both gradients in one call, as the layers take them
+    for got, want, name in zip(conv2d_backward(dy, x, w, stride, padding),
+                               conv2d_backward_ref(dy, x, w, stride, padding), ("dx", "dw", "db")):
         assert_close(got, want, rtol, name)
 
 

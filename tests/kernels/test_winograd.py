@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernel_checks import RTOL, assert_close, conv_arrays
-from tinydiff.kernels import (conv, conv2d_backward_input, conv2d_backward_input_ref,
+from tinydiff.kernels import (conv, conv2d_backward, conv2d_backward_input,
+                              conv2d_backward_input_ref, conv2d_backward_ref,
                               conv2d_backward_weight, conv2d_backward_weight_ref, conv2d_forward,
                               conv2d_forward_ref, winograd)
 
@@ -134,6 +135,9 @@ def check_against_reference(case, dtype, rtol):
                  conv2d_backward_input_ref(dy, w, hw, 1, 1), rtol, "dx")
     for got, want, name in zip(conv2d_backward_weight(dy, x, (3, 3), 1, 1),
                                conv2d_backward_weight_ref(dy, x, (3, 3), 1, 1), ("dw", "db")):
+        assert_close(got, want, rtol, name)
+    for got, want, name in zip(conv2d_backward(dy, x, w, 1, 1),
+                               conv2d_backward_ref(dy, x, w, 1, 1), ("dx", "dw", "db")):
         assert_close(got, want, rtol, name)
 
 

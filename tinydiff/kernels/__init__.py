@@ -5,19 +5,22 @@ Every fast kernel takes the same arguments and returns the same arrays as its `_
 
 from tinydiff.kernels.activation import silu_backward, silu_forward
 from tinydiff.kernels.attention import attention_backward, attention_forward
-from tinydiff.kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from tinydiff.kernels.conv import (conv2d_backward, conv2d_backward_input, conv2d_backward_weight,
+                                   conv2d_forward)
 from tinydiff.kernels.norm import group_norm_backward, group_norm_forward
 from tinydiff.kernels.reference import (attention_backward_ref, attention_forward_ref,
-                                        conv2d_backward_input_ref, conv2d_backward_weight_ref,
+                                        conv2d_backward_input_ref, conv2d_backward_ref,
+                                        conv2d_backward_weight_ref,
                                         conv2d_forward_ref, group_norm_backward_ref,
                                         group_norm_forward_ref, silu_backward_ref,
                                         silu_forward_ref)
 
 __all__ = [
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward",
     "attention_forward", "attention_backward",
     "group_norm_forward", "group_norm_backward", "silu_forward", "silu_backward",
     "conv2d_forward_ref", "conv2d_backward_input_ref", "conv2d_backward_weight_ref",
+    "conv2d_backward_ref",
     "attention_forward_ref", "attention_backward_ref",
     "group_norm_forward_ref", "group_norm_backward_ref", "silu_forward_ref", "silu_backward_ref",
 ]

@@ -71,9 +71,10 @@ _PER_IMAGE_DW_MAX = 16384
 _WINOGRAD_MIN_CHANNELS = 8
 # Each Winograd buffer (transformed tiles V, products M) holds the same chunk sizes as im2col's
 # column buffer, but at least this many images, so that the transforms' loops, which run over
-# the images of a chunk, stay long enough to vectorise (measured best on 2 cores: 1 MB and 4
-# images against 2-8 MB and 8-16 images).
-_WINOGRAD_MIN_IMAGES = 4
+# the images of a chunk, stay long enough to vectorise. Measured on 2 cores: 1 MB and 2 images
+# beat 2-8 MB (the 16 products run at 90-100 GFLOP/s on one core while V and M stay in L2, at
+# 40-60 beyond) and 4-16 images (too large a chunk at 32x32).
+_WINOGRAD_MIN_IMAGES = 2
 _use_winograd = True
 
 
@@ -362,6 +363,30 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     return np.ascontiguousarray(dw_t.T).reshape(n_o, n_c, k_h, k_w), db
 
 
+def conv2d_backward(dy, x, w, stride, padding):
+    """Both gradients of conv2d in one call: (dx, dw, db), equal to conv2d_backward_input's and
+    conv2d_backward_weight's. Layers call this: on the Winograd path each chunk's transformed
+    output gradient dM then serves both products (one transform fewer per convolution).
+
+    Parameters
+    ----------
+    dy : ndarray, shape (B, O, Ho, Wo)
+    x : ndarray, shape (B, C, H, W)
+    w : ndarray, shape (O, C, kH, kW)
+    stride, padding : int
+    """
+    n_b, n_c = x.shape[:2]
+    n_o = w.shape[0]
+    if not _takes_winograd(w.shape[2:], stride, padding, n_c, n_o):
+        dx = conv2d_backward_input(dy, w, x.shape[2:], stride, padding)
+        return (dx,) + conv2d_backward_weight(dy, x, w.shape[2:], stride, padding)
+    dy = np.ascontiguousarray(dy)
+    x = np.ascontiguousarray(x)
+    dx = np.empty(x.shape, dtype=dy.dtype)
+    dw = _winograd_backward(dy, x, np.ascontiguousarray(w), dx)
+    return dx, dw, dy.sum(axis=(0, 2, 3))
+
+
 def _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_out, chunk_bytes):
     """sum over images first..stop-1 of cols[b] @ dy3[b]^T, shape (C*kH*kW, O)."""
     n_o, n_pos = dy3.shape[1], dy3.shape[2]
@@ -396,7 +421,7 @@ def _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_o
 
 def _winograd_chunks(first, stop, n_rows, n_tiles, itemsize, chunk_bytes):
     """Chunks (b0, nb) of images first..stop-1 for the Winograd buffers, and the largest nb."""
-    per_image = 16 * n_rows * n_tiles * itemsize
+    per_image = winograd.POSITIONS * n_rows * n_tiles * itemsize
     most = int(min(stop - first, max(_WINOGRAD_MIN_IMAGES, chunk_bytes // per_image)))
     return [(b0, min(most, stop - b0)) for b0 in range(first, stop, most)], most
 
@@ -404,10 +429,10 @@ def _winograd_chunks(first, stop, n_rows, n_tiles, itemsize, chunk_bytes):
 def _winograd_buffers(most, n_tiles, dtype, *rows):
     """Flat buffers for the largest chunk, and a function viewing one as (16, rows, tiles*nb)
     for a chunk of nb images (a shorter last chunk stays one contiguous block)."""
-    buffers = [np.empty(16 * n * n_tiles * most, dtype=dtype) for n in rows]
+    buffers = [np.empty(winograd.POSITIONS * n * n_tiles * most, dtype=dtype) for n in rows]
 
     def view(buffer, n, nb):
-        return buffer[:16 * n * n_tiles * nb].reshape(16, n, n_tiles * nb)
+        return buffer[:winograd.POSITIONS * n * n_tiles * nb].reshape(winograd.POSITIONS, n, n_tiles * nb)
     return buffers, view
 
 
@@ -435,7 +460,7 @@ def _winograd_backward_input(dy, w, dx):
     n_b, n_o = dy.shape[:2]
     n_c = w.shape[1]
     th, tw = winograd.tiles(dx.shape[2:])
-    u_t = np.ascontiguousarray(winograd.weights(w).transpose(0, 2, 1))  # (16, C, O)
+    u_t = winograd.weights(w).transpose(0, 2, 1)  # (16, C, O), a view BLAS reads transposed
 
     def part(first, stop, chunk_bytes):
         chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, dy.itemsize,
@@ -459,12 +484,37 @@ def _winograd_backward_weight(dy, x):
         chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
                                         chunk_bytes)
         (v_buf, dm_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_c, n_o)
-        du = np.zeros((16, n_o, n_c), dtype=x.dtype)
+        du = np.zeros((winograd.POSITIONS, n_o, n_c), dtype=x.dtype)
         for b0, nb in chunks:
             v, dm = view(v_buf, n_c, nb), view(dm_buf, n_o, nb)
             winograd.input_forward(x, b0, nb, v)
             winograd.output_adjoint(dy, b0, nb, dm)
             # 16 products (O, tiles*nb) @ (tiles*nb, C): the chunk's tiles join the reduction
             du += np.matmul(dm, v.transpose(0, 2, 1))
+        return du
+    return winograd.weights_adjoint(_summed_over_images(n_b, part))
+
+
+def _winograd_backward(dy, x, w, dx):
+    """dx (B, C, H, W), overwritten, and the returned dw: both gradients of _winograd_forward,
+    from one output transform dM per chunk."""
+    n_b, n_o = dy.shape[:2]
+    n_c = x.shape[1]
+    th, tw = winograd.tiles(x.shape[2:])
+    u_t = winograd.weights(w).transpose(0, 2, 1)  # (16, C, O), a view BLAS reads transposed
+
+    def part(first, stop, chunk_bytes):
+        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
+                                        chunk_bytes)
+        (dm_buf, dv_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_o, n_c)
+        du = np.zeros((winograd.POSITIONS, n_o, n_c), dtype=x.dtype)
+        for b0, nb in chunks:
+            dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
+            winograd.output_adjoint(dy, b0, nb, dm)
+            np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
+            winograd.input_adjoint(dv, b0, nb, dx)
+            v = dv  # dV is spent: its buffer now takes V, the chunk's transformed input
+            winograd.input_forward(x, b0, nb, v)
+            du += np.matmul(dm, v.transpose(0, 2, 1))  # 16 products (O, tiles*nb) @ (tiles*nb, C)
         return du
     return winograd.weights_adjoint(_summed_over_images(n_b, part))

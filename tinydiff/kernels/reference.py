@@ -114,6 +114,13 @@ def conv2d_backward_weight_ref(dy, x, kernel_hw, stride, padding):
 # (the trick of FlashAttention, Dao et al. 2022).
 # ----------------------------------------------------------------------------------------------
 
+def conv2d_backward_ref(dy, x, w, stride, padding):
+    """Both gradients of conv2d at once: (dx, dw, db), as the two functions above give them."""
+    dx = conv2d_backward_input_ref(dy, w, x.shape[2:], stride, padding)
+    dw, db = conv2d_backward_weight_ref(dy, x, w.shape[2:], stride, padding)
+    return dx, dw, db
+
+
 def attention_forward_ref(q, k, v):
     """Softmax attention forward with a max-shifted (stable) logsumexp.
 

@@ -27,9 +27,7 @@ def conv2d_forward(x, w, b, stride, padding):
 def conv2d_backward(dy, cache):
     """dy (B, O, Ho, Wo) -> (dx (B, C, H, W), dw (O, C, kH, kW), db (O,))."""
     x, w, stride, padding = cache
-    dx = kernels.conv2d_backward_input(dy, w, x.shape[2:], stride, padding)
-    dw, db = kernels.conv2d_backward_weight(dy, x, w.shape[2:], stride, padding)
-    return dx, dw, db
+    return kernels.conv2d_backward(dy, x, w, stride, padding)
 
 
 class Conv2d(Module):
@@ -120,8 +118,11 @@ def upsample_nearest2x(x):
 
 def upsample_nearest2x_backward(dy):
     """(B, C, 2H, 2W) -> (B, C, H, W): each input pixel gets the sum of its 2x2 block."""
-    B, C, H2, W2 = dy.shape
-    return dy.reshape(B, C, H2 // 2, 2, W2 // 2, 2).sum(axis=(3, 5))  # -> (B, C, H, W)
+    # rows in pairs, then columns in pairs: two strided additions (dy.reshape(B, C, H, 2, W, 2)
+    # .sum(axis=(3, 5)) gives the same sums, but NumPy reduces over those short strided axes
+    # about 10x more slowly)
+    rows = dy[:, :, 0::2, :] + dy[:, :, 1::2, :]  # (B, C, H, 2W)
+    return rows[:, :, :, 0::2] + rows[:, :, :, 1::2]  # -> (B, C, H, W)
 
 
 class Upsample2x(Module):

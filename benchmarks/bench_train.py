@@ -335,7 +335,7 @@ IM2COL = "im2col/col2im and Winograd transforms"
 # replacing them on their module reaches every caller
 TIMED_KERNELS = [
     ("convolutions", kernels, "conv2d_forward"), ("convolutions", kernels, "conv2d_backward_input"),
-    ("convolutions", kernels, "conv2d_backward_weight"),
+    ("convolutions", kernels, "conv2d_backward_weight"), ("convolutions", kernels, "conv2d_backward"),
     (IM2COL, conv_kernels, "_im2col"), (IM2COL, conv_kernels, "_col2im"),
     (IM2COL, winograd, "input_forward"), (IM2COL, winograd, "input_adjoint"),
     (IM2COL, winograd, "output_forward"), (IM2COL, winograd, "output_adjoint"),

@@ -33,8 +33,9 @@ of the UNet's but the first and last, and the stride-2 downsamplers) takes winog
 F(2x2, 3x3) (Lavin & Gray 2016) turns it into 16 products with 2.25x fewer FLOPs than im2col's,
 between transforms that only add and subtract, chunk by chunk and split over threads the same
 way. Measured on 2 cores, forward + both backward passes at batch 64, against im2col in the same
-process: 1.0-1.1x at 32 channels (products with K = 32 run at half BLAS's speed), 1.2-1.4x at
-64-256 channels (benchmarks/bench_kernels.py prints the current figures).
+process: 1.2-1.7x on the UNet's shapes, 32 to 256 channels at 4x4 to 32x32 (the 16 products reach
+90-100 GFLOP/s on one core while a chunk's V and M stay in its L2 cache, and the transforms take
+about 40% of the time; benchmarks/bench_kernels.py prints the current figures).
 
 A 1x1, stride-1, unpadded convolution needs no im2col at all: the input already is the column
 matrix. It too splits the batch over threads where it can (2-3x faster than the products in

@@ -124,6 +124,30 @@ def test_update_is_in_place_and_keeps_dtypes():
         assert p.grad is g and not g.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fused_update_equals_the_numpy_statements_to_the_bit(dtype):
+    # C-contiguous parameters take the Numba loop; Fortran-ordered ones (whose moments are
+    # Fortran-ordered too) take the NumPy statements. Same hyperparameters, same gradients:
+    # the same weights and moments, bit for bit, over steps with a changing lr
+    rng = np.random.default_rng(5)
+    shapes = ((6, 7), (3, 4, 5), (9, 2))
+    fused = make_params(rng, shapes, dtype)
+    plain = [Parameter(np.asfortranarray(p.data)) for p in fused]
+    assert not any(p.data.flags.c_contiguous for p in plain)
+    opts = [AdamW(ps, lr=3e-3, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+            for ps in (fused, plain)]
+    for step in range(6):
+        for a, b in zip(fused, plain):
+            a.grad[...] = b.grad[...] = rng.standard_normal(a.data.shape).astype(dtype)
+        for opt in opts:
+            opt.lr = 3e-3 * (1 + step) / 6
+            opt.step()
+    for i, (a, b) in enumerate(zip(fused, plain)):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=f"param {i}")
+        np.testing.assert_array_equal(opts[0].exp_avg[i], opts[1].exp_avg[i])
+        np.testing.assert_array_equal(opts[0].exp_avg_sq[i], opts[1].exp_avg_sq[i])
+
+
 def test_matches_torch_step_by_step():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)

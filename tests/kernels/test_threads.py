@@ -1,5 +1,8 @@
 """split_run shares a range out over Numba's thread count and reports failures."""
 
+import multiprocessing
+import threading
+
 import numba
 import pytest
 
@@ -34,3 +37,51 @@ def test_split_run_reraises_errors_from_any_part():
 
     with pytest.raises(RuntimeError, match="last part failed"):
         split_run(10, fail_late)
+
+
+def test_split_run_called_from_a_part_runs_its_parts_in_turn():
+    seen = []
+    lock = threading.Lock()
+
+    def outer(start, stop):
+        for i in range(start, stop):
+            def inner(a, b, i=i):
+                with lock:
+                    seen.extend((i, j) for j in range(a, b))
+            split_run(3, inner)
+    split_run(4, outer)
+    assert sorted(seen) == [(i, j) for i in range(4) for j in range(3)]
+
+
+def test_split_run_keeps_its_helper_threads_between_calls():
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs 2 or more Numba threads")
+
+    def helpers_of_one_call():
+        idents = set()
+        split_run(8, lambda start, stop: idents.add(threading.get_ident()))
+        return idents - {threading.get_ident()}
+    first = helpers_of_one_call()
+    assert first and helpers_of_one_call() == first
+
+
+def _split_in_child(results):
+    seen = []
+    split_run(10, lambda start, stop: seen.extend(range(start, stop)))
+    results.put(sorted(seen))
+
+
+def test_split_run_works_in_a_forked_child():
+    # the parent's helper threads do not exist in a forked child: it must start its own
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    split_run(4, lambda start, stop: None)  # the parent has helpers now
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_split_in_child, args=(results,))
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("split_run hung in a forked child")
+    assert child.exitcode == 0 and results.get(timeout=5) == list(range(10))

@@ -508,14 +508,19 @@ def _winograd_backward(dy, x, w, dx):
         chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
                                         chunk_bytes)
         (dm_buf, dv_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_o, n_c)
-        du = np.zeros((winograd.POSITIONS, n_o, n_c), dtype=x.dtype)
-        for b0, nb in chunks:
+        du = np.empty((winograd.POSITIONS, n_o, n_c), dtype=x.dtype)
+        du_chunk = np.empty_like(du) if len(chunks) > 1 else None
+        for k, (b0, nb) in enumerate(chunks):
             dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
             winograd.output_adjoint(dy, b0, nb, dm)
             np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
             winograd.input_adjoint(dv, b0, nb, dx)
             v = dv  # dV is spent: its buffer now takes V, the chunk's transformed input
             winograd.input_forward(x, b0, nb, v)
-            du += np.matmul(dm, v.transpose(0, 2, 1))  # 16 products (O, tiles*nb) @ (tiles*nb, C)
+            # 16 products (O, tiles*nb) @ (tiles*nb, C), summed over the chunks in two buffers
+            # allocated once per part
+            np.matmul(dm, v.transpose(0, 2, 1), out=du if k == 0 else du_chunk)
+            if k > 0:
+                du += du_chunk
         return du
     return winograd.weights_adjoint(_summed_over_images(n_b, part))

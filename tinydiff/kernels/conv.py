@@ -302,7 +302,7 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
     rows = n_c * k_h * k_w
     dx = np.empty((n_b, n_c, h_in, w_in), dtype=dy.dtype)
     if _takes_winograd((k_h, k_w), stride, padding, n_c, n_o):
-        _winograd_backward_input(dy, w, dx)
+        _winograd_backward(dy, None, w, dx)
         return dx
     if _is_pointwise((k_h, k_w), stride, padding):
         dx3 = dx.reshape(n_b, n_c, -1)
@@ -347,7 +347,7 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
     db = dy3.sum(axis=(0, 2))
     if _takes_winograd(kernel_hw, stride, padding, n_c, n_o):
-        return _winograd_backward_weight(dy, x), db
+        return _winograd_backward(dy, x, None, None), db
     if _is_pointwise(kernel_hw, stride, padding) and _splits(n_b):
         # per thread, the sum over its images of dy[b] @ x[b]^T
         x3 = x.reshape(n_b, n_c, -1)
@@ -456,71 +456,39 @@ def _winograd_forward(x, w, y):
     _over_images(n_b, part)
 
 
-def _winograd_backward_input(dy, w, dx):
-    """dx (B, C, H, W), overwritten: the gradient of _winograd_forward w.r.t. x."""
+def _winograd_backward(dy, x, w, dx):
+    """The gradients of _winograd_forward from one output transform dM per chunk: fills dx
+    (B, C, H, W) unless it is None, and returns dw (O, C, 3, 3) unless x is None (then None).
+    w is needed for dx only."""
     n_b, n_o = dy.shape[:2]
-    n_c = w.shape[1]
-    th, tw = winograd.tiles(dx.shape[2:])
-    u_t = winograd.weights(w).transpose(0, 2, 1)  # (16, C, O), a view BLAS reads transposed
+    n_c = dx.shape[1] if x is None else x.shape[1]
+    th, tw = winograd.tiles(dy.shape[2:])
+    # (16, C, O), a view BLAS reads transposed
+    u_t = None if dx is None else winograd.weights(w).transpose(0, 2, 1)
 
     def part(first, stop, chunk_bytes):
         chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, dy.itemsize,
                                         chunk_bytes)
         (dm_buf, dv_buf), view = _winograd_buffers(most, th * tw, dy.dtype, n_o, n_c)
-        for b0, nb in chunks:
-            dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
-            winograd.output_adjoint(dy, b0, nb, dm)
-            np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
-            winograd.input_adjoint(dv, b0, nb, dx)
-    _over_images(n_b, part)
-
-
-def _winograd_backward_weight(dy, x):
-    """dw (O, C, 3, 3): the gradient of _winograd_forward w.r.t. w."""
-    n_b, n_o = dy.shape[:2]
-    n_c = x.shape[1]
-    th, tw = winograd.tiles(x.shape[2:])
-
-    def part(first, stop, chunk_bytes):
-        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
-                                        chunk_bytes)
-        (v_buf, dm_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_c, n_o)
-        du = np.zeros((winograd.POSITIONS, n_o, n_c), dtype=x.dtype)
-        for b0, nb in chunks:
-            v, dm = view(v_buf, n_c, nb), view(dm_buf, n_o, nb)
-            winograd.input_forward(x, b0, nb, v)
-            winograd.output_adjoint(dy, b0, nb, dm)
-            # 16 products (O, tiles*nb) @ (tiles*nb, C): the chunk's tiles join the reduction
-            du += np.matmul(dm, v.transpose(0, 2, 1))
-        return du
-    return winograd.weights_adjoint(_summed_over_images(n_b, part))
-
-
-def _winograd_backward(dy, x, w, dx):
-    """dx (B, C, H, W), overwritten, and the returned dw: both gradients of _winograd_forward,
-    from one output transform dM per chunk."""
-    n_b, n_o = dy.shape[:2]
-    n_c = x.shape[1]
-    th, tw = winograd.tiles(x.shape[2:])
-    u_t = winograd.weights(w).transpose(0, 2, 1)  # (16, C, O), a view BLAS reads transposed
-
-    def part(first, stop, chunk_bytes):
-        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
-                                        chunk_bytes)
-        (dm_buf, dv_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_o, n_c)
-        du = np.empty((winograd.POSITIONS, n_o, n_c), dtype=x.dtype)
-        du_chunk = np.empty_like(du) if len(chunks) > 1 else None
+        if x is not None:
+            du = np.empty((winograd.POSITIONS, n_o, n_c), dtype=dy.dtype)
+            du_chunk = np.empty_like(du) if len(chunks) > 1 else None
         for k, (b0, nb) in enumerate(chunks):
             dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
             winograd.output_adjoint(dy, b0, nb, dm)
-            np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
-            winograd.input_adjoint(dv, b0, nb, dx)
-            v = dv  # dV is spent: its buffer now takes V, the chunk's transformed input
-            winograd.input_forward(x, b0, nb, v)
-            # 16 products (O, tiles*nb) @ (tiles*nb, C), summed over the chunks in two buffers
-            # allocated once per part
-            np.matmul(dm, v.transpose(0, 2, 1), out=du if k == 0 else du_chunk)
-            if k > 0:
-                du += du_chunk
-        return du
+            if dx is not None:
+                np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
+                winograd.input_adjoint(dv, b0, nb, dx)
+            if x is not None:
+                v = dv  # dV is spent: its buffer now takes V, the chunk's transformed input
+                winograd.input_forward(x, b0, nb, v)
+                # 16 products (O, tiles*nb) @ (tiles*nb, C), summed over the chunks in two
+                # buffers allocated once per part
+                np.matmul(dm, v.transpose(0, 2, 1), out=du if k == 0 else du_chunk)
+                if k > 0:
+                    du += du_chunk
+        return du if x is not None else None
+    if x is None:
+        _over_images(n_b, part)
+        return None
     return winograd.weights_adjoint(_summed_over_images(n_b, part))

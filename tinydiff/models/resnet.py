@@ -39,12 +39,13 @@ class ResnetBlock2D(Module):
                 "ResnetBlock2D: pass temb exactly when the block was built with temb_channels "
                 f"(temb_channels={'None' if self.time_emb_proj is None else self.time_emb_proj.weight.shape[1]}, "
                 f"temb {'missing' if temb is None else 'given'})")
+        # h is each time a new array no layer keeps, so the additions below go in place
         h = self.conv1(self.act1(self.norm1(x)))
         if self.time_emb_proj is not None:
-            h = h + self.time_emb_proj(self.act_temb(temb))[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
+            h += self.time_emb_proj(self.act_temb(temb))[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
         h = self.conv2(self.dropout(self.act2(self.norm2(h))))
-        skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
-        out = skip + h
+        out = h
+        out += x if self.conv_shortcut is None else self.conv_shortcut(x)
         if self.output_scale_factor != 1.0:  # a full pass over the activations saved when it is 1
             out /= self.output_scale_factor
         return out
@@ -53,7 +54,7 @@ class ResnetBlock2D(Module):
         g = grad_out if self.output_scale_factor == 1.0 else grad_out / self.output_scale_factor
         dh = self.norm2.backward(self.act2.backward(self.dropout.backward(self.conv2.backward(g))))
         dx = self.norm1.backward(self.act1.backward(self.conv1.backward(dh)))
-        dx = dx + (g if self.conv_shortcut is None else self.conv_shortcut.backward(g))
+        dx += g if self.conv_shortcut is None else self.conv_shortcut.backward(g)
         if self.time_emb_proj is None:
             return dx
         dtemb = self.act_temb.backward(self.time_emb_proj.backward(dh.sum(axis=(2, 3))))

@@ -341,6 +341,8 @@ TIMED_KERNELS = [
     (IM2COL, winograd, "output_forward"), (IM2COL, winograd, "output_adjoint"),
     ("group norm", kernels, "group_norm_forward"), ("group norm", kernels, "group_norm_backward"),
     ("SiLU", kernels, "silu_forward"), ("SiLU", kernels, "silu_backward"),
+    ("group norm + SiLU (fused)", kernels, "group_norm_silu_forward"),
+    ("group norm + SiLU (fused)", kernels, "group_norm_silu_backward"),
     ("attention", kernels, "attention_forward"), ("attention", kernels, "attention_backward"),
 ]
 
@@ -395,7 +397,7 @@ def print_breakdown(row):
     print(f"\n{row['case']}: where tinydiff's training step goes (mean of {row['breakdown_steps']} steps, "
           f"{1e3 * total:.0f} ms)")
     for stage in sorted((s for s in stages if s not in ("total", IM2COL)), key=stages.get, reverse=True):
-        print(f"  {stage:<22}{1e3 * stages[stage]:>8.0f} ms {100 * stages[stage] / total:>6.1f}%")
+        print(f"  {stage:<27}{1e3 * stages[stage]:>8.0f} ms {100 * stages[stage] / total:>6.1f}%")
         if stage == "convolutions" and IM2COL in stages:
             print(f"    of which {IM2COL} {1e3 * stages[IM2COL]:.0f} ms of thread time "
                   f"({conv_kernels.describe_path((3, 3), 1, 1).split(':')[0]})")

@@ -1,6 +1,7 @@
 """Compute kernels: slow NumPy references (reference.py) and the fast Numba versions beside them.
 
-Every fast kernel takes the same arguments and returns the same arrays as its `_ref` twin.
+Every fast kernel takes the same arguments and returns the same arrays as its `_ref` twin; the
+fused group_norm_silu_* pair (norm_silu.py) equals group_norm_* followed by silu_* to the bit.
 """
 
 from tinydiff.kernels.activation import silu_backward, silu_forward
@@ -8,6 +9,7 @@ from tinydiff.kernels.attention import attention_backward, attention_forward
 from tinydiff.kernels.conv import (conv2d_backward, conv2d_backward_input, conv2d_backward_weight,
                                    conv2d_forward)
 from tinydiff.kernels.norm import group_norm_backward, group_norm_forward
+from tinydiff.kernels.norm_silu import group_norm_silu_backward, group_norm_silu_forward
 from tinydiff.kernels.reference import (attention_backward_ref, attention_forward_ref,
                                         conv2d_backward_input_ref, conv2d_backward_ref,
                                         conv2d_backward_weight_ref,
@@ -19,6 +21,7 @@ __all__ = [
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward",
     "attention_forward", "attention_backward",
     "group_norm_forward", "group_norm_backward", "silu_forward", "silu_backward",
+    "group_norm_silu_forward", "group_norm_silu_backward",
     "conv2d_forward_ref", "conv2d_backward_input_ref", "conv2d_backward_weight_ref",
     "conv2d_backward_ref",
     "attention_forward_ref", "attention_backward_ref",

@@ -22,15 +22,15 @@ class ResnetBlock2D(Module):
     def __init__(self, in_channels, out_channels, temb_channels, groups=32, eps=1e-5, dropout=0.0,
                  output_scale_factor=1.0, rng=None):
         super().__init__()
-        self.norm1 = GroupNorm(groups, in_channels, eps)
+        # norm1 and norm2 apply the SiLU that follows them, fused (same numbers, less time)
+        self.norm1 = GroupNorm(groups, in_channels, eps, silu=True)
         self.conv1 = Conv2d(in_channels, out_channels, 3, padding=1, rng=rng)
         self.time_emb_proj = Linear(temb_channels, out_channels, rng=rng) if temb_channels is not None else None
-        self.norm2 = GroupNorm(groups, out_channels, eps)
+        self.norm2 = GroupNorm(groups, out_channels, eps, silu=True)
         self.dropout = Dropout(dropout, rng=rng)
         self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, rng=rng)
         self.conv_shortcut = Conv2d(in_channels, out_channels, 1, rng=rng) if in_channels != out_channels else None
-        # one SiLU per use: each keeps its own input for backward
-        self.act1, self.act_temb, self.act2 = SiLU(), SiLU(), SiLU()
+        self.act_temb = SiLU()
         self.output_scale_factor = float(output_scale_factor)
 
     def forward(self, x, temb=None):
@@ -40,10 +40,10 @@ class ResnetBlock2D(Module):
                 f"(temb_channels={'None' if self.time_emb_proj is None else self.time_emb_proj.weight.shape[1]}, "
                 f"temb {'missing' if temb is None else 'given'})")
         # h is each time a new array no layer keeps, so the additions below go in place
-        h = self.conv1(self.act1(self.norm1(x)))
+        h = self.conv1(self.norm1(x))  # norm1 includes the SiLU
         if self.time_emb_proj is not None:
             h += self.time_emb_proj(self.act_temb(temb))[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
-        h = self.conv2(self.dropout(self.act2(self.norm2(h))))
+        h = self.conv2(self.dropout(self.norm2(h)))
         out = h
         out += x if self.conv_shortcut is None else self.conv_shortcut(x)
         if self.output_scale_factor != 1.0:  # a full pass over the activations saved when it is 1
@@ -52,8 +52,8 @@ class ResnetBlock2D(Module):
 
     def backward(self, grad_out):
         g = grad_out if self.output_scale_factor == 1.0 else grad_out / self.output_scale_factor
-        dh = self.norm2.backward(self.act2.backward(self.dropout.backward(self.conv2.backward(g))))
-        dx = self.norm1.backward(self.act1.backward(self.conv1.backward(dh)))
+        dh = self.norm2.backward(self.dropout.backward(self.conv2.backward(g)))
+        dx = self.norm1.backward(self.conv1.backward(dh))
         dx += g if self.conv_shortcut is None else self.conv_shortcut.backward(g)
         if self.time_emb_proj is None:
             return dx

@@ -3,6 +3,8 @@ weights as an uninterrupted one, a non-finite loss stops training and keeps the 
 checkpoint, and checkpoints are written atomically."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -131,6 +133,17 @@ def test_a_crash_while_saving_leaves_the_previous_folder(tmp_path, monkeypatch):
     assert not target.exists()
     ckpt.recover_folder(target)
     assert (target / "a.txt").read_text() == "old"
+
+
+def test_saved_folders_get_the_permissions_the_umask_gives(tmp_path):
+    # as a folder the user made would, not the private 0700 of a temporary directory
+    previous = os.umask(0o022)
+    try:
+        ckpt.write_folder_atomically(tmp_path / "model", lambda d: (d / "a.txt").write_text("x"))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "model" / "a.txt").stat().st_mode) == 0o644
 
 
 def test_unet_training_writes_a_loadable_pipeline_and_samples(tmp_path):

@@ -15,7 +15,6 @@ if a crash falls between them, load_folder finds the set-aside copy and puts it 
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -40,7 +39,10 @@ def write_folder_atomically(path, write_contents):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    # mkdir honours the umask, as a folder the user made would (tempfile.mkdtemp makes it
+    # private, 0700, which the rename would then carry over to the saved model)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
     try:
         write_contents(tmp)
         for file in tmp.rglob("*"):

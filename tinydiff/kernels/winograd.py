@@ -30,10 +30,12 @@ The backward passes are the adjoints of the same linear maps (no new algorithm n
     dw = G^T dU G                                  weights_adjoint
 
 Layout. Column (i*tw + j)*nb + b of V, M, dM and dV holds tile (i, j) of the b-th image of a
-chunk of nb images: the batch is innermost, so every transform loop runs over nb contiguous
-values, which LLVM vectorises whatever the image size (at 4x4 pixels an image has only 4 tiles).
-Images whose height or width is odd get a zero row or column of tiles' padding; the outputs
-beyond the image are computed and dropped.
+chunk of nb images: the batch is innermost. The kernels copy each image plane into a scratch
+array in the same order, with its even and odd columns apart, so that a whole row of tiles of
+all nb images, n = j*nb + b, is one unit-stride loop, which LLVM vectorises whatever the image
+size (at 4x4 pixels an image has only 2 tiles to a row). That copy, a transposition, is about
+half of the transforms' time. Images whose height or width is odd get a zero row or column of
+tiles' padding; the outputs beyond the image are computed and dropped.
 
 Rounding: the transforms are sums and differences with factors 1/2, so float32 results differ
 from im2col's by a few units in the last place (tests/kernels/test_winograd.py measures it).

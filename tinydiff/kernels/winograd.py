@@ -90,6 +90,67 @@ def weights_adjoint(du):
 #   does not vectorise a loop that stores to several of them (it cannot rule out that they
 #   overlap), while it vectorises each single-store loop in full; reading the inputs again from
 #   L1 in each loop costs less than that.
+# The four helpers apply B^T, B, A^T and A along such rows, element by element over n values:
+# each transform is the same matrix applied twice, down the columns and then along the rows.
+_INLINE = dict(cache=True, nogil=True, fastmath=FAST_MATH, inline="always")
+
+
+@numba.njit(**_INLINE)
+def _times_bt(d0, d1, d2, d3, o0, o1, o2, o3, n):
+    """(o0, o1, o2, o3) = B^T (d0, d1, d2, d3)."""
+    for k in range(n):
+        o0[k] = d0[k] - d2[k]
+    for k in range(n):
+        o1[k] = d1[k] + d2[k]
+    for k in range(n):
+        o2[k] = d2[k] - d1[k]
+    for k in range(n):
+        o3[k] = d1[k] - d3[k]
+
+
+@numba.njit(**_INLINE)
+def _times_b(d0, d1, d2, d3, o0, o1, o2, o3, n, add):
+    """(o0, o1, o2, o3) = B (d0, d1, d2, d3), the adjoint of _times_bt; added to o if add."""
+    if add:
+        for k in range(n):
+            o0[k] += d0[k]
+        for k in range(n):
+            o1[k] += d1[k] - d2[k] + d3[k]
+        for k in range(n):
+            o2[k] += d1[k] + d2[k] - d0[k]
+        for k in range(n):
+            o3[k] -= d3[k]
+    else:
+        for k in range(n):
+            o0[k] = d0[k]
+        for k in range(n):
+            o1[k] = d1[k] - d2[k] + d3[k]
+        for k in range(n):
+            o2[k] = d1[k] + d2[k] - d0[k]
+        for k in range(n):
+            o3[k] = -d3[k]
+
+
+@numba.njit(**_INLINE)
+def _times_at(m0, m1, m2, m3, o0, o1, n):
+    """(o0, o1) = A^T (m0, m1, m2, m3)."""
+    for k in range(n):
+        o0[k] = m0[k] + m1[k] + m2[k]
+    for k in range(n):
+        o1[k] = m1[k] - m2[k] - m3[k]
+
+
+@numba.njit(**_INLINE)
+def _times_a(y0, y1, o0, o1, o2, o3, n):
+    """(o0, o1, o2, o3) = A (y0, y1), the adjoint of _times_at."""
+    for k in range(n):
+        o0[k] = y0[k]
+    for k in range(n):
+        o1[k] = y0[k] + y1[k]
+    for k in range(n):
+        o2[k] = y0[k] - y1[k]
+    for k in range(n):
+        o3[k] = -y1[k]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
@@ -118,29 +179,13 @@ def input_forward(x, first, nb, v):
                     even[(s + 1) * nb + b] = src[2 * s + 1]
         for i in range(th):
             for k in range(2):
-                d0, d1, d2, d3 = xp[k, 2 * i], xp[k, 2 * i + 1], xp[k, 2 * i + 2], xp[k, 2 * i + 3]
-                t0, t1, t2, t3 = t[k, 0], t[k, 1], t[k, 2], t[k, 3]
-                for n in range(row + nb):
-                    t0[n] = d0[n] - d2[n]
-                for n in range(row + nb):
-                    t1[n] = d1[n] + d2[n]
-                for n in range(row + nb):
-                    t2[n] = d2[n] - d1[n]
-                for n in range(row + nb):
-                    t3[n] = d1[n] - d3[n]
+                _times_bt(xp[k, 2 * i], xp[k, 2 * i + 1], xp[k, 2 * i + 2], xp[k, 2 * i + 3],
+                          t[k, 0], t[k, 1], t[k, 2], t[k, 3], row + nb)
             cols = slice(i * row, (i + 1) * row)
-            for p in range(4):
-                a0, a1, a2, a3 = t[0, p], t[1, p], t[0, p, nb:], t[1, p, nb:]
-                v0, v1 = v[4 * p, c, cols], v[4 * p + 1, c, cols]
-                v2, v3 = v[4 * p + 2, c, cols], v[4 * p + 3, c, cols]
-                for n in range(row):
-                    v0[n] = a0[n] - a2[n]
-                for n in range(row):
-                    v1[n] = a1[n] + a2[n]
-                for n in range(row):
-                    v2[n] = a2[n] - a1[n]
-                for n in range(row):
-                    v3[n] = a1[n] - a3[n]
+            for p in range(4):  # tile columns 2j..2j+3: even j, odd j, even j+1, odd j+1
+                _times_bt(t[0, p], t[1, p], t[0, p, nb:], t[1, p, nb:],
+                          v[4 * p, c, cols], v[4 * p + 1, c, cols], v[4 * p + 2, c, cols],
+                          v[4 * p + 3, c, cols], row)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
@@ -160,32 +205,13 @@ def input_adjoint(dv, first, nb, dx):
         for i in range(th):
             cols = slice(i * row, (i + 1) * row)
             for p in range(4):
-                d0, d1 = dv[4 * p, c, cols], dv[4 * p + 1, c, cols]
-                d2, d3 = dv[4 * p + 2, c, cols], dv[4 * p + 3, c, cols]
-                e0, e1, e2, e3 = e[p, 0], e[p, 1], e[p, 2], e[p, 3]
-                for n in range(row):
-                    e0[n] = d0[n]
-                for n in range(row):
-                    e1[n] = d1[n] - d2[n] + d3[n]
-                for n in range(row):
-                    e2[n] = d1[n] + d2[n] - d0[n]
-                for n in range(row):
-                    e3[n] = -d3[n]
+                _times_b(dv[4 * p, c, cols], dv[4 * p + 1, c, cols], dv[4 * p + 2, c, cols],
+                         dv[4 * p + 3, c, cols], e[p, 0], e[p, 1], e[p, 2], e[p, 3], row, False)
             for s in range(4):  # tile column s is padded column 2j + s
                 k, shift = s % 2, (s // 2) * nb
-                e0, e1, e2, e3 = e[0, s], e[1, s], e[2, s], e[3, s]
-                g0, g1 = grad[k, 2 * i, shift:], grad[k, 2 * i + 1, shift:]
-                g2, g3 = grad[k, 2 * i + 2, shift:], grad[k, 2 * i + 3, shift:]
-                # one loop per row: the four rows are views of one array, and a loop that
-                # stores to several of them does not vectorise
-                for n in range(row):
-                    g0[n] += e0[n]
-                for n in range(row):
-                    g1[n] += e1[n] - e2[n] + e3[n]
-                for n in range(row):
-                    g2[n] += e1[n] + e2[n] - e0[n]
-                for n in range(row):
-                    g3[n] -= e3[n]
+                _times_b(e[0, s], e[1, s], e[2, s], e[3, s],
+                         grad[k, 2 * i, shift:], grad[k, 2 * i + 1, shift:],
+                         grad[k, 2 * i + 2, shift:], grad[k, 2 * i + 3, shift:], row, True)
         for b in range(nb):
             plane = dx[first + b, c]
             for r in range(h):
@@ -209,20 +235,11 @@ def output_forward(m, first, nb, y):
         for i in range(th):
             cols = slice(i * row, (i + 1) * row)
             for s in range(4):
-                m0, m1 = m[s, o, cols], m[4 + s, o, cols]
-                m2, m3 = m[8 + s, o, cols], m[12 + s, o, cols]
-                q0, q1 = q[0, s], q[1, s]
-                for n in range(row):
-                    q0[n] = m0[n] + m1[n] + m2[n]
-                for n in range(row):
-                    q1[n] = m1[n] - m2[n] - m3[n]
+                _times_at(m[s, o, cols], m[4 + s, o, cols], m[8 + s, o, cols], m[12 + s, o, cols],
+                          q[0, s], q[1, s], row)
             for r in range(2):
-                a0, a1, a2, a3 = q[r, 0], q[r, 1], q[r, 2], q[r, 3]
-                even, odd = out[0, 2 * i + r], out[1, 2 * i + r]
-                for n in range(row):
-                    even[n] = a0[n] + a1[n] + a2[n]
-                for n in range(row):
-                    odd[n] = a1[n] - a2[n] - a3[n]
+                _times_at(q[r, 0], q[r, 1], q[r, 2], q[r, 3], out[0, 2 * i + r], out[1, 2 * i + r],
+                          row)
         for b in range(nb):
             plane = y[first + b, o]
             for r in range(h):
@@ -254,25 +271,7 @@ def output_adjoint(dy, first, nb, dm):
         for i in range(th):
             cols = slice(i * row, (i + 1) * row)
             for k in range(2):
-                y0, y1 = dyp[k, 2 * i], dyp[k, 2 * i + 1]
-                e0, e1, e2, e3 = e[0, k], e[1, k], e[2, k], e[3, k]
-                for n in range(row):
-                    e0[n] = y0[n]
-                for n in range(row):
-                    e1[n] = y0[n] + y1[n]
-                for n in range(row):
-                    e2[n] = y0[n] - y1[n]
-                for n in range(row):
-                    e3[n] = -y1[n]
+                _times_a(dyp[k, 2 * i], dyp[k, 2 * i + 1], e[0, k], e[1, k], e[2, k], e[3, k], row)
             for p in range(4):
-                a0, a1 = e[p, 0], e[p, 1]
-                d0, d1 = dm[4 * p, o, cols], dm[4 * p + 1, o, cols]
-                d2, d3 = dm[4 * p + 2, o, cols], dm[4 * p + 3, o, cols]
-                for n in range(row):
-                    d0[n] = a0[n]
-                for n in range(row):
-                    d1[n] = a0[n] + a1[n]
-                for n in range(row):
-                    d2[n] = a0[n] - a1[n]
-                for n in range(row):
-                    d3[n] = -a1[n]
+                _times_a(e[p, 0], e[p, 1], dm[4 * p, o, cols], dm[4 * p + 1, o, cols],
+                         dm[4 * p + 2, o, cols], dm[4 * p + 3, o, cols], row)

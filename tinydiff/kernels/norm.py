@@ -135,18 +135,29 @@ def group_norm_backward(dy, x, weight, mean, rstd, num_groups):
     dx : ndarray, shape of x
     dweight, dbias : ndarray, shape (C,)
     """
+    return backward_over_samples(_group_norm_backward, (dy,), x, weight, mean, rstd, num_groups)
+
+
+def backward_over_samples(kernel, grads, x, weight, mean, rstd, num_groups):
+    """Run a group norm backward kernel over the batch, split over threads, and reduce its
+    per-(sample, channel) sums to (dx, dweight, dbias).
+
+    kernel(*grads_3d, x, weight, mean, rstd, num_groups, dx, sum_dy, sum_dy_xhat) is called on
+    slices of samples, with every array of `grads` (shaped like x) viewed as (B, C, S) and
+    placed first; _group_norm_backward takes (dy,), norm_silu's kernel (dz, y).
+    """
     x = np.ascontiguousarray(x)
     n_b, n_c = x.shape[:2]
     x3 = x.reshape(n_b, n_c, -1)  # (B, C, ...) -> (B, C, S)
-    dy3 = np.ascontiguousarray(dy).reshape(n_b, n_c, -1)
+    grads3 = [np.ascontiguousarray(g).reshape(n_b, n_c, -1) for g in grads]
     dx = np.empty_like(x3)
     sum_dy = np.empty((n_b, n_c))
     sum_dy_xhat = np.empty((n_b, n_c))
     weight = np.ascontiguousarray(weight)
     mean, rstd = np.ascontiguousarray(mean), np.ascontiguousarray(rstd)
-    split_run(n_b, lambda i, j: _group_norm_backward(
-        dy3[i:j], x3[i:j], weight, mean[i:j], rstd[i:j], num_groups, dx[i:j],
-        sum_dy[i:j], sum_dy_xhat[i:j]))
+    split_run(n_b, lambda i, j: kernel(*(g[i:j] for g in grads3), x3[i:j], weight, mean[i:j],
+                                       rstd[i:j], num_groups, dx[i:j], sum_dy[i:j],
+                                       sum_dy_xhat[i:j]))
     dweight = sum_dy_xhat.sum(axis=0).astype(x.dtype)
     dbias = sum_dy.sum(axis=0).astype(x.dtype)
     return dx.reshape(x.shape), dweight, dbias

@@ -18,8 +18,8 @@ import numba
 import numpy as np
 
 from tinydiff.kernels.activation import _silu_backward_f32, _silu_forward_f32, silu_backward, silu_forward
-from tinydiff.kernels.norm import (_group_norm_backward, _group_norm_forward, group_norm_backward,
-                                   group_norm_forward)
+from tinydiff.kernels.norm import (_group_norm_backward, _group_norm_forward, backward_over_samples,
+                                   group_norm_backward, group_norm_forward)
 from tinydiff.kernels.threads import split_run
 
 
@@ -71,19 +71,5 @@ def group_norm_silu_backward(dz, y, x, weight, mean, rstd, num_groups):
     norm.group_norm_backward(activation.silu_backward(dz, y), x, ...) gives them."""
     if x.dtype != np.float32:
         return group_norm_backward(silu_backward(dz, y), x, weight, mean, rstd, num_groups)
-    x = np.ascontiguousarray(x)
-    n_b, n_c = x.shape[:2]
-    x3 = x.reshape(n_b, n_c, -1)
-    dz3 = np.ascontiguousarray(dz, dtype=x.dtype).reshape(n_b, n_c, -1)
-    y3 = np.ascontiguousarray(y).reshape(n_b, n_c, -1)
-    dx = np.empty_like(x3)
-    sum_dy = np.empty((n_b, n_c))
-    sum_dy_xhat = np.empty((n_b, n_c))
-    weight = np.ascontiguousarray(weight)
-    mean, rstd = np.ascontiguousarray(mean), np.ascontiguousarray(rstd)
-    split_run(n_b, lambda i, j: _backward_f32(dz3[i:j], y3[i:j], x3[i:j], weight, mean[i:j],
-                                              rstd[i:j], num_groups, dx[i:j], sum_dy[i:j],
-                                              sum_dy_xhat[i:j]))
-    dweight = sum_dy_xhat.sum(axis=0).astype(x.dtype)
-    dbias = sum_dy.sum(axis=0).astype(x.dtype)
-    return dx.reshape(x.shape), dweight, dbias
+    dz = np.asarray(dz, dtype=x.dtype)  # as silu_backward takes it
+    return backward_over_samples(_backward_f32, (dz, y), x, weight, mean, rstd, num_groups)

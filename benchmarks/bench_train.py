@@ -330,15 +330,15 @@ def sgemm_gflops(repeats=8):
 # ----------------------------------------------------------------------------------------------
 
 # inside the convolutions, and timed on every thread that runs them
-IM2COL = "im2col/col2im and Winograd transforms"
+CONV_DATA_MOVES = "im2col/col2im and Winograd transforms"
 # (stage, owner, attribute): the functions the layers call, looked up at call time so that
 # replacing them on their module reaches every caller
 TIMED_KERNELS = [
     ("convolutions", kernels, "conv2d_forward"), ("convolutions", kernels, "conv2d_backward_input"),
     ("convolutions", kernels, "conv2d_backward_weight"), ("convolutions", kernels, "conv2d_backward"),
-    (IM2COL, conv_kernels, "_im2col"), (IM2COL, conv_kernels, "_col2im"),
-    (IM2COL, winograd, "input_forward"), (IM2COL, winograd, "input_adjoint"),
-    (IM2COL, winograd, "output_forward"), (IM2COL, winograd, "output_adjoint"),
+    (CONV_DATA_MOVES, conv_kernels, "_im2col"), (CONV_DATA_MOVES, conv_kernels, "_col2im"),
+    (CONV_DATA_MOVES, winograd, "input_forward"), (CONV_DATA_MOVES, winograd, "input_adjoint"),
+    (CONV_DATA_MOVES, winograd, "output_forward"), (CONV_DATA_MOVES, winograd, "output_adjoint"),
     ("group norm", kernels, "group_norm_forward"), ("group norm", kernels, "group_norm_backward"),
     ("SiLU", kernels, "silu_forward"), ("SiLU", kernels, "silu_backward"),
     ("group norm + SiLU (fused)", kernels, "group_norm_silu_forward"),
@@ -372,7 +372,7 @@ def kernel_timers(seconds):
 
 def train_breakdown(ours, steps):
     """Seconds per training step in each stage (see TIMED_KERNELS), the AdamW update and the
-    rest; IM2COL is part of "convolutions", summed over threads."""
+    rest; CONV_DATA_MOVES is part of "convolutions", summed over threads."""
     seconds = {}
     step = ours.optimizer.step
 
@@ -387,7 +387,7 @@ def train_breakdown(ours, steps):
             total = sum(timed(ours.train) for _ in range(steps))
     finally:
         del ours.optimizer.step  # the instance attribute hid the method
-    seconds["the rest"] = total - sum(v for stage, v in seconds.items() if stage != IM2COL)
+    seconds["the rest"] = total - sum(v for stage, v in seconds.items() if stage != CONV_DATA_MOVES)
     return {stage: s / steps for stage, s in seconds.items()} | {"total": total / steps}
 
 
@@ -396,10 +396,10 @@ def print_breakdown(row):
     total = stages["total"]
     print(f"\n{row['case']}: where tinydiff's training step goes (mean of {row['breakdown_steps']} steps, "
           f"{1e3 * total:.0f} ms)")
-    for stage in sorted((s for s in stages if s not in ("total", IM2COL)), key=stages.get, reverse=True):
+    for stage in sorted((s for s in stages if s not in ("total", CONV_DATA_MOVES)), key=stages.get, reverse=True):
         print(f"  {stage:<27}{1e3 * stages[stage]:>8.0f} ms {100 * stages[stage] / total:>6.1f}%")
-        if stage == "convolutions" and IM2COL in stages:
-            print(f"    of which {IM2COL} {1e3 * stages[IM2COL]:.0f} ms of thread time "
+        if stage == "convolutions" and CONV_DATA_MOVES in stages:
+            print(f"    of which {CONV_DATA_MOVES} {1e3 * stages[CONV_DATA_MOVES]:.0f} ms of thread time "
                   f"({conv_kernels.describe_path((3, 3), 1, 1).split(':')[0]})")
 
 

@@ -10,20 +10,24 @@ from tinydiff.kernels.conv import (conv2d_backward, conv2d_backward_input, conv2
                                    conv2d_forward)
 from tinydiff.kernels.norm import group_norm_backward, group_norm_forward
 from tinydiff.kernels.norm_silu import group_norm_silu_backward, group_norm_silu_forward
+from tinydiff.kernels.resample import upsample_nearest2x, upsample_nearest2x_backward
 from tinydiff.kernels.reference import (attention_backward_ref, attention_forward_ref,
                                         conv2d_backward_input_ref, conv2d_backward_ref,
                                         conv2d_backward_weight_ref,
                                         conv2d_forward_ref, group_norm_backward_ref,
                                         group_norm_forward_ref, silu_backward_ref,
-                                        silu_forward_ref)
+                                        silu_forward_ref, upsample_nearest2x_backward_ref,
+                                        upsample_nearest2x_ref)
 
 __all__ = [
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward",
     "attention_forward", "attention_backward",
     "group_norm_forward", "group_norm_backward", "silu_forward", "silu_backward",
     "group_norm_silu_forward", "group_norm_silu_backward",
+    "upsample_nearest2x", "upsample_nearest2x_backward",
     "conv2d_forward_ref", "conv2d_backward_input_ref", "conv2d_backward_weight_ref",
     "conv2d_backward_ref",
     "attention_forward_ref", "attention_backward_ref",
     "group_norm_forward_ref", "group_norm_backward_ref", "silu_forward_ref", "silu_backward_ref",
+    "upsample_nearest2x_ref", "upsample_nearest2x_backward_ref",
 ]

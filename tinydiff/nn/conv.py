@@ -5,8 +5,6 @@ The arithmetic lives in tinydiff.kernels (Numba, held to NumPy references); this
 input, keeps the cache and accumulates parameter gradients.
 """
 
-import numpy as np
-
 from tinydiff import kernels
 from tinydiff.nn.checks import check_float_array, check_pair, check_positive_int
 from tinydiff.nn.init import generator, uniform_fan_in
@@ -109,22 +107,6 @@ class Downsample2x(Module):
         return self.conv.backward(grad_out)
 
 
-def upsample_nearest2x(x):
-    """(B, C, H, W) -> (B, C, 2H, 2W), every pixel copied into a 2x2 block."""
-    B, C, H, W = x.shape
-    y = np.broadcast_to(x[:, :, :, None, :, None], (B, C, H, 2, W, 2))
-    return y.reshape(B, C, 2 * H, 2 * W)  # (B, C, H, 2, W, 2) -> (B, C, 2H, 2W)
-
-
-def upsample_nearest2x_backward(dy):
-    """(B, C, 2H, 2W) -> (B, C, H, W): each input pixel gets the sum of its 2x2 block."""
-    # rows in pairs, then columns in pairs: two strided additions (dy.reshape(B, C, H, 2, W, 2)
-    # .sum(axis=(3, 5)) gives the same sums, but NumPy reduces over those short strided axes
-    # about 10x more slowly)
-    rows = dy[:, :, 0::2, :] + dy[:, :, 1::2, :]  # (B, C, H, 2W)
-    return rows[:, :, :, 0::2] + rows[:, :, :, 1::2]  # -> (B, C, H, W)
-
-
 class Upsample2x(Module):
     """Double H and W by nearest-neighbour copying, optionally followed by a 3x3 convolution
     (diffusers' Upsample2D; with use_conv=True the child is named `conv`)."""
@@ -143,7 +125,7 @@ class Upsample2x(Module):
         """x (B, C, H, W) -> (B, C_out, 2H, 2W)."""
         check_float_array(x, "x", ndim=4, dtype=self.param_dtype())
         self.save_for_backward(x.shape)
-        y = upsample_nearest2x(x)
+        y = kernels.upsample_nearest2x(x)
         if self.conv is not None:
             y = self.conv(y)
         return y
@@ -152,4 +134,4 @@ class Upsample2x(Module):
         self.saved()  # only to insist that forward ran in training mode
         if self.conv is not None:
             grad_out = self.conv.backward(grad_out)
-        return upsample_nearest2x_backward(grad_out)
+        return kernels.upsample_nearest2x_backward(grad_out)

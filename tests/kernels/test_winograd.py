@@ -55,17 +55,27 @@ def test_input_transform_is_bt_d_b_on_every_tile(shape):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_output_transform_is_at_m_a_on_every_tile(shape):
+def test_output_transform_is_at_m_a_on_every_tile_plus_the_bias(shape):
     rng = np.random.default_rng(1)
     n_b, n_o, h, w = shape
     th, tw = winograd.tiles((h, w))
-    m = rng.standard_normal((16, n_o, th * tw * n_b))
+    m, bias = rng.standard_normal((16, n_o, th * tw * n_b)), rng.standard_normal(n_o)
     y = np.empty(shape)
-    winograd.output_forward(m, 0, n_b, y)
+    winograd.output_forward(m, bias, 0, n_b, y)
     m_tiles = m.reshape(4, 4, n_o, th, tw, n_b)  # (p, q, o, i, j, b)
     blocks = np.einsum("rp,pqoijb,sq->boijrs", A_T, m_tiles, A_T)  # (b, o, i, j, 2, 2)
     want = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n_b, n_o, 2 * th, 2 * tw)[:, :, :h, :w]
-    np.testing.assert_allclose(y, want, atol=1e-12)
+    np.testing.assert_allclose(y, want + bias[:, None, None], atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_output_adjoint_adds_the_bias_gradient(shape):
+    dy = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    th, tw = winograd.tiles(shape[2:])
+    dm = np.empty((16, shape[1], th * tw * shape[0]), dtype=np.float32)
+    db = np.full(shape[1], 0.5)
+    winograd.output_adjoint(dy, 0, shape[0], dm, db)
+    np.testing.assert_allclose(db, 0.5 + dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
 def test_weight_transform_is_g_g_gt():
@@ -92,8 +102,8 @@ def test_backward_transforms_are_the_adjoints_of_the_forward_ones(shape):
 
     m, dy = rng.standard_normal((16, n_c, th * tw * n_b)), rng.standard_normal(shape)
     y, dm = np.empty_like(dy), np.empty_like(m)
-    winograd.output_forward(m, 0, n_b, y)
-    winograd.output_adjoint(dy, 0, n_b, dm)
+    winograd.output_forward(m, np.zeros(n_c), 0, n_b, y)
+    winograd.output_adjoint(dy, 0, n_b, dm, np.zeros(n_c))
     assert inner(y, dy) == pytest.approx(inner(m, dm), rel=1e-12)
 
     g, du = rng.standard_normal((4, n_c, 3, 3)), rng.standard_normal((16, 4, n_c))

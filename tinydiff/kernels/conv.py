@@ -139,9 +139,9 @@ def _over_images(n_b, part):
 
 
 def _summed_over_images(n_b, part):
-    """The sum of the arrays part(first, stop, chunk_bytes) returns over _over_images' parts,
-    added in image order (not in the order the threads finish), so that a seed gives the same
-    sums."""
+    """The sum of the arrays part(first, stop, chunk_bytes) returns over _over_images' parts
+    (or of each array, when it returns a tuple of them), added in image order (not in the order
+    the threads finish), so that a seed gives the same sums."""
     sums = {}
 
     def keep(first, stop, chunk_bytes):
@@ -150,7 +150,11 @@ def _summed_over_images(n_b, part):
     firsts = sorted(sums)
     total = sums[firsts[0]]
     for first in firsts[1:]:
-        total += sums[first]
+        if isinstance(total, tuple):
+            for into, more in zip(total, sums[first]):
+                into += more
+        else:
+            total += sums[first]
     return total
 
 
@@ -254,8 +258,9 @@ def conv2d_forward(x, w, b, stride, padding):
     w2 = w.reshape(n_o, -1)  # (O, C, kH, kW) -> (O, C*kH*kW)
     y = np.empty((n_b, n_o, h_out * w_out), dtype=x.dtype)
     if _takes_winograd((k_h, k_w), stride, padding, n_c, n_o):
-        _winograd_forward(x, w, y.reshape(n_b, n_o, h_out, w_out))
-    elif _is_pointwise((k_h, k_w), stride, padding):
+        _winograd_forward(x, w, b, y.reshape(n_b, n_o, h_out, w_out))
+        return y.reshape(n_b, n_o, h_out, w_out)  # the bias is added as y is written
+    if _is_pointwise((k_h, k_w), stride, padding):
         x3 = x.reshape(n_b, n_c, -1)
 
         def part(first, stop, chunk_bytes):
@@ -344,10 +349,10 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     n_b, n_o, h_out, w_out = dy.shape
     n_c = x.shape[1]
     k_h, k_w = kernel_hw
+    if _takes_winograd(kernel_hw, stride, padding, n_c, n_o):
+        return _winograd_backward(dy, x, None, None)
     dy3 = dy.reshape(n_b, n_o, h_out * w_out)  # (B, O, Ho, Wo) -> (B, O, Ho*Wo)
     db = dy3.sum(axis=(0, 2))
-    if _takes_winograd(kernel_hw, stride, padding, n_c, n_o):
-        return _winograd_backward(dy, x, None, None), db
     if _is_pointwise(kernel_hw, stride, padding) and _splits(n_b):
         # per thread, the sum over its images of dy[b] @ x[b]^T
         x3 = x.reshape(n_b, n_c, -1)
@@ -384,8 +389,8 @@ def conv2d_backward(dy, x, w, stride, padding):
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x)
     dx = np.empty(x.shape, dtype=dy.dtype)
-    dw = _winograd_backward(dy, x, np.ascontiguousarray(w), dx)
-    return dx, dw, dy.sum(axis=(0, 2, 3))
+    dw, db = _winograd_backward(dy, x, np.ascontiguousarray(w), dx)
+    return dx, dw, db
 
 
 def _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_out, chunk_bytes):
@@ -437,12 +442,14 @@ def _winograd_buffers(most, n_tiles, dtype, *rows):
     return buffers, view
 
 
-def _winograd_forward(x, w, y):
-    """y (B, O, H, W) = the 3x3 padding-1 convolution of x with w, without bias (winograd.py)."""
+def _winograd_forward(x, w, b, y):
+    """y (B, O, H, W) = the 3x3 padding-1 convolution of x with w, plus the bias b (O,) unless
+    it is None (winograd.py)."""
     n_b, n_c = x.shape[:2]
     n_o = w.shape[0]
     th, tw = winograd.tiles(x.shape[2:])
     u = winograd.weights(w)  # (16, O, C)
+    bias = np.zeros(n_o, dtype=y.dtype) if b is None else np.ascontiguousarray(b, dtype=y.dtype)
 
     def part(first, stop, chunk_bytes):
         chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
@@ -452,14 +459,14 @@ def _winograd_forward(x, w, y):
             v, m = view(v_buf, n_c, nb), view(m_buf, n_o, nb)
             winograd.input_forward(x, b0, nb, v)
             np.matmul(u, v, out=m)  # 16 products (O, C) @ (C, tiles*nb)
-            winograd.output_forward(m, b0, nb, y)
+            winograd.output_forward(m, bias, b0, nb, y)
     _over_images(n_b, part)
 
 
 def _winograd_backward(dy, x, w, dx):
     """The gradients of _winograd_forward from one output transform dM per chunk: fills dx
-    (B, C, H, W) unless it is None, and returns dw (O, C, 3, 3) unless x is None (then None).
-    w is needed for dx only."""
+    (B, C, H, W) unless it is None, and returns (dw (O, C, 3, 3), db (O,)) unless x is None
+    (then None). w is needed for dx only."""
     n_b, n_o = dy.shape[:2]
     n_c = dx.shape[1] if x is None else x.shape[1]
     th, tw = winograd.tiles(dy.shape[2:])
@@ -473,9 +480,10 @@ def _winograd_backward(dy, x, w, dx):
         if x is not None:
             du = np.empty((winograd.POSITIONS, n_o, n_c), dtype=dy.dtype)
             du_chunk = np.empty_like(du) if len(chunks) > 1 else None
+        db = np.zeros(n_o)  # float64 sums of the part's dy, filled by output_adjoint
         for k, (b0, nb) in enumerate(chunks):
             dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
-            winograd.output_adjoint(dy, b0, nb, dm)
+            winograd.output_adjoint(dy, b0, nb, dm, db)
             if dx is not None:
                 np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
                 winograd.input_adjoint(dv, b0, nb, dx)
@@ -487,8 +495,9 @@ def _winograd_backward(dy, x, w, dx):
                 np.matmul(dm, v.transpose(0, 2, 1), out=du if k == 0 else du_chunk)
                 if k > 0:
                     du += du_chunk
-        return du if x is not None else None
+        return (du, db) if x is not None else None
     if x is None:
         _over_images(n_b, part)
         return None
-    return winograd.weights_adjoint(_summed_over_images(n_b, part))
+    du, db = _summed_over_images(n_b, part)
+    return winograd.weights_adjoint(du), db.astype(dy.dtype)

@@ -223,9 +223,10 @@ def input_adjoint(dv, first, nb, dx):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
-def output_forward(m, first, nb, y):
-    """Y = A^T M A for every tile: writes images first..first+nb-1 of y (B, O, H, W) from
-    m (16, O, th*tw*nb)."""
+def output_forward(m, bias, first, nb, y):
+    """Y = A^T M A + bias for every tile: writes images first..first+nb-1 of y (B, O, H, W) from
+    m (16, O, th*tw*nb) and bias (O,) (the bias added as the planes are written out, as a
+    separate y += bias would, in one pass over y fewer)."""
     n_o, h, w = y.shape[1:]
     th, tw = (h + 1) // 2, (w + 1) // 2
     row = tw * nb
@@ -240,26 +241,30 @@ def output_forward(m, first, nb, y):
             for r in range(2):
                 _times_at(q[r, 0], q[r, 1], q[r, 2], q[r, 3], out[0, 2 * i + r], out[1, 2 * i + r],
                           row)
+        bias_o = bias[o]
         for b in range(nb):
             plane = y[first + b, o]
             for r in range(h):
                 dst, even, odd = plane[r], out[0, r], out[1, r]
                 for s in range((w + 1) // 2):
-                    dst[2 * s] = even[s * nb + b]
+                    dst[2 * s] = even[s * nb + b] + bias_o
                 for s in range(w // 2):
-                    dst[2 * s + 1] = odd[s * nb + b]
+                    dst[2 * s + 1] = odd[s * nb + b] + bias_o
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
-def output_adjoint(dy, first, nb, dm):
+def output_adjoint(dy, first, nb, dm, db):
     """Adjoint of output_forward: dM = A dY A^T for every 2x2 block of dy (B, O, H, W), images
-    first..first+nb-1 (blocks beyond the image read zeros); dm: (16, O, th*tw*nb), overwritten."""
+    first..first+nb-1 (blocks beyond the image read zeros); dm: (16, O, th*tw*nb), overwritten.
+    Adds the sum of each channel's dy over these images, the bias gradient, to db (O,)
+    (float64: the sums of a whole batch are long)."""
     n_o, h, w = dy.shape[1:]
     th, tw = (h + 1) // 2, (w + 1) // 2
     row = tw * nb
     dyp = np.zeros((2, 2 * th, row), dtype=dy.dtype)  # like output_forward's out; padding stays 0
     e = np.empty((4, 2, row), dtype=dy.dtype)  # A dY
     for o in range(n_o):
+        total = 0.0
         for b in range(nb):
             plane = dy[first + b, o]
             for r in range(h):
@@ -268,6 +273,9 @@ def output_adjoint(dy, first, nb, dm):
                     even[s * nb + b] = src[2 * s]
                 for s in range(w // 2):
                     odd[s * nb + b] = src[2 * s + 1]
+                for s in range(w):
+                    total += src[s]
+        db[o] += total
         for i in range(th):
             cols = slice(i * row, (i + 1) * row)
             for k in range(2):

@@ -114,71 +114,95 @@ def _row_max(s, out):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
-def _attention_forward(q, k, v, rows, out, lse, bits_like):
-    """q (BH, N, D), k/v (BH, M, D); fills out (BH, N, D) and lse (BH, N).
+def _attention_forward(q, k, v, first, stop, rows, out, lse, bits_like):
+    """q (B, Hd, N, D), k/v (B, Hd, M, D), any strides; fills out (B, Hd, N, D) and lse
+    (B, Hd, N) for the (batch, head) pairs first..stop-1 (pair b*Hd + h).
 
     rows: query rows per block; bits_like: any integer array of q's item size (sets the dtype
-    of _exp_rows' scratch).
+    of _exp_rows' scratch). Each pair's K^T, V and each block of Q rows are copied into
+    contiguous scratch arrays for the products: the copies are small and stay in cache, and the
+    inputs may then be views in any layout (the heads of token-major (B, N, Hd*D) arrays).
     """
-    n_bh, n_q, d = q.shape
-    n_k = k.shape[1]
+    n_h, n_q, d = q.shape[1:]
+    n_k = k.shape[2]
     scale = q.dtype.type(1.0 / math.sqrt(d))
     s = np.empty((rows, n_k), dtype=q.dtype)
     bits = np.empty((rows, n_k), dtype=bits_like.dtype)
     pv = np.empty((rows, d), dtype=q.dtype)
+    q_r = np.empty((rows, d), dtype=q.dtype)
+    k_t = np.empty((d, n_k), dtype=q.dtype)
+    v_h = np.empty((n_k, d), dtype=q.dtype)
     shift = np.empty(rows, dtype=q.dtype)
     sums = np.empty(rows, dtype=q.dtype)
-    for h in range(n_bh):
-        k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
+    for pair in range(first, stop):
+        b, h = pair // n_h, pair % n_h
+        k_t[:] = k[b, h].T  # (M, D) -> (D, M)
+        v_h[:] = v[b, h]
         for i0 in range(0, n_q, rows):
             r = min(rows, n_q - i0)
-            np.dot(q[h, i0:i0 + r], k_t, s[:r])  # (R, D) @ (D, M): unscaled logits
+            q_r[:r] = q[b, h, i0:i0 + r]
+            np.dot(q_r[:r], k_t, s[:r])  # (R, D) @ (D, M): unscaled logits
             _row_max(s[:r], shift[:r])
             for i in range(r):
                 shift[i] *= scale  # scale > 0, so the max commutes with it
             # subtracting the row max keeps exp in (0, 1] however large the logits
             _exp_rows(s[:r], scale, shift[:r], bits[:r], sums[:r])
-            np.dot(s[:r], v[h], pv[:r])  # (R, M) @ (M, D)
+            np.dot(s[:r], v_h, pv[:r])  # (R, M) @ (M, D)
             for i in range(r):
                 for e in range(d):
-                    out[h, i0 + i, e] = pv[i, e] / sums[i]
-                lse[h, i0 + i] = shift[i] + math.log(sums[i])
+                    out[b, h, i0 + i, e] = pv[i, e] / sums[i]
+                lse[b, h, i0 + i] = shift[i] + math.log(sums[i])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
-def _attention_backward(dout, q, k, v, out, lse, rows, dq, dk, dv, bits_like):
-    """Fills dq (BH, N, D), dk and dv (BH, M, D); arguments as in _attention_forward."""
-    n_bh, n_q, d = q.shape
-    n_k = k.shape[1]
+def _attention_backward(dout, q, k, v, out, lse, first, stop, rows, dq, dk, dv, bits_like):
+    """Fills dq (B, Hd, N, D), dk and dv (B, Hd, M, D) for the pairs first..stop-1; arguments
+    as in _attention_forward, and any strides again."""
+    n_h, n_q, d = q.shape[1:]
+    n_k = k.shape[2]
     t = q.dtype.type
     scale = t(1.0 / math.sqrt(d))
     p = np.empty((rows, n_k), dtype=q.dtype)
     ds = np.empty((rows, n_k), dtype=q.dtype)
     bits = np.empty((rows, n_k), dtype=bits_like.dtype)
     sums = np.empty(rows, dtype=q.dtype)
+    q_r = np.empty((rows, d), dtype=q.dtype)
+    dout_r = np.empty((rows, d), dtype=q.dtype)
+    dq_r = np.empty((rows, d), dtype=q.dtype)
+    k_h = np.empty((n_k, d), dtype=q.dtype)
+    k_t = np.empty((d, n_k), dtype=q.dtype)
+    v_t = np.empty((d, n_k), dtype=q.dtype)
+    dk_h = np.empty((n_k, d), dtype=q.dtype)
+    dv_h = np.empty((n_k, d), dtype=q.dtype)
     part = np.empty((n_k, d), dtype=q.dtype)
-    for h in range(n_bh):
-        k_t = np.ascontiguousarray(k[h].T)  # (M, D) -> (D, M)
-        v_t = np.ascontiguousarray(v[h].T)
-        dk[h] = 0
-        dv[h] = 0
+    for pair in range(first, stop):
+        b, h = pair // n_h, pair % n_h
+        k_h[:] = k[b, h]
+        k_t[:] = k_h.T  # (M, D) -> (D, M)
+        v_t[:] = v[b, h].T
+        dk_h[:] = 0
+        dv_h[:] = 0
         for i0 in range(0, n_q, rows):
             r = min(rows, n_q - i0)
-            q_r, dout_r = q[h, i0:i0 + r], dout[h, i0:i0 + r]  # (R, D)
-            np.dot(q_r, k_t, p[:r])  # logits S, unscaled
-            _exp_rows(p[:r], scale, lse[h, i0:i0 + r], bits[:r], sums[:r])  # P = exp(S - lse)
-            np.dot(dout_r, v_t, ds[:r])  # dP = dO V^T
+            q_r[:r] = q[b, h, i0:i0 + r]
+            dout_r[:r] = dout[b, h, i0:i0 + r]
+            np.dot(q_r[:r], k_t, p[:r])  # logits S, unscaled
+            _exp_rows(p[:r], scale, lse[b, h, i0:i0 + r], bits[:r], sums[:r])  # P = exp(S - lse)
+            np.dot(dout_r[:r], v_t, ds[:r])  # dP = dO V^T
             for i in range(r):
                 delta = t(0.0)  # rowsum(dO * O) = rowsum(P * dP)
                 for e in range(d):
-                    delta += dout[h, i0 + i, e] * out[h, i0 + i, e]
+                    delta += dout_r[i, e] * out[b, h, i0 + i, e]
                 for j in range(n_k):
                     ds[i, j] = p[i, j] * (ds[i, j] - delta) * scale  # dS / sqrt(D)
-            np.dot(p[:r].T, dout_r, part)  # dV += P^T dO
-            dv[h] += part
-            np.dot(ds[:r].T, q_r, part)  # dK += dS^T Q / sqrt(D)
-            dk[h] += part
-            np.dot(ds[:r], k[h], dq[h, i0:i0 + r])  # dQ = dS K / sqrt(D)
+            np.dot(p[:r].T, dout_r[:r], part)  # dV += P^T dO
+            dv_h += part
+            np.dot(ds[:r].T, q_r[:r], part)  # dK += dS^T Q / sqrt(D)
+            dk_h += part
+            np.dot(ds[:r], k_h, dq_r[:r])  # dQ = dS K / sqrt(D)
+            dq[b, h, i0:i0 + r] = dq_r[:r]
+        dk[b, h] = dk_h
+        dv[b, h] = dv_h
 
 
 def _rows_per_block(n_q, n_k, d):
@@ -191,8 +215,17 @@ def _bits_like(dtype):
     return np.empty(0, dtype=np.int32 if np.dtype(dtype).itemsize == 4 else np.int64)
 
 
+def _token_major(n_b, n_h, n, d, dtype):
+    """An empty (B, Hd, n, D) array whose memory is laid out (B, n, Hd, D): merging its heads
+    back into (B, n, Hd*D) tokens (nn.attention.merge_heads) is then a view, not a copy."""
+    return np.empty((n_b, n, n_h, d), dtype=dtype).transpose(0, 2, 1, 3)
+
+
 def attention_forward(q, k, v):
     """Fast softmax attention forward; same contract as reference.attention_forward_ref.
+
+    The inputs may be views of any layout (as split_heads makes them from (B, N, Hd*D) tokens);
+    out is laid out (B, N, Hd, D) in memory (see _token_major).
 
     Parameters
     ----------
@@ -206,19 +239,17 @@ def attention_forward(q, k, v):
     """
     n_b, n_h, n_q, d = q.shape
     n_k = k.shape[2]
-    q3 = np.ascontiguousarray(q).reshape(n_b * n_h, n_q, d)  # (B, Hd, N, D) -> (B*Hd, N, D)
-    k3 = np.ascontiguousarray(k).reshape(n_b * n_h, n_k, d)
-    v3 = np.ascontiguousarray(v).reshape(n_b * n_h, n_k, d)
-    out = np.empty_like(q3)
-    lse = np.empty((n_b * n_h, n_q), dtype=q.dtype)
+    out = _token_major(n_b, n_h, n_q, d, q.dtype)
+    lse = np.empty((n_b, n_h, n_q), dtype=q.dtype)
     rows, bits_like = _rows_per_block(n_q, n_k, d), _bits_like(q.dtype)
-    split_run(n_b * n_h, lambda i, j: _attention_forward(q3[i:j], k3[i:j], v3[i:j], rows,
-                                                         out[i:j], lse[i:j], bits_like))
-    return out.reshape(n_b, n_h, n_q, d), lse.reshape(n_b, n_h, n_q)
+    split_run(n_b * n_h, lambda i, j: _attention_forward(q, k, v, i, j, rows, out, lse, bits_like))
+    return out, lse
 
 
 def attention_backward(dout, q, k, v, out, lse):
     """Fast softmax attention backward; same contract as reference.attention_backward_ref.
+
+    Inputs of any layout; dq, dk and dv are laid out (B, n, Hd, D) in memory, like out.
 
     Parameters
     ----------
@@ -233,20 +264,11 @@ def attention_backward(dout, q, k, v, out, lse):
     """
     n_b, n_h, n_q, d = q.shape
     n_k = k.shape[2]
-    bh = n_b * n_h
-
-    def flat(a, n):  # (B, Hd, n, D) -> (B*Hd, n, D)
-        return np.ascontiguousarray(a).reshape(bh, n, d)
-
-    q3, k3, v3 = flat(q, n_q), flat(k, n_k), flat(v, n_k)
-    dq = np.empty_like(q3)
-    dk = np.empty_like(k3)
-    dv = np.empty_like(v3)
-    dout3, out3 = flat(dout, n_q), flat(out, n_q)
-    lse2 = np.ascontiguousarray(lse).reshape(bh, n_q)  # (B, Hd, N) -> (B*Hd, N)
+    dq = _token_major(n_b, n_h, n_q, d, q.dtype)
+    dk = _token_major(n_b, n_h, n_k, d, q.dtype)
+    dv = _token_major(n_b, n_h, n_k, d, q.dtype)
+    dout = np.asarray(dout, dtype=q.dtype)
     rows, bits_like = _rows_per_block(n_q, n_k, d), _bits_like(q.dtype)
-    split_run(bh, lambda i, j: _attention_backward(
-        dout3[i:j], q3[i:j], k3[i:j], v3[i:j], out3[i:j], lse2[i:j], rows,
-        dq[i:j], dk[i:j], dv[i:j], bits_like))
-    return (dq.reshape(n_b, n_h, n_q, d), dk.reshape(n_b, n_h, n_k, d),
-            dv.reshape(n_b, n_h, n_k, d))
+    split_run(n_b * n_h, lambda i, j: _attention_backward(
+        dout, q, k, v, out, lse, i, j, rows, dq, dk, dv, bits_like))
+    return dq, dk, dv

@@ -65,6 +65,7 @@ def cmd_info(args):
         ("numpy BLAS", blas_description()),
         ("BLAS thread timeout", f"OPENBLAS_THREAD_TIMEOUT={tinydiff.blas_thread_timeout()}"),
         ("BLAS threads", kernel_blas.describe()),
+        ("malloc", tinydiff.malloc_setting()),
         ("conv2d 3x3", conv_path((3, 3), 1, 1)),
     ]
     width = max(len(k) for k, _ in rows)

@@ -1,12 +1,14 @@
-"""split_run shares a range out over Numba's thread count and reports failures."""
+"""split_run shares a range out over Numba's thread count and reports failures; share_out hands
+tasks to the threads as they come free."""
 
 import multiprocessing
 import threading
+import time
 
 import numba
 import pytest
 
-from tinydiff.kernels.threads import split_run
+from tinydiff.kernels.threads import share_out, split_run
 
 
 @pytest.mark.parametrize("n_items", [0, 1, 2, 7, 64])
@@ -85,3 +87,50 @@ def test_split_run_works_in_a_forked_child():
         child.kill()
         pytest.fail("split_run hung in a forked child")
     assert child.exitcode == 0 and results.get(timeout=5) == list(range(10))
+
+
+@pytest.mark.parametrize("n_tasks", [0, 1, 2, 5, 33])
+def test_share_out_runs_every_task_once_with_one_state_per_thread(n_tasks):
+    done, states = [], []
+    lock = threading.Lock()
+
+    def make_state():
+        state = {"thread": threading.get_ident(), "tasks": []}
+        with lock:
+            states.append(state)
+        return state
+
+    def run(state, k):
+        assert state["thread"] == threading.get_ident()  # a thread keeps its own state
+        state["tasks"].append(k)
+        with lock:
+            done.append(k)
+    share_out(n_tasks, run, make_state)
+    assert sorted(done) == list(range(n_tasks))
+    assert len(states) == min(n_tasks, numba.get_num_threads())
+    assert len({s["thread"] for s in states}) == len(states)
+
+
+def test_share_out_gives_a_slow_thread_fewer_tasks():
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs 2 or more Numba threads")
+    main = threading.get_ident()
+    ran = {"main": 0, "helper": 0}
+
+    def run(state, k):
+        if threading.get_ident() == main:
+            ran["main"] += 1
+            time.sleep(0.02)  # the calling thread is the slow one here
+        else:
+            ran["helper"] += 1
+            time.sleep(0.001)
+    share_out(40, run)
+    assert ran["main"] + ran["helper"] == 40 and ran["helper"] > 2 * ran["main"]
+
+
+def test_share_out_reraises_a_tasks_error():
+    def run(state, k):
+        if k == 3:
+            raise ValueError("task 3 failed")
+    with pytest.raises(ValueError, match="task 3 failed"):
+        share_out(8, run)

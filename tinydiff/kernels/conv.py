@@ -31,8 +31,10 @@ Two ways to run that over the batch:
 Winograd. A 3x3, stride-1, padding-1 convolution with 8 or more input and output channels (all
 of the UNet's but the first and last, and the stride-2 downsamplers) takes winograd.py instead:
 F(2x2, 3x3) (Lavin & Gray 2016) turns it into 16 products with 2.25x fewer FLOPs than im2col's,
-between transforms that only add and subtract, chunk by chunk and split over threads the same
-way. Measured on 2 cores, forward + both backward passes at batch 64, against im2col in the same
+between transforms that only add and subtract, chunk by chunk; the chunks are handed to the
+threads as they come free (threads.share_out), so that a thread that starts late or runs slower
+takes fewer (on a 2-core VM the helper thread's share of a step ran 10-15% longer than the
+calling thread's, and the caller waited for it). Measured on 2 cores, forward + both backward passes at batch 64, against im2col in the same
 process: 1.2-1.7x on the UNet's shapes, 32 to 256 channels at 4x4 to 32x32 (the 16 products reach
 90-100 GFLOP/s on one core while a chunk's V and M stay in its L2 cache, and the transforms take
 about 40% of the time; benchmarks/bench_kernels.py prints the current figures).
@@ -53,7 +55,7 @@ import numba
 import numpy as np
 
 from tinydiff.kernels import blas, winograd
-from tinydiff.kernels.threads import split_run
+from tinydiff.kernels.threads import share_out, split_run
 
 # The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
 # shared L3 cache (32 MB here) between im2col writing it and BLAS reading it, and is reused by
@@ -425,11 +427,33 @@ def _weight_grad_part(dy3, x, first, stop, k_h, k_w, stride, padding, h_out, w_o
     return dw_t
 
 
-def _winograd_chunks(first, stop, n_rows, n_tiles, itemsize, chunk_bytes):
-    """Chunks (b0, nb) of images first..stop-1 for the Winograd buffers, and the largest nb."""
+def _winograd_chunks(n_b, n_rows, n_tiles, itemsize):
+    """Chunks (b0, nb) of the batch for the Winograd buffers, and the largest nb.
+
+    In the split way a chunk is about _SPLIT_CHUNK_BYTES, at least _WINOGRAD_MIN_IMAGES images,
+    but never more than a thread's share of the batch (so a batch of 2 still uses 2 threads);
+    in the serial way about _CHUNK_BYTES.
+    """
     per_image = winograd.POSITIONS * n_rows * n_tiles * itemsize
-    most = int(min(stop - first, max(_WINOGRAD_MIN_IMAGES, chunk_bytes // per_image)))
-    return [(b0, min(most, stop - b0)) for b0 in range(first, stop, most)], most
+    if _splits(n_b):
+        share = -(-n_b // _split_threads())
+        most = min(share, max(_WINOGRAD_MIN_IMAGES, _SPLIT_CHUNK_BYTES // per_image))
+    else:
+        most = min(n_b, max(1, _CHUNK_BYTES // per_image))
+    return [(b0, min(most, n_b - b0)) for b0 in range(0, n_b, most)], int(most)
+
+
+def _over_chunks(n_b, n_chunks, make_state, run_chunk):
+    """run_chunk(state, k) for every chunk k: shared out over the threads as they come free
+    (threads.share_out, single-threaded BLAS) when the batch takes the split way, else in turn
+    on this thread; state = make_state() once per thread."""
+    if _splits(n_b) and n_chunks > 1:
+        with blas.single_threaded():
+            share_out(n_chunks, run_chunk, make_state)
+    else:
+        state = make_state()
+        for k in range(n_chunks):
+            run_chunk(state, k)
 
 
 def _winograd_buffers(most, n_tiles, dtype, *rows):
@@ -450,17 +474,19 @@ def _winograd_forward(x, w, b, y):
     th, tw = winograd.tiles(x.shape[2:])
     u = winograd.weights(w)  # (16, O, C)
     bias = np.zeros(n_o, dtype=y.dtype) if b is None else np.ascontiguousarray(b, dtype=y.dtype)
+    chunks, most = _winograd_chunks(n_b, max(n_c, n_o), th * tw, x.itemsize)
 
-    def part(first, stop, chunk_bytes):
-        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, x.itemsize,
-                                        chunk_bytes)
-        (v_buf, m_buf), view = _winograd_buffers(most, th * tw, x.dtype, n_c, n_o)
-        for b0, nb in chunks:
-            v, m = view(v_buf, n_c, nb), view(m_buf, n_o, nb)
-            winograd.input_forward(x, b0, nb, v)
-            np.matmul(u, v, out=m)  # 16 products (O, C) @ (C, tiles*nb)
-            winograd.output_forward(m, bias, b0, nb, y)
-    _over_images(n_b, part)
+    def buffers():
+        return _winograd_buffers(most, th * tw, x.dtype, n_c, n_o)
+
+    def run(state, k):
+        (v_buf, m_buf), view = state
+        b0, nb = chunks[k]
+        v, m = view(v_buf, n_c, nb), view(m_buf, n_o, nb)
+        winograd.input_forward(x, b0, nb, v)
+        np.matmul(u, v, out=m)  # 16 products (O, C) @ (C, tiles*nb)
+        winograd.output_forward(m, bias, b0, nb, y)
+    _over_chunks(n_b, len(chunks), buffers, run)
 
 
 def _winograd_backward(dy, x, w, dx):
@@ -472,32 +498,30 @@ def _winograd_backward(dy, x, w, dx):
     th, tw = winograd.tiles(dy.shape[2:])
     # (16, C, O), a view BLAS reads transposed
     u_t = None if dx is None else winograd.weights(w).transpose(0, 2, 1)
+    chunks, most = _winograd_chunks(n_b, max(n_c, n_o), th * tw, dy.itemsize)
+    # each chunk's dU and bias sums, added up in chunk order below whichever thread ran it
+    du = None if x is None else np.empty((len(chunks), winograd.POSITIONS, n_o, n_c), dtype=dy.dtype)
+    db = np.zeros((len(chunks), n_o))  # float64, filled by output_adjoint
 
-    def part(first, stop, chunk_bytes):
-        chunks, most = _winograd_chunks(first, stop, max(n_c, n_o), th * tw, dy.itemsize,
-                                        chunk_bytes)
-        (dm_buf, dv_buf), view = _winograd_buffers(most, th * tw, dy.dtype, n_o, n_c)
+    def buffers():
+        return _winograd_buffers(most, th * tw, dy.dtype, n_o, n_c)
+
+    def run(state, k):
+        (dm_buf, dv_buf), view = state
+        b0, nb = chunks[k]
+        dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
+        winograd.output_adjoint(dy, b0, nb, dm, db[k])
+        if dx is not None:
+            np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
+            winograd.input_adjoint(dv, b0, nb, dx)
         if x is not None:
-            du = np.empty((winograd.POSITIONS, n_o, n_c), dtype=dy.dtype)
-            du_chunk = np.empty_like(du) if len(chunks) > 1 else None
-        db = np.zeros(n_o)  # float64 sums of the part's dy, filled by output_adjoint
-        for k, (b0, nb) in enumerate(chunks):
-            dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
-            winograd.output_adjoint(dy, b0, nb, dm, db)
-            if dx is not None:
-                np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
-                winograd.input_adjoint(dv, b0, nb, dx)
-            if x is not None:
-                v = dv  # dV is spent: its buffer now takes V, the chunk's transformed input
-                winograd.input_forward(x, b0, nb, v)
-                # 16 products (O, tiles*nb) @ (tiles*nb, C), summed over the chunks in two
-                # buffers allocated once per part
-                np.matmul(dm, v.transpose(0, 2, 1), out=du if k == 0 else du_chunk)
-                if k > 0:
-                    du += du_chunk
-        return (du, db) if x is not None else None
+            v = dv  # dV is spent: its buffer now takes V, the chunk's transformed input
+            winograd.input_forward(x, b0, nb, v)
+            np.matmul(dm, v.transpose(0, 2, 1), out=du[k])  # 16 products (O, tiles*nb) @ (tiles*nb, C)
+    _over_chunks(n_b, len(chunks), buffers, run)
     if x is None:
-        _over_images(n_b, part)
         return None
-    du, db = _summed_over_images(n_b, part)
-    return winograd.weights_adjoint(du), db.astype(dy.dtype)
+    du_sum = du[0]
+    for k in range(1, len(chunks)):
+        du_sum += du[k]
+    return winograd.weights_adjoint(du_sum), db.sum(axis=0).astype(dy.dtype)

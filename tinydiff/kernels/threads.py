@@ -8,6 +8,7 @@ a prange loop was about three times slower than with a serial im2col. Plain help
 sleep on a queue as soon as their part is done.
 """
 
+import itertools
 import os
 import queue
 import threading
@@ -61,6 +62,29 @@ def split_run(n_items, run_part):
             event.wait()
     if errors:
         raise errors[0]
+
+
+def share_out(n_tasks, run_task, make_state=dict):
+    """Run run_task(state, k) for k in range(n_tasks) on numba.get_num_threads() threads, each
+    thread taking the next task nobody has taken yet, so that a thread that runs slower (or
+    starts later) takes fewer. state = make_state() once per thread (its scratch buffers).
+
+    Which thread runs which task varies from call to call, so a task must write its own results
+    (keep a sum per task and add them up afterwards in task order, if the sums must not depend
+    on the timing). An exception raised in any task is re-raised here, as in split_run.
+    """
+    n_tasks = int(n_tasks)
+    if n_tasks <= 0:
+        return
+    taken = itertools.count()  # next() on it is atomic under the GIL
+
+    def worker(start, stop):
+        state = make_state()
+        for k in iter(taken.__next__, None):
+            if k >= n_tasks:
+                return
+            run_task(state, k)
+    split_run(min(n_tasks, numba.get_num_threads()), worker)
 
 
 _this_thread = threading.local()

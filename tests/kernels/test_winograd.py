@@ -193,3 +193,20 @@ def test_winograd_enabled_restores_the_setting_after_an_error():
             assert not conv._use_winograd
             raise RuntimeError("inside")
     assert conv._use_winograd
+
+
+def test_a_conv_layer_transforms_its_filters_once_per_forward_and_backward(monkeypatch):
+    from tinydiff.nn import Conv2d
+    layer = Conv2d(8, 8, 3, padding=1, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((2, 8, 6, 6)).astype(np.float32)
+    want_y = conv2d_forward_ref(x, layer.weight.data, layer.bias.data, 1, 1)
+    want = conv2d_backward_ref(np.ones_like(want_y), x, layer.weight.data, 1, 1)
+    calls = []
+    transform = winograd.weights
+    monkeypatch.setattr(winograd, "weights", lambda w: calls.append(w.shape) or transform(w))
+    with conv.winograd_enabled(True):
+        assert_close(layer(x), want_y, 1e-5, "y")
+        dx = layer.backward(np.ones_like(want_y))
+    assert calls == [(8, 8, 3, 3)]  # backward reused forward's U
+    assert_close(dx, want[0], 1e-5, "dx")
+    assert_close(layer.weight.grad, want[1], 1e-5, "dw")

@@ -238,7 +238,18 @@ def _images_per_chunk(n_b, bytes_per_image, chunk_bytes):
     return int(min(n_b, max(1, chunk_bytes // bytes_per_image)))
 
 
-def conv2d_forward(x, w, b, stride, padding):
+def winograd_weights(w, stride, padding):
+    """The transformed filters U = G w G^T (winograd.weights) when a convolution with weight w
+    takes the Winograd path, else None. A layer computes them once per forward and passes them
+    to conv2d_forward and conv2d_backward (winograd_weights=...), which would each compute them
+    again otherwise."""
+    w = np.ascontiguousarray(w)
+    if _takes_winograd(w.shape[2:], stride, padding, w.shape[1], w.shape[0]):
+        return winograd.weights(w)
+    return None
+
+
+def conv2d_forward(x, w, b, stride, padding, winograd_weights=None):
     """Fast conv2d forward; same contract as reference.conv2d_forward_ref.
 
     Parameters
@@ -247,6 +258,9 @@ def conv2d_forward(x, w, b, stride, padding):
     w : ndarray, shape (O, C, kH, kW)
     b : ndarray of shape (O,) or None
     stride, padding : int
+    winograd_weights : ndarray of shape (16, O, C), optional
+        winograd_weights(w, stride, padding) of this w, if the caller has it; used only on the
+        Winograd path.
 
     Returns
     -------
@@ -260,7 +274,7 @@ def conv2d_forward(x, w, b, stride, padding):
     w2 = w.reshape(n_o, -1)  # (O, C, kH, kW) -> (O, C*kH*kW)
     y = np.empty((n_b, n_o, h_out * w_out), dtype=x.dtype)
     if _takes_winograd((k_h, k_w), stride, padding, n_c, n_o):
-        _winograd_forward(x, w, b, y.reshape(n_b, n_o, h_out, w_out))
+        _winograd_forward(x, w, b, y.reshape(n_b, n_o, h_out, w_out), winograd_weights)
         return y.reshape(n_b, n_o, h_out, w_out)  # the bias is added as y is written
     if _is_pointwise((k_h, k_w), stride, padding):
         x3 = x.reshape(n_b, n_c, -1)
@@ -371,7 +385,7 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
     return np.ascontiguousarray(dw_t.T).reshape(n_o, n_c, k_h, k_w), db
 
 
-def conv2d_backward(dy, x, w, stride, padding):
+def conv2d_backward(dy, x, w, stride, padding, winograd_weights=None):
     """Both gradients of conv2d in one call: (dx, dw, db), equal to conv2d_backward_input's and
     conv2d_backward_weight's. Layers call this: on the Winograd path each chunk's transformed
     output gradient dM then serves both products (one transform fewer per convolution).
@@ -382,6 +396,8 @@ def conv2d_backward(dy, x, w, stride, padding):
     x : ndarray, shape (B, C, H, W)
     w : ndarray, shape (O, C, kH, kW)
     stride, padding : int
+    winograd_weights : ndarray of shape (16, O, C), optional
+        As for conv2d_forward.
     """
     n_b, n_c = x.shape[:2]
     n_o = w.shape[0]
@@ -391,7 +407,7 @@ def conv2d_backward(dy, x, w, stride, padding):
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x)
     dx = np.empty(x.shape, dtype=dy.dtype)
-    dw, db = _winograd_backward(dy, x, np.ascontiguousarray(w), dx)
+    dw, db = _winograd_backward(dy, x, np.ascontiguousarray(w), dx, winograd_weights)
     return dx, dw, db
 
 
@@ -466,13 +482,13 @@ def _winograd_buffers(most, n_tiles, dtype, *rows):
     return buffers, view
 
 
-def _winograd_forward(x, w, b, y):
+def _winograd_forward(x, w, b, y, u=None):
     """y (B, O, H, W) = the 3x3 padding-1 convolution of x with w, plus the bias b (O,) unless
-    it is None (winograd.py)."""
+    it is None (winograd.py); u: w's transformed filters, computed here if None."""
     n_b, n_c = x.shape[:2]
     n_o = w.shape[0]
     th, tw = winograd.tiles(x.shape[2:])
-    u = winograd.weights(w)  # (16, O, C)
+    u = winograd.weights(w) if u is None else u  # (16, O, C)
     bias = np.zeros(n_o, dtype=y.dtype) if b is None else np.ascontiguousarray(b, dtype=y.dtype)
     chunks, most = _winograd_chunks(n_b, max(n_c, n_o), th * tw, x.itemsize)
 
@@ -489,15 +505,17 @@ def _winograd_forward(x, w, b, y):
     _over_chunks(n_b, len(chunks), buffers, run)
 
 
-def _winograd_backward(dy, x, w, dx):
+def _winograd_backward(dy, x, w, dx, u=None):
     """The gradients of _winograd_forward from one output transform dM per chunk: fills dx
     (B, C, H, W) unless it is None, and returns (dw (O, C, 3, 3), db (O,)) unless x is None
-    (then None). w is needed for dx only."""
+    (then None). w (or its transformed filters u) is needed for dx only."""
     n_b, n_o = dy.shape[:2]
     n_c = dx.shape[1] if x is None else x.shape[1]
     th, tw = winograd.tiles(dy.shape[2:])
     # (16, C, O), a view BLAS reads transposed
-    u_t = None if dx is None else winograd.weights(w).transpose(0, 2, 1)
+    if dx is not None and u is None:
+        u = winograd.weights(w)
+    u_t = None if dx is None else u.transpose(0, 2, 1)
     chunks, most = _winograd_chunks(n_b, max(n_c, n_o), th * tw, dy.itemsize)
     # each chunk's dU and bias sums, added up in chunk order below whichever thread ran it
     du = None if x is None else np.empty((len(chunks), winograd.POSITIONS, n_o, n_c), dtype=dy.dtype)

@@ -17,15 +17,18 @@ def conv2d_output_hw(input_hw, kernel_hw, stride, padding):
 
 
 def conv2d_forward(x, w, b, stride, padding):
-    """x (B, C, H, W), w (O, C, kH, kW), b (O,) or None -> (y (B, O, Ho, Wo), cache)."""
-    y = kernels.conv2d_forward(x, w, b, stride, padding)
-    return y, (x, w, stride, padding)
+    """x (B, C, H, W), w (O, C, kH, kW), b (O,) or None -> (y (B, O, Ho, Wo), cache).
+
+    The cache keeps w's Winograd-transformed filters (None off that path) for backward."""
+    u = kernels.conv.winograd_weights(w, stride, padding)
+    y = kernels.conv2d_forward(x, w, b, stride, padding, winograd_weights=u)
+    return y, (x, w, stride, padding, u)
 
 
 def conv2d_backward(dy, cache):
     """dy (B, O, Ho, Wo) -> (dx (B, C, H, W), dw (O, C, kH, kW), db (O,))."""
-    x, w, stride, padding = cache
-    return kernels.conv2d_backward(dy, x, w, stride, padding)
+    x, w, stride, padding, u = cache
+    return kernels.conv2d_backward(dy, x, w, stride, padding, winograd_weights=u)
 
 
 class Conv2d(Module):

@@ -1,16 +1,20 @@
 """Benchmark a UNet2DModel's training step and sampling step: tinydiff vs PyTorch + diffusers.
 
-For each case (a UNet config at one resolution, batch 64 by default) it measures
+For each case (a UNet config at one resolution, batch 64 by default) it measures tinydiff as
+`tinydiff train` runs it -- in one process per core (--processes), each running the model on a
+slice of the batch (tinydiff.parallel.DataParallel) -- and in one process, its kernels split
+over the cores:
 
 - train step: forward, MSE loss against a noise target, backward, AdamW step (lr 1e-4,
   weight decay 0.01 in both frameworks); median wall time over --repeats steps;
 - sampling step: one eval-mode forward pass (torch under inference_mode), median wall time;
 - peak memory of one step of each kind, as the rise of the resident set size: each framework
   runs in a fresh child process that builds the model and a batch, runs one whole step at batch
-  1 (so kernels are loaded and parameters, gradients and optimizer state exist), resets the
-  kernel's high-water mark (writing 5 to /proc/self/clear_refs, Linux), runs one step at the
-  benchmark batch and reports VmHWM minus the RSS before that step. The same method for both
-  frameworks; it counts activations and temporaries, not weights. tinydiff's NumPy allocations
+  1 (tinydiff: an image per process, so every process has run; kernels are loaded and
+  parameters, gradients and optimizer state exist), resets the kernel's high-water mark
+  (writing 5 to /proc/self/clear_refs, Linux), runs one step at the benchmark batch and reports
+  VmHWM minus the RSS before that step, summed over tinydiff's processes. The same method for
+  both frameworks; it counts activations and temporaries, not weights. tinydiff's NumPy allocations
   are also traced with tracemalloc (peak minus the allocations alive before the step).
 
 - compute rate: FLOPs per step over its time, in GFLOP/s, for both frameworks, against the
@@ -71,6 +75,7 @@ from tinydiff.metrics.cost import count_macs
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
 from tinydiff.optim import AdamW
+from tinydiff.parallel import DataParallel, default_processes
 
 REFERENCE = dict(
     in_channels=3, out_channels=3, block_out_channels=(32, 64, 128), layers_per_block=1,
@@ -148,27 +153,35 @@ def batch_for(config, batch, seed=0):
 # ----------------------------------------------------------------------------------------------
 
 class TinydiffSteps:
-    def __init__(self, config, batch):
+    """tinydiff's steps, in one process (processes=1) or, as `tinydiff train` runs them, in
+    `processes` processes that each take a slice of the batch (tinydiff.parallel)."""
+
+    def __init__(self, config, batch, processes=1):
         self.model = UNet2DModel(rng=np.random.default_rng(0), **config)
         self.optimizer = AdamW(self.model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
         self.x, self.t, self.labels, self.target = batch_for(config, batch)
+        self.net = self.model if processes == 1 else DataParallel(self.model, processes)
 
     def forward(self):
         if self.labels is None:
-            return self.model(self.x, self.t)
-        return self.model(self.x, self.t, self.labels)
+            return self.net(self.x, self.t)
+        return self.net(self.x, self.t, self.labels)
 
     def train(self):
-        self.model.train()
+        self.net.train()
         loss, dpred = mse_loss(self.forward(), self.target)
         self.model.zero_grad()
-        self.model.backward(dpred)
+        self.net.backward(dpred)
         self.optimizer.step()
         return loss
 
     def sample(self):
-        self.model.eval()
+        self.net.eval()
         return self.forward()
+
+    def close(self):
+        if self.net is not self.model:
+            self.net.close()
 
 
 class TorchSteps:
@@ -261,18 +274,30 @@ def probe_memory(spec):
         warm, steps = TorchSteps(torch, diffusers, config, 1, state), TorchSteps(torch, diffusers, config, batch, state)
         steps.model, steps.optimizer = warm.model, warm.optimizer  # one model; two batches
     else:
-        warm, steps = TinydiffSteps(config, 1), TinydiffSteps(config, batch)
-        steps.model, steps.optimizer = warm.model, warm.optimizer
+        # the warm-up batch has an image for each process, so every process has run a step;
+        # both batches run on the one model (and its worker processes)
+        processes = spec["processes"]
+        steps = TinydiffSteps(config, batch, processes)
+        warm = TinydiffSteps(config, processes)
+        warm.model, warm.optimizer, warm.net = steps.model, steps.optimizer, steps.net
     getattr(warm, kind)()  # kernels loaded; gradients and optimizer state allocated
+    workers = framework == "tinydiff" and steps.net is not steps.model
+    if workers:
+        steps.net.reset_worker_peaks()
     before = rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
     getattr(steps, kind)()
-    return (rss_kib("VmHWM") - before) / 1024
+    rise = (rss_kib("VmHWM") - before) / 1024
+    if workers:  # the worker processes' rises count too
+        rise += sum(steps.net.worker_peak_rises_mib())
+        steps.close()
+    return rise
 
 
-def child_memory(framework, kind, config, batch):
-    spec = json.dumps({"framework": framework, "kind": kind, "config": config, "batch": batch})
+def child_memory(framework, kind, config, batch, processes=1):
+    spec = json.dumps({"framework": framework, "kind": kind, "config": config, "batch": batch,
+                       "processes": processes})
     result = subprocess.run([sys.executable, __file__, "--probe-memory", spec], capture_output=True, text=True)
     if result.returncode != 0:
         print(f"memory probe ({framework}, {kind}) failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -394,8 +419,8 @@ def train_breakdown(ours, steps):
 def print_breakdown(row):
     stages = row["tinydiff_train_breakdown"]
     total = stages["total"]
-    print(f"\n{row['case']}: where tinydiff's training step goes (mean of {row['breakdown_steps']} steps, "
-          f"{1e3 * total:.0f} ms)")
+    print(f"\n{row['case']}: where tinydiff's training step goes, in one process (mean of "
+          f"{row['breakdown_steps']} steps, {1e3 * total:.0f} ms)")
     for stage in sorted((s for s in stages if s not in ("total", CONV_DATA_MOVES)), key=stages.get, reverse=True):
         print(f"  {stage:<27}{1e3 * stages[stage]:>8.0f} ms {100 * stages[stage] / total:>6.1f}%")
         if stage == "convolutions" and CONV_DATA_MOVES in stages:
@@ -404,12 +429,13 @@ def print_breakdown(row):
 
 
 def run_case(name, config, args, torch, diffusers):
-    print(f"\n== {name}: batch {args.batch} ==")
-    ours = TinydiffSteps(config, args.batch)
+    print(f"\n== {name}: batch {args.batch}, tinydiff in {args.processes} process(es) ==")
+    ours = TinydiffSteps(config, args.batch, args.processes)  # as `tinydiff train` runs
+    single = ours if args.processes == 1 else TinydiffSteps(config, args.batch)  # one process
     num_params = sum(p.data.size for p in ours.model.parameters())
     row = {"case": name, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
-           "batch": args.batch, "num_params": int(num_params)}
-    macs = count_macs(ours.forward) / args.batch
+           "batch": args.batch, "num_params": int(num_params), "processes": args.processes}
+    macs = count_macs(single.forward) / args.batch
     row["forward_gflop_per_image"] = 2 * macs / 1e9
     print(f"{num_params / 1e6:.2f} M parameters, {2 * macs / 1e6:.1f} MFLOPs per image forward")
     fns_train, fns_sample = [ours.train], [ours.sample]
@@ -425,19 +451,31 @@ def run_case(name, config, args, torch, diffusers):
         theirs = TorchSteps(torch, diffusers, config, args.batch, ours.model.state_dict())
         fns_train.append(theirs.train)
         fns_sample.append(theirs.sample)
+    # each framework's step always right after the other's (torch measured slower after
+    # tinydiff's steps than after its own, by up to 15% here): the one-process steps in a
+    # second pair of their own
     train = interleaved_medians(fns_train, args.repeats, warmup=1)
     sample = interleaved_medians(fns_sample, args.repeats, warmup=1)
+    ours.close()
+    if single is not ours:
+        one_train = interleaved_medians([single.train] + fns_train[1:], args.repeats, warmup=1)
+        one_sample = interleaved_medians([single.sample] + fns_sample[1:], args.repeats, warmup=1)
+    # tracemalloc sees this process only, so it is taken of the one-process steps
     row["tinydiff"] = {"train_s": train[0], "sample_s": sample[0],
-                       "train_rss_mib": child_memory("tinydiff", "train", row["config"], args.batch),
-                       "sample_rss_mib": child_memory("tinydiff", "sample", row["config"], args.batch),
-                       "train_numpy_traced_mib": traced_numpy_peak(ours.train),
-                       "sample_numpy_traced_mib": traced_numpy_peak(ours.sample)}
+                       "train_rss_mib": child_memory("tinydiff", "train", row["config"], args.batch, args.processes),
+                       "sample_rss_mib": child_memory("tinydiff", "sample", row["config"], args.batch, args.processes),
+                       "train_numpy_traced_mib": traced_numpy_peak(single.train),
+                       "sample_numpy_traced_mib": traced_numpy_peak(single.sample)}
+    if single is not ours:
+        row["tinydiff_one_process"] = {"train_s": one_train[0], "sample_s": one_sample[0]}
+        if torch is not None:
+            row["tinydiff_one_process"].update(torch_train_s=one_train[1], torch_sample_s=one_sample[1])
     if torch is not None:
         row["torch"] = {"train_s": train[1], "sample_s": sample[1],
                         "train_rss_mib": child_memory("torch", "train", row["config"], args.batch),
                         "sample_rss_mib": child_memory("torch", "sample", row["config"], args.batch)}
     row["breakdown_steps"] = max(2, args.repeats // 2)
-    row["tinydiff_train_breakdown"] = train_breakdown(ours, row["breakdown_steps"])
+    row["tinydiff_train_breakdown"] = train_breakdown(single, row["breakdown_steps"])
     return row
 
 
@@ -470,7 +508,7 @@ def print_table(rows, torch_note):
     print(f"\ntime per step (median) and peak memory (RSS rise during one step; tinydiff's NumPy "
           f"allocations traced by tracemalloc in brackets)")
     head = (f"{'case':<22}{'step':<7}{'tinydiff s':>11}{'torch s':>9}{'speed ratio':>12}"
-            f"{'tinydiff MiB':>20}{'torch MiB':>10}{'mem ratio':>10}")
+            f"{'1 process s':>12}{'ratio':>7}{'tinydiff MiB':>20}{'torch MiB':>10}{'mem ratio':>10}")
     print(head)
     print("-" * len(head))
     for row in rows:
@@ -482,11 +520,17 @@ def print_table(rows, torch_note):
                 if ours[f"{kind}_rss_mib"] and theirs[f"{kind}_rss_mib"]:
                     mem = ours[f"{kind}_rss_mib"] / theirs[f"{kind}_rss_mib"]
             ours_mem = f"{fmt(ours[f'{kind}_rss_mib'], '.0f')} [{ours[f'{kind}_numpy_traced_mib']:.0f}]"
+            one = row.get("tinydiff_one_process", {}).get(f"{kind}_s")
+            one_ratio = row["tinydiff_one_process"][f"torch_{kind}_s"] / one if theirs and one else None
             print(f"{row['case']:<22}{kind:<7}{ours[f'{kind}_s']:>11.3f}"
                   f"{fmt(theirs and theirs[f'{kind}_s'], '.3f'):>9}{fmt(speed, '.2f'):>12}"
+                  f"{fmt(one, '.3f'):>12}{fmt(one_ratio, '.2f'):>7}"
                   f"{ours_mem:>20}{fmt(theirs and theirs[f'{kind}_rss_mib'], '.0f'):>10}{fmt(mem, '.2f'):>10}")
-    print("speed ratio = torch time / tinydiff time (>= 1: tinydiff is at least as fast); "
-          "mem ratio = tinydiff RSS rise / torch's")
+    print("tinydiff s: as `tinydiff train` runs, in the processes the header names (each a slice of the "
+          "batch, tinydiff.parallel); 1 process s: tinydiff in one process, its kernels split over the cores")
+    print("speed ratio = torch time / tinydiff time (>= 1: tinydiff is at least as fast); ratio: the same "
+          "for 1 process (timed in a pair of its own with torch); mem ratio = tinydiff RSS rise (all its processes) / torch's; in brackets, "
+          "NumPy allocations of the one-process step traced by tracemalloc")
     if torch_note:
         print(f"torch / diffusers: {torch_note}")
 
@@ -502,6 +546,9 @@ def main():
     parser.add_argument("--model", help="model folder whose config.json (or unet/config.json) to benchmark")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train.json"),
                         help="where to write the JSON results (default benchmarks/results/train.json)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="tinydiff's processes (default: as `tinydiff train` chooses, one per core, at "
+                             "most batch/2); the one-process step is timed beside it")
     parser.add_argument("--probe-memory", help=argparse.SUPPRESS)  # internal: the child process of a memory probe
     args = parser.parse_args()
     if args.probe_memory:
@@ -512,6 +559,9 @@ def main():
     if args.config and args.model:
         parser.error("give --config or --model, not both")
     args.repeats = args.repeats or (2 if args.quick else 5)
+    args.processes = args.processes or default_processes(args.batch)
+    if args.processes < 1:
+        parser.error(f"--processes: expected an integer >= 1, got {args.processes}")
     if args.repeats < 1:
         parser.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
     cases = load_config(args)

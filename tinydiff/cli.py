@@ -126,6 +126,10 @@ def add_train_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: only at the end)")
+    p.add_argument("--processes", type=positive_int, default=None,
+                   help="processes that train together, each on a slice of every batch (default for images: "
+                        "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
+                        "kernels split over the cores); see tinydiff.parallel")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
     p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
                    "this VAE (a `tinydiff train-vae` output folder or a model folder); the UNet's sample size "
@@ -156,6 +160,7 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None):
 
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
+    from tinydiff.parallel import default_processes
     from tinydiff.pipelines import TrainConfig, Trainer, TrainingDiverged
     from tinydiff.pipelines.data_sources import make_source
 
@@ -184,7 +189,9 @@ def cmd_train(args):
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              warmup_steps=min(args.warmup_steps, args.steps - 1), ema_decay=args.ema_decay,
                              min_snr_gamma=args.min_snr_gamma, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+                             # toy 2-D models are too small for a second process to pay
+                             processes=args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))
         scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type,
                                   clip_sample=vae is None)  # latents are not confined to [-1, 1]
         if vae is None:

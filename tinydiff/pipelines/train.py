@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from tinydiff.nn import Dropout, mse_loss
 from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
+from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.viz.tiles import save_image_grid
@@ -52,10 +53,14 @@ class TrainConfig:
     sample_steps: int = 25
     num_samples: int = 16
     log_every: int = 10
+    # processes that train together, each running the model on a slice of every batch
+    # (tinydiff.parallel.DataParallel; the sum of the slices' gradients is the batch's); 1: this
+    # process alone, its kernels split over the cores. default_processes() is one per core.
+    processes: int = 1
 
     def validate(self):
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "sample_steps",
-                     "num_samples", "log_every"):
+                     "num_samples", "log_every", "processes"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
@@ -115,6 +120,7 @@ class Trainer:
     def __init__(self, model, scheduler, data, config, out_dir, progress=True):
         config.validate()
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
+        self.net = model  # what predict and backward run: the model, or its DataParallel during run()
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()
@@ -138,7 +144,7 @@ class Trainer:
         return x_t, t, labels, target, weight
 
     def predict(self, x_t, t, labels):
-        return self.model(x_t, t) if labels is None else self.model(x_t, t, labels)
+        return self.net(x_t, t) if labels is None else self.net(x_t, t, labels)
 
     def train_step(self, step):
         cfg = self.config
@@ -146,7 +152,7 @@ class Trainer:
         self.model.train()
         loss, dpred = mse_loss(self.predict(x_t, t, labels), target, weight)  # raises if not finite
         self.model.zero_grad()
-        self.model.backward(dpred)
+        self.net.backward(dpred)
         grad_norm = clip_grad_norm_(self.params, cfg.grad_clip)  # raises if not finite
         self.optimizer.lr = cosine_with_warmup(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
         self.optimizer.step()
@@ -169,6 +175,17 @@ class Trainer:
         if resume:
             self.load_latest()
         stop = cfg.steps if until is None else min(until, cfg.steps)
+        if cfg.processes > 1 and self.step < stop:
+            with DataParallel(self.model, cfg.processes) as parallel:
+                self.net = parallel
+                try:
+                    return self._loop(stop)
+                finally:
+                    self.net = self.model
+        return self._loop(stop)
+
+    def _loop(self, stop):
+        cfg = self.config
         bar = tqdm(total=stop, initial=self.step, desc="training", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
         recent = []
@@ -250,8 +267,9 @@ class Trainer:
         if path is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.checkpoint_dir()} (no 'latest' pointer)")
         state = ckpt.read_json(path / "trainer_state.json")
-        if state["config"] != asdict(self.config):
-            changed = sorted(k for k in state["config"] if state["config"][k] != asdict(self.config).get(k))
+        saved = {"processes": 1, **state["config"]}  # checkpoints from before `processes` existed
+        if saved != asdict(self.config):
+            changed = sorted(k for k in saved if saved[k] != asdict(self.config).get(k))
             raise ValueError(f"--resume: the training settings differ from the checkpoint's in {changed}; "
                              f"resume with the same settings (see {path / 'trainer_state.json'})")
         self.model.load_state_dict(ckpt.load_arrays(path / ckpt.WEIGHTS_NAME))

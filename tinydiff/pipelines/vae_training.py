@@ -108,6 +108,9 @@ class VAETrainConfig(TrainConfig):
             raise ValueError(f"reconstruction: expected one of {RECONSTRUCTION_LOSSES}, got {self.reconstruction!r}")
         if not self.beta >= 0:
             raise ValueError(f"beta: expected a number >= 0, got {self.beta}")
+        if self.processes != 1:
+            # the VAE's loss reads the KL of the whole batch's posterior off the model
+            raise ValueError(f"processes: a VAE trains in one process, got {self.processes}")
         if self.latent_norm not in LATENT_NORMS:
             raise ValueError(f"latent_norm: expected one of {LATENT_NORMS}, got {self.latent_norm!r}")
         if not isinstance(self.scale_images, int) or self.scale_images < 2:

@@ -16,6 +16,7 @@ import numpy as np
 from tinydiff.data import GlyphDataset
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import UNet2DModel
+from tinydiff.parallel import default_processes
 from tinydiff.pipelines import TrainConfig, Trainer, load_pipeline, sample, scheduler_from_config
 from tinydiff.pipelines.checkpoint import load_model, save_model
 from tinydiff.pipelines.classifier import accuracy, train_glyph_classifier
@@ -58,7 +59,7 @@ def train_classifier(out, steps):
 
 def train_unet(out, steps, batch_size, work_dir, until=None):
     config = TrainConfig(steps=steps, batch_size=batch_size, seed=UNET_SEED, checkpoint_every=250,
-                         sample_every=500, **GLYPH_TRAINING)
+                         sample_every=500, processes=default_processes(batch_size), **GLYPH_TRAINING)
     model = UNet2DModel(rng=np.random.default_rng(UNET_SEED), **GLYPH_UNET)
     scheduler = DDPMScheduler(**GLYPH_SCHEDULER)
     data = make_source("glyphs", batch_size, UNET_SEED, image_size=GLYPH_SIZE, labelled=True)

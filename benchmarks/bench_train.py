@@ -8,6 +8,7 @@ over the cores:
 - train step: forward, MSE loss against a noise target, backward, AdamW step (lr 1e-4,
   weight decay 0.01 in both frameworks); median wall time over --repeats steps;
 - sampling step: one eval-mode forward pass (torch under inference_mode), median wall time;
+  tinydiff in one process, as `tinydiff sample` runs;
 - peak memory of one step of each kind, as the rise of the resident set size: each framework
   runs in a fresh child process that builds the model and a batch, runs one whole step at batch
   1 (tinydiff: an image per process, so every process has run; kernels are loaded and
@@ -438,7 +439,8 @@ def run_case(name, config, args, torch, diffusers):
     macs = count_macs(single.forward) / args.batch
     row["forward_gflop_per_image"] = 2 * macs / 1e9
     print(f"{num_params / 1e6:.2f} M parameters, {2 * macs / 1e6:.1f} MFLOPs per image forward")
-    fns_train, fns_sample = [ours.train], [ours.sample]
+    # sampling (`tinydiff sample`) runs in one process: its step is the one-process model's
+    fns_train, fns_sample = [ours.train], [single.sample]
     if torch is not None:
         check = check_against_diffusers(torch, diffusers, config)
         row["diffusers_check"] = check
@@ -459,17 +461,16 @@ def run_case(name, config, args, torch, diffusers):
     ours.close()
     if single is not ours:
         one_train = interleaved_medians([single.train] + fns_train[1:], args.repeats, warmup=1)
-        one_sample = interleaved_medians([single.sample] + fns_sample[1:], args.repeats, warmup=1)
     # tracemalloc sees this process only, so it is taken of the one-process steps
     row["tinydiff"] = {"train_s": train[0], "sample_s": sample[0],
                        "train_rss_mib": child_memory("tinydiff", "train", row["config"], args.batch, args.processes),
-                       "sample_rss_mib": child_memory("tinydiff", "sample", row["config"], args.batch, args.processes),
+                       "sample_rss_mib": child_memory("tinydiff", "sample", row["config"], args.batch),
                        "train_numpy_traced_mib": traced_numpy_peak(single.train),
                        "sample_numpy_traced_mib": traced_numpy_peak(single.sample)}
     if single is not ours:
-        row["tinydiff_one_process"] = {"train_s": one_train[0], "sample_s": one_sample[0]}
+        row["tinydiff_one_process"] = {"train_s": one_train[0]}
         if torch is not None:
-            row["tinydiff_one_process"].update(torch_train_s=one_train[1], torch_sample_s=one_sample[1])
+            row["tinydiff_one_process"]["torch_train_s"] = one_train[1]
     if torch is not None:
         row["torch"] = {"train_s": train[1], "sample_s": sample[1],
                         "train_rss_mib": child_memory("torch", "train", row["config"], args.batch),
@@ -526,8 +527,9 @@ def print_table(rows, torch_note):
                   f"{fmt(theirs and theirs[f'{kind}_s'], '.3f'):>9}{fmt(speed, '.2f'):>12}"
                   f"{fmt(one, '.3f'):>12}{fmt(one_ratio, '.2f'):>7}"
                   f"{ours_mem:>20}{fmt(theirs and theirs[f'{kind}_rss_mib'], '.0f'):>10}{fmt(mem, '.2f'):>10}")
-    print("tinydiff s: as `tinydiff train` runs, in the processes the header names (each a slice of the "
-          "batch, tinydiff.parallel); 1 process s: tinydiff in one process, its kernels split over the cores")
+    print("tinydiff s: as tinydiff runs it -- training in the processes the header names (each a slice of "
+          "the batch, tinydiff.parallel), sampling in one; 1 process s: training in one process, its kernels "
+          "split over the cores")
     print("speed ratio = torch time / tinydiff time (>= 1: tinydiff is at least as fast); ratio: the same "
           "for 1 process (timed in a pair of its own with torch); mem ratio = tinydiff RSS rise (all its processes) / torch's; in brackets, "
           "NumPy allocations of the one-process step traced by tracemalloc")

@@ -152,7 +152,7 @@ def _attach(name):
 def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
     """A worker: build the model, map its parameters and gradients onto the shared blocks, then
     answer "forward" and "backward" requests until "close" (or the pipe closes)."""
-    data_shm = grad_shm = None
+    data_shm = grad_shm = model = None
     try:
         from tinydiff.pipelines.checkpoint import model_from_config
 
@@ -189,7 +189,7 @@ def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
         with contextlib.suppress(Exception):
             _send(conn, "error", message=traceback.format_exc())
     finally:
-        for p in (locals().get("model").parameters() if locals().get("model") is not None else []):
+        for p in model.parameters() if model is not None else []:
             p.data = p.grad = None  # drop the views before the blocks close
         for shm in (data_shm, grad_shm):
             if shm is not None:

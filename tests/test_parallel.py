@@ -61,7 +61,7 @@ def test_outputs_and_gradients_match_the_model_alone_and_workers_see_new_weights
         np.testing.assert_allclose(parallel(x, t, labels), alone.eval()(x, t, labels), rtol=1e-5, atol=1e-5)
     assert not shared_blocks() - before  # close() removed the blocks
     for p, q in zip(alone.parameters(), split.parameters()):
-        assert q.data.base is None or not isinstance(q.data.base, memoryview)
+        assert q.data.flags.owndata  # out of shared memory
         np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=1e-6)
 
 
@@ -119,3 +119,34 @@ def test_dropout_masks_follow_the_models_own_generators():
         for m, state in zip(dropouts, states):  # as a resumed checkpoint restores them
             m.rng.bit_generator.state = state
         np.testing.assert_array_equal(parallel(x, t, labels), first)
+
+
+def test_an_error_in_this_process_closes_the_object():
+    model = tiny_unet()
+    x, t, labels, _ = batch(4)
+    labels[0] = 99  # not a class: the calling process's own slice fails, the worker's does not
+    parallel = DataParallel(model, processes=2)
+    with pytest.raises(Exception, match="99|class|label|index"):
+        parallel(x, t, labels)
+    assert parallel._data_shm is None and not parallel._workers  # closed: no stale replies read later
+    with pytest.raises(RuntimeError, match="after close"):
+        parallel(x, t, batch(4)[2])
+    assert all(p.data.flags.owndata for p in model.parameters())
+
+
+def test_a_run_resumes_with_another_process_count(tmp_path):
+    def trainer(processes):
+        config = TrainConfig(steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2, processes=processes)
+        return Trainer(tiny_unet(), DDPMScheduler(), make_source("glyphs", 4, 0, image_size=8, labelled=True),
+                       config, tmp_path, progress=False)
+    first = trainer(1)
+    first.run(until=2)
+    again = trainer(2)
+    again.run(resume=True, until=2)  # loads step 2; nothing left to run, so no worker starts
+    assert again.step == 2
+    for a, b in zip(first.model.parameters(), again.model.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    changed = trainer(1)
+    changed.config.lr = 1e-4
+    with pytest.raises(ValueError, match=r"differ from the checkpoint's in \['lr'\]"):
+        changed.run(resume=True, until=2)

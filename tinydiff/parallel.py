@@ -6,7 +6,8 @@ on 2 cores a glyph UNet training step keeps about 1.75 cores busy. Running the t
 the batch through the model on two threads of one process instead made each thread 25-30%
 slower than alone: both threads' layers take turns at Python's interpreter lock (the GIL), and
 every hand-over wakes a sleeping thread. Two processes have a GIL each: measured on 2 cores,
-two processes running half a batch each took 232-244 ms a step, as fast as one alone (243 ms).
+two processes running half a batch each at once took 232-244 ms a step each, as long as one
+process running its half alone (243 ms), so the pair does a whole batch in that time.
 
 How. DataParallel(model, processes=2) starts processes-1 worker processes (the "spawn" way:
 a fresh interpreter that imports tinydiff; a few seconds), each building the same model from
@@ -26,9 +27,11 @@ result). Arrays travel between the processes as raw bytes with a JSON header (no
 Batches smaller than the number of processes run in the calling process alone.
 
 Limits: the model must be one tinydiff builds from its config (tinydiff.pipelines.checkpoint
-.model_from_config: UNet2DModel, MLPDenoiser, ConvClassifier, AutoencoderKL), with all
-parameters of one dtype, and its forward must treat the samples of a batch independently
-(no batch statistics). A worker's dropout draws from its own generator (seeded from the
+.model_from_config: UNet2DModel, MLPDenoiser, ConvClassifier; not AutoencoderKL, whose loss
+reads the whole batch's posterior off the model), with all parameters of one dtype, and its
+forward must treat the samples of a batch independently (no batch statistics). After close()
+(also after an error, which closes the object), arrays taken from the parameters inside the
+block no longer point at valid memory: take copies. A worker's dropout draws from its own generator (seeded from the
 model's own dropout generator at each step), so dropout masks differ from a single-process
 run's, but a seed (and a resumed checkpoint) still gives the same run.
 """
@@ -36,6 +39,7 @@ run's, but a seed (and a resumed checkpoint) still gives the same run.
 import contextlib
 import json
 import multiprocessing
+import sys
 import traceback
 from multiprocessing import shared_memory
 
@@ -153,6 +157,7 @@ def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
     """A worker: build the model, map its parameters and gradients onto the shared blocks, then
     answer "forward" and "backward" requests until "close" (or the pipe closes)."""
     data_shm = grad_shm = model = None
+    rss_at_mark = None
     try:
         from tinydiff.pipelines.checkpoint import model_from_config
 
@@ -182,12 +187,18 @@ def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
                     rss_at_mark = _reset_peak_rss()
                     _send(conn, "marked")
                 elif header["tag"] == "memory_peak":
+                    if rss_at_mark is None:
+                        raise RuntimeError("memory_peak before memory_mark")
                     _send(conn, "peak", [np.array([_status_kib("VmHWM") - rss_at_mark])])
     except EOFError:  # the parent went away
         pass
     except BaseException:
-        with contextlib.suppress(Exception):
-            _send(conn, "error", message=traceback.format_exc())
+        message = traceback.format_exc()
+        try:
+            _send(conn, "error", message=message)
+        except Exception:  # the parent is gone or not listening: leave the traceback on stderr
+            sys.stderr.write(message)
+            raise SystemExit(1)
     finally:
         for p in model.parameters() if model is not None else []:
             p.data = p.grad = None  # drop the views before the blocks close
@@ -219,6 +230,9 @@ class DataParallel:
         if not hasattr(model, "config"):
             raise TypeError(f"DataParallel: model must have a `config` to be rebuilt in each process, "
                             f"got {type(model).__name__}")
+        if type(model).__name__ == "AutoencoderKL":
+            raise TypeError("DataParallel: an AutoencoderKL's loss reads the whole batch's posterior off "
+                            "the model; train it in one process")
         params = model.parameters()
         dtypes = {p.data.dtype for p in params}
         if len(dtypes) != 1:
@@ -226,6 +240,7 @@ class DataParallel:
         self.model = model
         self.processes = int(processes)
         self._params = params
+        self._parts = None
         self._layout = _Layout([p.data.shape for p in params], dtypes.pop())
         self._workers = []
         self._shms = []
@@ -265,6 +280,7 @@ class DataParallel:
         try:
             header, arrays = _receive(conn)
         except (EOFError, OSError):
+            process.join(timeout=1)
             raise RuntimeError(f"DataParallel: worker {i + 1} died (exit code {process.exitcode})") from None
         if header["tag"] == "error":
             raise RuntimeError(f"DataParallel: worker {i + 1} failed:\n{header['message']}")
@@ -280,6 +296,18 @@ class DataParallel:
         """model(*inputs) over the whole batch: inputs with the batch's length along axis 0 are
         sliced, others (None, a scalar timestep) go to every process as they are."""
         self._check_open()
+        return self._closing_on_error(self._forward, inputs)
+
+    def _closing_on_error(self, step, *args):
+        """step(*args); any exception closes this object first (a worker's reply may be left
+        unread in its pipe, so the next call could not trust what it reads)."""
+        try:
+            return step(*args)
+        except BaseException:
+            self.close()
+            raise
+
+    def _forward(self, inputs):
         n_b = len(inputs[0])
         if n_b < self.processes:
             self._parts = None
@@ -308,6 +336,9 @@ class DataParallel:
         model's .grad (the first slice's, then each worker's) and returns the gradient with
         respect to the first input."""
         self._check_open()
+        return self._closing_on_error(self._backward, grad_out)
+
+    def _backward(self, grad_out):
         if self._parts is None:
             return self.model.backward(grad_out)
         for (_, conn, _), s in zip(self._workers, self._parts[1:]):
@@ -369,6 +400,8 @@ class DataParallel:
         if getattr(self, "_data_shm", None) is not None:
             for p in self._params:
                 p.data = np.array(p.data)  # out of shared memory, before the block goes
+            for module in self.model.modules():
+                module._cache = None  # saved forward passes may hold the shared arrays
             self._data_shm = None
         for shm in self._shms:
             with contextlib.suppress(Exception):

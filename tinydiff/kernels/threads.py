@@ -68,6 +68,7 @@ def share_out(n_tasks, run_task, make_state=dict):
     """Run run_task(state, k) for k in range(n_tasks) on numba.get_num_threads() threads, each
     thread taking the next task nobody has taken yet, so that a thread that runs slower (or
     starts later) takes fewer. state = make_state() once per thread (its scratch buffers).
+    Called from inside a part (or with one thread), it runs the tasks in turn on this thread.
 
     Which thread runs which task varies from call to call, so a task must write its own results
     (keep a sum per task and add them up afterwards in task order, if the sums must not depend
@@ -75,6 +76,11 @@ def share_out(n_tasks, run_task, make_state=dict):
     """
     n_tasks = int(n_tasks)
     if n_tasks <= 0:
+        return
+    if getattr(_this_thread, "in_part", False) or numba.get_num_threads() == 1:
+        state = make_state()  # one thread: one set of scratch buffers
+        for k in range(n_tasks):
+            run_task(state, k)
         return
     taken = itertools.count()  # next() on it is atomic under the GIL
 

@@ -56,6 +56,8 @@ class TrainConfig:
     # processes that train together, each running the model on a slice of every batch
     # (tinydiff.parallel.DataParallel; the sum of the slices' gradients is the batch's); 1: this
     # process alone, its kernels split over the cores. default_processes() is one per core.
+    # A run resumes with the same weights as an uninterrupted one when it keeps the same count
+    # (another count changes the rounding of the gradient sums, so it is allowed, not exact).
     processes: int = 1
 
     def validate(self):
@@ -267,9 +269,13 @@ class Trainer:
         if path is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.checkpoint_dir()} (no 'latest' pointer)")
         state = ckpt.read_json(path / "trainer_state.json")
-        saved = {"processes": 1, **state["config"]}  # checkpoints from before `processes` existed
-        if saved != asdict(self.config):
-            changed = sorted(k for k in saved if saved[k] != asdict(self.config).get(k))
+        # how many processes share the work is how the run is computed, not what it trains (like
+        # the thread count, it changes only the rounding of the batch's gradient sums), so a run
+        # may resume with another; checkpoints from before the field existed lack it
+        saved = {k: v for k, v in state["config"].items() if k != "processes"}
+        wanted = {k: v for k, v in asdict(self.config).items() if k != "processes"}
+        if saved != wanted:
+            changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
             raise ValueError(f"--resume: the training settings differ from the checkpoint's in {changed}; "
                              f"resume with the same settings (see {path / 'trainer_state.json'})")
         self.model.load_state_dict(ckpt.load_arrays(path / ckpt.WEIGHTS_NAME))

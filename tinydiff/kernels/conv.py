@@ -34,8 +34,8 @@ F(2x2, 3x3) (Lavin & Gray 2016) turns it into 16 products with 2.25x fewer FLOPs
 between transforms that only add and subtract, chunk by chunk; the chunks are handed to the
 threads as they come free (threads.share_out), so that a thread that starts late or runs slower
 takes fewer (on a 2-core VM the helper thread's share of a step ran 10-15% longer than the
-calling thread's, and the caller waited for it). Measured on 2 cores, forward + both backward passes at batch 64, against im2col in the same
-process: 1.2-1.7x on the UNet's shapes, 32 to 256 channels at 4x4 to 32x32 (the 16 products reach
+calling thread's, and the caller waited for it). Measured on 2 cores, forward + both backward
+passes at batch 64, against im2col in the same process: 1.2-1.7x on the UNet's shapes, 32 to 256 channels at 4x4 to 32x32 (the 16 products reach
 90-100 GFLOP/s on one core while a chunk's V and M stay in its L2 cache, and the transforms take
 about 40% of the time; benchmarks/bench_kernels.py prints the current figures).
 
@@ -141,9 +141,9 @@ def _over_images(n_b, part):
 
 
 def _summed_over_images(n_b, part):
-    """The sum of the arrays part(first, stop, chunk_bytes) returns over _over_images' parts
-    (or of each array, when it returns a tuple of them), added in image order (not in the order
-    the threads finish), so that a seed gives the same sums."""
+    """The sum of the arrays part(first, stop, chunk_bytes) returns over _over_images' parts,
+    added in image order (not in the order the threads finish), so that a seed gives the same
+    sums."""
     sums = {}
 
     def keep(first, stop, chunk_bytes):
@@ -152,11 +152,7 @@ def _summed_over_images(n_b, part):
     firsts = sorted(sums)
     total = sums[firsts[0]]
     for first in firsts[1:]:
-        if isinstance(total, tuple):
-            for into, more in zip(total, sums[first]):
-                into += more
-        else:
-            total += sums[first]
+        total += sums[first]
     return total
 
 
@@ -472,14 +468,23 @@ def _over_chunks(n_b, n_chunks, make_state, run_chunk):
             run_chunk(state, k)
 
 
-def _winograd_buffers(most, n_tiles, dtype, *rows):
-    """Flat buffers for the largest chunk, and a function viewing one as (16, rows, tiles*nb)
-    for a chunk of nb images (a shorter last chunk stays one contiguous block)."""
-    buffers = [np.empty(winograd.POSITIONS * n * n_tiles * most, dtype=dtype) for n in rows]
+def _winograd_chunk_views(n_b, n_tiles, dtype, rows_a, rows_b):
+    """The batch's Winograd chunks, as (n_chunks, make_state, views) for _over_chunks:
+    make_state() allocates two flat buffers for the largest chunk (a thread's scratch), and
+    views(state, k) -> (b0, nb, a, b) gives chunk k's first image, its image count and the
+    buffers viewed as (16, rows_a, tiles*nb) and (16, rows_b, tiles*nb) (a shorter last chunk
+    stays one contiguous block)."""
+    chunks, most = _winograd_chunks(n_b, max(rows_a, rows_b), n_tiles, np.dtype(dtype).itemsize)
+    size = winograd.POSITIONS * n_tiles
 
-    def view(buffer, n, nb):
-        return buffer[:winograd.POSITIONS * n * n_tiles * nb].reshape(winograd.POSITIONS, n, n_tiles * nb)
-    return buffers, view
+    def make_state():
+        return [np.empty(size * rows * most, dtype=dtype) for rows in (rows_a, rows_b)]
+
+    def views(state, k):
+        b0, nb = chunks[k]
+        return (b0, nb) + tuple(buffer[:size * rows * nb].reshape(winograd.POSITIONS, rows, n_tiles * nb)
+                                for buffer, rows in zip(state, (rows_a, rows_b)))
+    return len(chunks), make_state, views
 
 
 def _winograd_forward(x, w, b, y, u=None):
@@ -490,19 +495,14 @@ def _winograd_forward(x, w, b, y, u=None):
     th, tw = winograd.tiles(x.shape[2:])
     u = winograd.weights(w) if u is None else u  # (16, O, C)
     bias = np.zeros(n_o, dtype=y.dtype) if b is None else np.ascontiguousarray(b, dtype=y.dtype)
-    chunks, most = _winograd_chunks(n_b, max(n_c, n_o), th * tw, x.itemsize)
-
-    def buffers():
-        return _winograd_buffers(most, th * tw, x.dtype, n_c, n_o)
+    n_chunks, buffers, views = _winograd_chunk_views(n_b, th * tw, x.dtype, n_c, n_o)
 
     def run(state, k):
-        (v_buf, m_buf), view = state
-        b0, nb = chunks[k]
-        v, m = view(v_buf, n_c, nb), view(m_buf, n_o, nb)
+        b0, nb, v, m = views(state, k)
         winograd.input_forward(x, b0, nb, v)
         np.matmul(u, v, out=m)  # 16 products (O, C) @ (C, tiles*nb)
         winograd.output_forward(m, bias, b0, nb, y)
-    _over_chunks(n_b, len(chunks), buffers, run)
+    _over_chunks(n_b, n_chunks, buffers, run)
 
 
 def _winograd_backward(dy, x, w, dx, u=None):
@@ -516,18 +516,13 @@ def _winograd_backward(dy, x, w, dx, u=None):
     if dx is not None and u is None:
         u = winograd.weights(w)
     u_t = None if dx is None else u.transpose(0, 2, 1)
-    chunks, most = _winograd_chunks(n_b, max(n_c, n_o), th * tw, dy.itemsize)
+    n_chunks, buffers, views = _winograd_chunk_views(n_b, th * tw, dy.dtype, n_o, n_c)
     # each chunk's dU and bias sums, added up in chunk order below whichever thread ran it
-    du = None if x is None else np.empty((len(chunks), winograd.POSITIONS, n_o, n_c), dtype=dy.dtype)
-    db = np.zeros((len(chunks), n_o))  # float64, filled by output_adjoint
-
-    def buffers():
-        return _winograd_buffers(most, th * tw, dy.dtype, n_o, n_c)
+    du = None if x is None else np.empty((n_chunks, winograd.POSITIONS, n_o, n_c), dtype=dy.dtype)
+    db = np.zeros((n_chunks, n_o))  # float64, filled by output_adjoint
 
     def run(state, k):
-        (dm_buf, dv_buf), view = state
-        b0, nb = chunks[k]
-        dm, dv = view(dm_buf, n_o, nb), view(dv_buf, n_c, nb)
+        b0, nb, dm, dv = views(state, k)
         winograd.output_adjoint(dy, b0, nb, dm, db[k])
         if dx is not None:
             np.matmul(u_t, dm, out=dv)  # 16 products (C, O) @ (O, tiles*nb)
@@ -536,10 +531,10 @@ def _winograd_backward(dy, x, w, dx, u=None):
             v = dv  # dV is spent: its buffer now takes V, the chunk's transformed input
             winograd.input_forward(x, b0, nb, v)
             np.matmul(dm, v.transpose(0, 2, 1), out=du[k])  # 16 products (O, tiles*nb) @ (tiles*nb, C)
-    _over_chunks(n_b, len(chunks), buffers, run)
+    _over_chunks(n_b, n_chunks, buffers, run)
     if x is None:
         return None
     du_sum = du[0]
-    for k in range(1, len(chunks)):
+    for k in range(1, n_chunks):
         du_sum += du[k]
     return winograd.weights_adjoint(du_sum), db.sum(axis=0).astype(dy.dtype)

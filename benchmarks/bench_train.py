@@ -76,7 +76,7 @@ from tinydiff.metrics.cost import count_macs
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
 from tinydiff.optim import AdamW
-from tinydiff.parallel import DataParallel, default_processes
+from tinydiff.parallel import DataParallel, default_processes, reset_peak_rss, status_kib
 
 REFERENCE = dict(
     in_channels=3, out_channels=3, block_out_channels=(32, 64, 128), layers_per_block=1,
@@ -256,14 +256,6 @@ def check_against_diffusers(torch, diffusers, config, batch=2):
 # memory: a fresh child process per framework and step kind
 # ----------------------------------------------------------------------------------------------
 
-def rss_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def probe_memory(spec):
     """Run in a child process: RSS rise (MiB) of one step at the benchmark batch."""
     framework, kind, config, batch = spec["framework"], spec["kind"], spec["config"], spec["batch"]
@@ -285,11 +277,9 @@ def probe_memory(spec):
     workers = framework == "tinydiff" and steps.net is not steps.model
     if workers:
         steps.net.reset_worker_peaks()
-    before = rss_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current RSS
+    before = reset_peak_rss()  # VmHWM := the RSS now
     getattr(steps, kind)()
-    rise = (rss_kib("VmHWM") - before) / 1024
+    rise = (status_kib("VmHWM") - before) / 1024
     if workers:  # the worker processes' rises count too
         rise += sum(steps.net.worker_peak_rises_mib())
         steps.close()

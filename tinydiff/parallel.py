@@ -88,8 +88,9 @@ def _receive(conn):
     return header, arrays
 
 
-def _status_kib(field):
-    """A field of /proc/self/status (Linux), in KiB."""
+def status_kib(field):
+    """A field of /proc/self/status (Linux), in KiB: the workers' memory report, and
+    benchmarks/bench_train.py's."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -97,10 +98,10 @@ def _status_kib(field):
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _reset_peak_rss():
+def reset_peak_rss():
     """Reset the kernel's high-water mark of this process's RSS to the current RSS (Linux);
     returns that RSS in KiB."""
-    rss = _status_kib("VmRSS")
+    rss = status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
     return rss
@@ -184,12 +185,12 @@ def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
                     grads = model.backward(arrays[0])
                     _send(conn, "done", grads if isinstance(grads, tuple) else [grads])
                 elif header["tag"] == "memory_mark":
-                    rss_at_mark = _reset_peak_rss()
+                    rss_at_mark = reset_peak_rss()
                     _send(conn, "marked")
                 elif header["tag"] == "memory_peak":
                     if rss_at_mark is None:
                         raise RuntimeError("memory_peak before memory_mark")
-                    _send(conn, "peak", [np.array([_status_kib("VmHWM") - rss_at_mark])])
+                    _send(conn, "peak", [np.array([status_kib("VmHWM") - rss_at_mark])])
     except EOFError:  # the parent went away
         pass
     except BaseException:

@@ -123,13 +123,8 @@ def _slices(n_items, parts):
 def _single_threaded():
     """Within the block this thread's kernels run serially (threads.split_run runs its parts in
     turn) and BLAS on one thread: each process keeps to its own core."""
-    before = getattr(threads._this_thread, "in_part", False)
-    threads._this_thread.in_part = True
-    try:
-        with blas.single_threaded():
-            yield
-    finally:
-        threads._this_thread.in_part = before
+    with threads.serial(), blas.single_threaded():
+        yield
 
 
 class _Layout:

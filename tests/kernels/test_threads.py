@@ -8,7 +8,7 @@ import time
 import numba
 import pytest
 
-from tinydiff.kernels.threads import share_out, split_run
+from tinydiff.kernels.threads import serial, share_out, split_run
 
 
 @pytest.mark.parametrize("n_items", [0, 1, 2, 7, 64])
@@ -134,3 +134,16 @@ def test_share_out_reraises_a_tasks_error():
             raise ValueError("task 3 failed")
     with pytest.raises(ValueError, match="task 3 failed"):
         share_out(8, run)
+
+
+def test_serial_runs_parts_and_tasks_on_this_thread_and_restores():
+    here = threading.get_ident()
+    seen = []
+    with serial():
+        split_run(8, lambda start, stop: seen.append(threading.get_ident()))
+        share_out(5, lambda state, k: seen.append(threading.get_ident()))
+    assert set(seen) == {here} and len(seen) == min(8, numba.get_num_threads()) + 5
+    if numba.get_num_threads() > 1:
+        after = []
+        split_run(8, lambda start, stop: after.append(threading.get_ident()))
+        assert len(set(after)) > 1  # outside the block, the helpers take parts again

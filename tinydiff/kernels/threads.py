@@ -8,6 +8,7 @@ a prange loop was about three times slower than with a serial im2col. Plain help
 sleep on a queue as soon as their part is done.
 """
 
+import contextlib
 import itertools
 import os
 import queue
@@ -86,14 +87,24 @@ def share_out(n_tasks, run_task, make_state=dict):
 
     def worker(start, stop):
         state = make_state()
-        for k in iter(taken.__next__, None):
-            if k >= n_tasks:
-                return
+        while (k := next(taken)) < n_tasks:
             run_task(state, k)
     split_run(min(n_tasks, numba.get_num_threads()), worker)
 
 
 _this_thread = threading.local()
+
+
+@contextlib.contextmanager
+def serial():
+    """Within the block, split_run and share_out called from this thread run their parts in
+    turn on it (as they do inside a part): a process that keeps to one core (tinydiff.parallel)."""
+    before = getattr(_this_thread, "in_part", False)
+    _this_thread.in_part = True
+    try:
+        yield
+    finally:
+        _this_thread.in_part = before
 
 
 class _Helpers:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import tinydiff
+from tinydiff.cli_types import decay, flag_list, int_list, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 
 def blas_description():
@@ -74,26 +75,6 @@ def cmd_info(args):
     return 0
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def int_list(text):
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 32,64,64, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected numbers >= 1, got {text!r}")
-    return values
-
-
 def add_train_parser(sub):
     from tinydiff.pipelines.data_sources import DATASETS
 
@@ -107,13 +88,13 @@ def add_train_parser(sub):
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--steps", type=positive_int, default=3000, help="training steps (default 3000)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per step (default 64)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
-    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default 100)")
-    p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the sampled weights (default 0.999)")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
+    p.add_argument("--warmup-steps", type=nonnegative_int, default=100, help="linear warm-up steps (default 100)")
+    p.add_argument("--ema-decay", type=decay, default=0.999, help="EMA decay of the sampled weights (default 0.999)")
     p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(32, 64, 64),
                    help="UNet block_out_channels, one per resolution (default 32,64,64)")
-    p.add_argument("--attention", type=str, default="0,0,1",
+    p.add_argument("--attention", type=flag_list, default="0,0,1",
                    help="1 where a resolution level gets self-attention, e.g. 0,0,1 (default)")
     p.add_argument("--layers-per-block", type=positive_int, default=1, help="resnets per level (default 1)")
     p.add_argument("--class-conditional", action="store_true", help="condition on the data set's labels")
@@ -122,10 +103,10 @@ def add_train_parser(sub):
     p.add_argument("--beta-schedule", default="squaredcos_cap_v2",
                    choices=("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"),
                    help="noise schedule (default squaredcos_cap_v2, Nichol & Dhariwal's cosine)")
-    p.add_argument("--min-snr-gamma", type=float, default=0.0, help="min-SNR loss weighting, e.g. 5 (default off)")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--min-snr-gamma", type=nonnegative_float, default=0.0, help="min-SNR loss weighting, e.g. 5 (default off)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: only at the end)")
+    p.add_argument("--sample-every", type=nonnegative_int, default=500, help="steps between sample grids (0: only at the end)")
     p.add_argument("--processes", type=positive_int, default=None,
                    help="processes that train together, each on a slice of every batch (default for images: "
                         "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
@@ -146,7 +127,7 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None):
     rng = np.random.default_rng(args.seed)
     if args.dataset in ("swiss_roll", "moons", "gaussians8", "checkerboard"):
         return MLPDenoiser(rng=rng)
-    levels = [flag.strip() == "1" for flag in args.attention.split(",")]
+    levels = [bool(flag) for flag in args.attention]
     if len(levels) != len(args.channels):
         raise SystemExit(f"tinydiff train: --attention has {len(levels)} entries but --channels has "
                          f"{len(args.channels)}; give one 0/1 per level")
@@ -224,10 +205,10 @@ def add_train_vae_parser(sub):
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--steps", type=positive_int, default=1600, help="training steps (default 1600)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default 16)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
-    p.add_argument("--beta", type=float, default=1e-4, help="weight of the KL per pixel (default 1e-4)")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
+    p.add_argument("--beta", type=nonnegative_float, default=1e-4, help="weight of the KL per pixel (default 1e-4)")
     p.add_argument("--reconstruction", default="mse", choices=("l1", "mse"), help="reconstruction loss (default mse)")
-    p.add_argument("--ema-decay", type=float, default=0.99, help="EMA decay of the saved weights (default 0.99)")
+    p.add_argument("--ema-decay", type=decay, default=0.99, help="EMA decay of the saved weights (default 0.99)")
     p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(16, 32, 64),
                    help="block_out_channels; each level after the first halves the resolution (default 16,32,64: 1/4)")
@@ -236,9 +217,9 @@ def add_train_vae_parser(sub):
     p.add_argument("--latent-norm", default="channel", choices=("channel", "global"),
                    help="how the diffusion model's latents are normalised: per-channel mean and std "
                         "(default), or one scaling_factor as in Stable Diffusion 1.x")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=int, default=400, help="steps between reconstruction grids (0: only at the end)")
+    p.add_argument("--sample-every", type=nonnegative_int, default=400, help="steps between reconstruction grids (0: only at the end)")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
     p.set_defaults(func=cmd_train_vae)
 

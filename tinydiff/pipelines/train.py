@@ -15,7 +15,7 @@ checkpoint ends with identical weights.
 
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,58 +26,12 @@ from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
+from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_image_grid
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradients became NaN/inf; the last good checkpoint is untouched."""
-
-
-@dataclass
-class TrainConfig:
-    """How to train. Every field is saved in each checkpoint's trainer_state.json."""
-
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup_steps: int = 100
-    min_lr: float = 0.0
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    min_snr_gamma: float = 0.0  # 0: plain loss; 5 is Hang et al. 2023's choice
-    seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    sample_every: int = 0  # 0: only at the end
-    sample_steps: int = 25
-    num_samples: int = 16
-    log_every: int = 10
-    # processes that train together, each running the model on a slice of every batch
-    # (tinydiff.parallel.DataParallel; the sum of the slices' gradients is the batch's); 1: this
-    # process alone, its kernels split over the cores. default_processes() is one per core.
-    # A run resumes with the same weights as an uninterrupted one when it keeps the same count
-    # (another count changes the rounding of the gradient sums, so it is allowed, not exact).
-    processes: int = 1
-
-    def validate(self):
-        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "sample_steps",
-                     "num_samples", "log_every", "processes"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-        for name in ("warmup_steps", "sample_every"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
-        if self.warmup_steps >= self.steps:
-            raise ValueError(f"warmup_steps: expected fewer than steps={self.steps}, got {self.warmup_steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: expected a number > 0, got {self.lr}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay: expected a number in [0, 1), got {self.ema_decay}")
-        if self.min_snr_gamma < 0:
-            raise ValueError(f"min_snr_gamma: expected a number >= 0, got {self.min_snr_gamma}")
 
 
 def loss_weights(snr, prediction_type, gamma):

@@ -25,6 +25,7 @@ from tinydiff.nn.checks import check_float_array
 from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.train import TrainConfig, Trainer
+from tinydiff.pipelines.train_config import check_choice_field, check_float_field, check_int_field
 from tinydiff.viz.tiles import save_image_grid
 
 RECONSTRUCTION_LOSSES = ("l1", "mse")
@@ -104,17 +105,13 @@ class VAETrainConfig(TrainConfig):
 
     def validate(self):
         super().validate()
-        if self.reconstruction not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"reconstruction: expected one of {RECONSTRUCTION_LOSSES}, got {self.reconstruction!r}")
-        if not self.beta >= 0:
-            raise ValueError(f"beta: expected a number >= 0, got {self.beta}")
+        check_choice_field("reconstruction", self.reconstruction, RECONSTRUCTION_LOSSES)
+        check_float_field("beta", self.beta, 0)
         if self.processes != 1:
             # the VAE's loss reads the KL of the whole batch's posterior off the model
             raise ValueError(f"processes: a VAE trains in one process, got {self.processes}")
-        if self.latent_norm not in LATENT_NORMS:
-            raise ValueError(f"latent_norm: expected one of {LATENT_NORMS}, got {self.latent_norm!r}")
-        if not isinstance(self.scale_images, int) or self.scale_images < 2:
-            raise ValueError(f"scale_images: expected an integer >= 2, got {self.scale_images!r}")
+        check_choice_field("latent_norm", self.latent_norm, LATENT_NORMS)
+        check_int_field("scale_images", self.scale_images, 2)
 
 
 class VAETrainer(Trainer):

@@ -151,9 +151,7 @@ def cmd_train(args):
         x0, labels = data(0)
         if args.class_conditional and labels is None:
             raise ValueError(f"--class-conditional: data set {args.dataset!r} has no labels")
-        num_classes = int(labels.max()) + 1 if labels is not None else None
-        if args.dataset == "shapes" and args.class_conditional:
-            num_classes = 3
+        num_classes = data.num_classes if args.class_conditional else None
         vae = None
         if args.latent is not None:
             from tinydiff.pipelines.latent import latent_source, load_vae_folder

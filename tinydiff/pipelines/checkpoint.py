@@ -35,9 +35,13 @@ def fsync_file(path):
 def write_folder_atomically(path, write_contents):
     """Create folder `path` by calling write_contents(tmp_dir), then renaming tmp_dir to path.
 
-    An existing folder at `path` is replaced only after the new one is complete.
+    An existing folder at `path` is replaced only after the new one is complete; anything
+    else at `path` (a file, a link) is refused, never moved aside. Whether an existing folder
+    may be replaced at all is the caller's question (tinydiff.pipelines.outputs).
     """
     path = Path(path)
+    if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
+        raise FileExistsError(f"{path} exists and is not a folder; not replacing it")
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkdir honours the umask, as a folder the user made would (tempfile.mkdtemp makes it
     # private, 0700, which the rename would then carry over to the saved model)
@@ -82,10 +86,14 @@ def read_json(path):
 
 
 def save_arrays(path, arrays, dtype=None):
-    """Arrays by name to a safetensors file; dtype (e.g. float16) casts float arrays for storage."""
+    """Arrays by name to a safetensors file; dtype (e.g. float16) casts float arrays for storage.
+    Float arrays holding NaN or inf are refused (ValueError): a saved model is never one that
+    silently produces NaN."""
     out = {}
     for name, a in arrays.items():
         a = np.ascontiguousarray(a)
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} holds NaN or inf; refusing to save it to {path}")
         if dtype is not None and a.dtype.kind == "f":
             a = a.astype(dtype)
         out[name] = a

@@ -162,8 +162,8 @@ class LatentTrainer(Trainer):
     out_dir also gets vae/ (a copy of the frozen VAE); final/ is a pipeline folder with vae/,
     and the sample grids are decoded to pixels."""
 
-    def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True):
-        super().__init__(model, scheduler, data, config, out_dir, progress)
+    def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True, settings=None):
+        super().__init__(model, scheduler, data, config, out_dir, progress, settings)
         self.vae = vae
         if not (self.out_dir / "vae" / ckpt.CONFIG_NAME).is_file():
             ckpt.save_model(vae, self.out_dir / "vae")

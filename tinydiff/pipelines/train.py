@@ -13,6 +13,7 @@ same in a run that was interrupted and resumed as in one that was not, so resumi
 checkpoint ends with identical weights.
 """
 
+import errno
 import os
 import shutil
 from dataclasses import asdict
@@ -21,17 +22,26 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+import tinydiff
+
 from tinydiff.nn import Dropout, mse_loss
 from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
+from tinydiff.pipelines import run_settings
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_image_grid
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradients became NaN/inf; the last good checkpoint is untouched."""
+    """The loss, the gradients or the weights became NaN/inf; nothing non-finite was saved and
+    the last good checkpoint is untouched."""
+
+
+class SaveFailed(RuntimeError):
+    """A checkpoint, sample grid or final model could not be written (a full disk, a lost
+    permission); the last good checkpoint is untouched."""
 
 
 def loss_weights(snr, prediction_type, gamma):
@@ -71,10 +81,16 @@ class Trainer:
     config : TrainConfig
     out_dir : path
         Gets checkpoints/, samples/ and, at the end, final/ (a model + scheduler folder).
+    settings : dict, optional
+        What the caller decided (the CLI: every flag), JSON, stored in each checkpoint's
+        trainer_state.json as `run_settings` for the caller to compare on resume
+        (tinydiff.pipelines.run_settings). The Trainer itself compares on resume its config,
+        the model's config and the scheduler's config.
     """
 
-    def __init__(self, model, scheduler, data, config, out_dir, progress=True):
+    def __init__(self, model, scheduler, data, config, out_dir, progress=True, settings=None):
         config.validate()
+        self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
         self.net = model  # what predict and backward run: the model, or its DataParallel during run()
         self.out_dir = Path(out_dir)
@@ -141,22 +157,24 @@ class Trainer:
         return self._loop(stop)
 
     def _loop(self, stop):
-        cfg = self.config
         bar = tqdm(total=stop, initial=self.step, desc="training", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
+        try:
+            return self._steps(stop, bar)
+        finally:
+            bar.close()  # also on Ctrl-C, before the caller's one-line message
+
+    def _steps(self, stop, bar):
+        cfg = self.config
         recent = []
         while self.step < stop:
             try:
                 loss, grad_norm = self.train_step(self.step)
             except FloatingPointError as err:
-                bar.close()
-                latest = self.latest_checkpoint()
-                where = f"the last good checkpoint, {latest}, is untouched (resume with --resume)" if latest \
-                    else "no checkpoint had been written yet"
                 raise TrainingDiverged(
                     f"training stopped at step {self.step}: {err}. Nothing was saved for this step; "
-                    f"{where}. A lower learning rate (now {cfg.lr}) or stronger clipping usually helps."
-                ) from None
+                    f"{self.where_to_resume()}. A lower learning rate (now {cfg.lr}) or stronger clipping "
+                    f"usually helps.") from None
             self.step += 1
             recent.append(loss)
             if self.step % cfg.log_every == 0 or self.step == stop:
@@ -165,14 +183,48 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}", grad=f"{grad_norm:.2f}", lr=f"{self.optimizer.lr:.2e}")
             bar.update(1)
             if self.step % cfg.checkpoint_every == 0 or self.step == stop:
-                self.save_checkpoint()
+                self.saving(f"step {self.step}", self.save_checkpoint)
             if cfg.sample_every and self.step % cfg.sample_every == 0:
-                self.save_samples()
-        bar.close()
+                self.saving(f"the samples of step {self.step}", self.save_samples)
         if self.step == cfg.steps:
-            self.save_final()
-            self.save_samples()
+            self.saving("the final model", self.save_final)
+            self.saving(f"the samples of step {self.step}", self.save_samples)
         return self.log
+
+    def where_to_resume(self):
+        """'the last good checkpoint is step M (DIR)...', for messages."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint is step {int(latest.name.split('-')[-1])} ({latest})"
+
+    def saving(self, what, save):
+        """save(); an OSError (a full disk, a lost permission) becomes one SaveFailed line that
+        says what was lost and where the run can continue from."""
+        try:
+            return save()
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                cause = "no space left on device" if err.errno == errno.ENOSPC else "disk quota exceeded"
+                fix = "free space"
+            else:
+                cause = f"{err.strerror or err}{f': {err.filename}' if err.filename else ''}"
+                fix = "fix that"
+            raise SaveFailed(f"{cause} while saving {what}; {self.where_to_resume()}; "
+                             f"{fix} and continue with --resume") from None
+
+    def check_finite_weights(self):
+        """Refuse to save weights (or EMA weights) that hold NaN/inf: a checkpoint or final/
+        never holds them."""
+        arrays = list(self.model.named_parameters()) + \
+            [(f"EMA of {name}", shadow) for (name, _), shadow in zip(self.model.named_parameters(), self.ema.shadow)]
+        for name, array in arrays:
+            values = getattr(array, "data", array)
+            if not np.all(np.isfinite(values)):
+                raise TrainingDiverged(
+                    f"training stopped at step {self.step}: the weights {name} hold NaN or inf, so they were "
+                    f"not saved; {self.where_to_resume()}. A lower learning rate (now {self.config.lr}) "
+                    f"usually helps.")
 
     # ---- outputs -------------------------------------------------------------------------
     def checkpoint_dir(self):
@@ -190,12 +242,13 @@ class Trainer:
         dropout_rngs = {name: m.rng.bit_generator.state for name, m in self.model.named_modules()
                         if isinstance(m, Dropout)}
         return {"step": self.step, "config": asdict(self.config), "log": self.log,
-                "dropout_rng_states": dropout_rngs}
+                "dropout_rng_states": dropout_rngs, "run_settings": self.settings}
 
     def save_checkpoint(self):
         """checkpoints/step-NNNNNNN/ written atomically, then the `latest` pointer swapped
         atomically (os.replace); older checkpoints beyond keep_checkpoints are removed."""
         name = f"step-{self.step:07d}"
+        self.check_finite_weights()
         opt_state, ema_state = self.optimizer.state_dict(), self.ema.state_dict()
 
         def write(tmp):
@@ -223,15 +276,7 @@ class Trainer:
         if path is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.checkpoint_dir()} (no 'latest' pointer)")
         state = ckpt.read_json(path / "trainer_state.json")
-        # how many processes share the work is how the run is computed, not what it trains (like
-        # the thread count, it changes only the rounding of the batch's gradient sums), so a run
-        # may resume with another; checkpoints from before the field existed lack it
-        saved = {k: v for k, v in state["config"].items() if k != "processes"}
-        wanted = {k: v for k, v in asdict(self.config).items() if k != "processes"}
-        if saved != wanted:
-            changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
-            raise ValueError(f"--resume: the training settings differ from the checkpoint's in {changed}; "
-                             f"resume with the same settings (see {path / 'trainer_state.json'})")
+        run_settings.refuse_changes(self.resume_problems(path, state), self.out_dir)
         self.model.load_state_dict(ckpt.load_arrays(path / ckpt.WEIGHTS_NAME))
         numbers = ckpt.read_json(path / "optimizer_state.json")
         self.optimizer.load_state_dict({**numbers["optimizer"], **ckpt.load_arrays(path / "optimizer.safetensors")})
@@ -241,6 +286,21 @@ class Trainer:
                 module.rng.bit_generator.state = state["dropout_rng_states"][name]
         self.step = state["step"]
         self.log = [tuple(entry) for entry in state["log"]]
+
+    def resume_problems(self, path, state):
+        """How this Trainer differs from checkpoint `path` (trainer_state `state`): the
+        training settings (except how the run is watched; steps may grow: it is extended), the
+        model's config and the scheduler's config, which checkpoints have always held."""
+        saved, now = state["config"], asdict(self.config)
+        problems = [f"{key}: the run used {old}, now {new}" for key, old, new in
+                    run_settings.differences(saved, now, run_settings.IGNORED_CONFIG | {"steps"})]
+        problems.append(run_settings.steps_problem("steps", saved["steps"], now["steps"]))
+        problems += run_settings.model_problems(ckpt.read_json(path / ckpt.CONFIG_NAME),
+                                                ckpt.model_config(self.model), "the model's")
+        if self.scheduler is not None and (path / "scheduler_config.json").is_file():
+            problems += run_settings.model_problems(ckpt.read_json(path / "scheduler_config.json"),
+                                                    scheduler_config(self.scheduler), "the scheduler's")
+        return [p for p in problems if p]
 
     def save_final(self):
         """final/: the EMA weights as a model folder plus the scheduler, diffusers' layout."""
@@ -275,8 +335,8 @@ def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
     def write(tmp):
         (tmp / "unet").mkdir()
         (tmp / "scheduler").mkdir()
-        index = {"_class_name": "DDPMPipeline", "unet": ["diffusers", type(model).__name__],
-                 "scheduler": ["diffusers", kind]}
+        index = {"_class_name": "DDPMPipeline", "_tinydiff_version": tinydiff.__version__,
+                 "unet": ["diffusers", type(model).__name__], "scheduler": ["diffusers", kind]}
         if vae is not None:
             # diffusers has no unconditional pipeline with an AutoencoderKL; each part loads
             # with from_pretrained(DIR, subfolder=...)

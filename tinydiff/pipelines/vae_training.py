@@ -122,8 +122,9 @@ class VAETrainer(Trainer):
     scaling_factor (load it with tinydiff.pipelines.checkpoint.load_model).
     """
 
-    def __init__(self, vae, data, config, out_dir, progress=True):
+    def __init__(self, vae, data, config, out_dir, progress=True, settings=None):
         config.validate()
+        self.settings = dict(settings or {})  # stored in each checkpoint (see Trainer)
         self.model, self.data, self.config, self.scheduler = vae, data, config, None
         self.out_dir = Path(out_dir)
         self.progress = progress

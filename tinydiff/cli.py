@@ -9,70 +9,19 @@
 """
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
 import tinydiff
+from tinydiff.cli_info import cmd_info
 from tinydiff.cli_types import decay, flag_list, int_list, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 
-def blas_description():
-    """Name and version of the BLAS NumPy was built against, as NumPy reports it."""
-    import numpy as np
-
-    try:
-        config = np.show_config(mode="dicts")
-    except TypeError:  # numpy < 1.26 has no mode argument
-        return "unknown (numpy < 1.26 does not report it)"
-    blas = config.get("Build Dependencies", {}).get("blas", {})
-    name = blas.get("name", "unknown")
-    version = blas.get("version", "")
-    return f"{name} {version}".strip()
-
-
-def numba_threading():
-    """(threading layer, thread count). The layer is only chosen once a parallel kernel runs,
-    so run a tiny one first."""
-    import numba
-    import numpy as np
-
-    from tinydiff.kernels.probe import parallel_sum
-
-    parallel_sum(np.ones(64))
-    try:
-        layer = numba.threading_layer()
-    except ValueError:
-        layer = "not initialised"
-    return layer, numba.get_num_threads()
-
-
-def cmd_info(args):
-    import numba
-    import numpy as np
-
-    from tinydiff.kernels import blas as kernel_blas
-    from tinydiff.kernels.conv import describe_path as conv_path
-
-    layer, threads = numba_threading()
-    rows = [
-        ("tinydiff", tinydiff.__version__),
-        ("python", f"{platform.python_version()} ({sys.executable})"),
-        ("platform", platform.platform()),
-        ("numpy", np.__version__),
-        ("numba", numba.__version__),
-        ("numba threading layer", layer),
-        ("numba threads", str(threads)),
-        ("numpy BLAS", blas_description()),
-        ("BLAS thread timeout", f"OPENBLAS_THREAD_TIMEOUT={tinydiff.blas_thread_timeout()}"),
-        ("BLAS threads", kernel_blas.describe()),
-        ("malloc", tinydiff.malloc_setting()),
-        ("conv2d 3x3", conv_path((3, 3), 1, 1)),
-    ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    return 0
+OVERWRITE_RUN_HELP = (
+    "start over in an OUT that holds a run: removes its checkpoints/, samples/ and final/ (only what "
+    "tinydiff wrote there). --resume instead continues it, refusing any changed flag except a larger "
+    "--steps, which extends the run: the cosine learning-rate schedule is recomputed for the new total "
+    "(no second warm-up), so the rate rises again from the old schedule's end")
 
 
 def add_train_parser(sub):
@@ -112,6 +61,7 @@ def add_train_parser(sub):
                         "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
                         "kernels split over the cores); see tinydiff.parallel")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
     p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
                    "this VAE (a `tinydiff train-vae` output folder or a model folder); the UNet's sample size "
                    "becomes the latent's and OUT/final gets the VAE in vae/")
@@ -142,10 +92,14 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None):
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
     from tinydiff.parallel import default_processes
-    from tinydiff.pipelines import TrainConfig, Trainer, TrainingDiverged
+    from tinydiff.cli_run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
+    from tinydiff.pipelines import TrainConfig, Trainer
     from tinydiff.pipelines.data_sources import make_source
+    from tinydiff.pipelines.outputs import remove_run
+    from tinydiff.pipelines.run_settings import flag_settings
 
     try:
+        state, removal = prepare_run_folder(args, TRAIN_PARTS, command_defaults("train", args))
         data = make_source(args.dataset, args.batch_size, args.seed, image_size=args.image_size,
                            labelled=args.class_conditional, path=args.data_path)
         x0, labels = data(0)
@@ -166,27 +120,25 @@ def cmd_train(args):
         model = build_denoiser(args, x0.shape[1] if x0.ndim == 4 else None, num_classes,
                                sample_size=x0.shape[2] if vae is not None else None)
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             warmup_steps=min(args.warmup_steps, args.steps - 1), ema_decay=args.ema_decay,
+                             warmup_steps=resumed_warmup(state, args.warmup_steps, args.steps), ema_decay=args.ema_decay,
                              min_snr_gamma=args.min_snr_gamma, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
                              # toy 2-D models are too small for a second process to pay
                              processes=args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))
         scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type,
                                   clip_sample=vae is None)  # latents are not confined to [-1, 1]
+        remove_run(args.out, removal)  # --overwrite: only now that everything else is known to work
         if vae is None:
-            trainer = Trainer(model, scheduler, data, config, args.out)
+            trainer = Trainer(model, scheduler, data, config, args.out, settings=flag_settings(args))
         else:
             from tinydiff.pipelines.latent import LatentTrainer
 
-            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out)
+            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out, settings=flag_settings(args))
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff train: {err}") from None
     print(f"training {type(model).__name__} ({model.num_parameters() / 1e6:.2f} M parameters) on "
           f"{args.dataset}; output in {args.out}")
-    try:
-        log = trainer.run(resume=args.resume)
-    except (TrainingDiverged, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"tinydiff train: {err}") from None
+    log = run_to_the_end(trainer, "train", args.resume)
     print(f"final loss {log[-1][1]:.4f}; model in {args.out / 'final'}; samples in {args.out / 'samples'}")
     return 0
 
@@ -219,18 +171,22 @@ def add_train_vae_parser(sub):
     p.add_argument("--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints")
     p.add_argument("--sample-every", type=nonnegative_int, default=400, help="steps between reconstruction grids (0: only at the end)")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
     p.set_defaults(func=cmd_train_vae)
 
 
 def cmd_train_vae(args):
     import numpy as np
 
+    from tinydiff.cli_run import TRAIN_VAE_PARTS, prepare_run_folder, run_to_the_end
     from tinydiff.models import AutoencoderKL
-    from tinydiff.pipelines import TrainingDiverged
     from tinydiff.pipelines.data_sources import make_source
+    from tinydiff.pipelines.outputs import remove_run
+    from tinydiff.pipelines.run_settings import flag_settings
     from tinydiff.pipelines.vae_training import VAETrainConfig, VAETrainer
 
     try:
+        state, removal = prepare_run_folder(args, TRAIN_VAE_PARTS, command_defaults("train-vae", args))
         data = make_source(args.dataset, args.batch_size, args.seed, image_size=args.image_size, path=args.data_path)
         x0, _ = data(0)
         n = len(args.channels)
@@ -240,19 +196,18 @@ def cmd_train_vae(args):
             latent_channels=args.latent_channels, norm_num_groups=args.groups, sample_size=args.image_size,
             rng=np.random.default_rng(args.seed))
         config = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-                                reconstruction=args.reconstruction, warmup_steps=min(100, args.steps - 1),
+                                reconstruction=args.reconstruction,
+                                warmup_steps=state["config"]["warmup_steps"] if state else min(100, args.steps - 1),
                                 ema_decay=args.ema_decay, latent_norm=args.latent_norm,
                                 seed=args.seed, checkpoint_every=args.checkpoint_every,
                                 sample_every=args.sample_every)
-        trainer = VAETrainer(vae, data, config, args.out)
+        remove_run(args.out, removal)  # --overwrite: only now that everything else is known to work
+        trainer = VAETrainer(vae, data, config, args.out, settings=flag_settings(args))
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff train-vae: {err}") from None
     print(f"training AutoencoderKL ({vae.num_parameters() / 1e6:.2f} M parameters) on {args.dataset}: "
           f"{x0.shape[1:]} -> latents {vae.latent_shape(1, args.image_size)[1:]}; output in {args.out}")
-    try:
-        log = trainer.run(resume=args.resume)
-    except (TrainingDiverged, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"tinydiff train-vae: {err}") from None
+    log = run_to_the_end(trainer, "train-vae", args.resume)
     c = vae.config
     norm = (f"scaling_factor {c['scaling_factor']:.4f}" if c["latents_mean"] is None else
             f"latents_mean {np.round(c['latents_mean'], 3).tolist()}, latents_std {np.round(c['latents_std'], 3).tolist()}")
@@ -277,7 +232,23 @@ def add_sample_parser(sub):
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
     p.add_argument("--gif", type=Path, help="also write an animated GIF of x_t and predicted x_0")
     p.add_argument("--npz", type=Path, help="also save the samples as array `samples` (N, C, H, W) in [-1, 1]")
+    p.add_argument("--overwrite", action="store_true", help="replace --out, --gif and --npz files that exist")
     p.set_defaults(func=cmd_sample)
+
+
+def check_sample_outputs(args):
+    """Every file `sample` will write can be written, before the model is even loaded."""
+    from tinydiff.pipelines.outputs import OutputError, check_distinct, check_file_output
+
+    try:
+        check_file_output(args.out, "--out", args.overwrite)
+        if args.gif is not None:
+            check_file_output(args.gif, "--gif", args.overwrite, suffixes=(".gif",))
+        if args.npz is not None:
+            check_file_output(args.npz, "--npz", args.overwrite, suffixes=(".npz",))
+        check_distinct({"--out": args.out, "--gif": args.gif, "--npz": args.npz})
+    except OutputError as err:
+        raise SystemExit(f"tinydiff sample: {err}") from None
 
 
 def default_model_dir():
@@ -302,6 +273,7 @@ def cmd_sample(args):
     from tinydiff.viz.gif import write_gif
     from tinydiff.viz.tiles import save_image_grid
 
+    check_sample_outputs(args)
     folder = args.model or default_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)
@@ -331,7 +303,9 @@ def cmd_sample(args):
     if vae is not None:  # the UNet sampled latents: decode them to pixels
         x = decode_latents(vae, x)
         trajectory = decode_trajectory(vae, trajectory) if trajectory else None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for path in (args.out, args.gif, args.npz):  # each was checked to be creatable
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     zoom = max(2, 64 // x.shape[-1])  # small images (the shipped 16x16 glyphs) are drawn larger
     # cycling through every class: one column per class, so that each column is one class
     ncols = classes if classes and not args.label else None
@@ -356,12 +330,19 @@ def add_export_parser(sub):
         "on a GPU with diffusers."))
     p.add_argument("--diffusers", type=Path, required=True, metavar="DIR", help="folder to write")
     p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace DIR if it is not empty; only a model folder tinydiff wrote is replaced")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args):
     from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
+    from tinydiff.pipelines.outputs import OutputError, check_model_destination
 
+    try:
+        check_model_destination(args.diffusers, "--diffusers", args.overwrite)
+    except OutputError as err:
+        raise SystemExit(f"tinydiff export: {err}") from None
     folder = args.model or default_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)
@@ -379,6 +360,13 @@ def cmd_export(args):
     return 0
 
 
+def command_defaults(command, args):
+    """{flag dest: its default} for `command`'s flags: a flag a run's checkpoints do not record
+    (the run is older than the flag) must keep its default on --resume."""
+    sub = build_parser().commands[command]
+    return {key: sub.get_default(key) for key in vars(args)}
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="tinydiff",
@@ -392,6 +380,7 @@ def build_parser():
     add_train_vae_parser(sub)
     add_sample_parser(sub)
     add_export_parser(sub)
+    parser.commands = sub.choices  # name -> its parser (command_defaults reads them)
     return parser
 
 
@@ -401,4 +390,8 @@ def main(argv=None):
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # before training started (training says where it stopped)
+        sys.stderr.write(f"\ntinydiff {args.command}: interrupted; nothing was written\n")
+        raise SystemExit(130) from None

@@ -64,7 +64,14 @@ def _same(a, b):
 
 
 def _shown(value):
-    return "not set" if value is None else json.dumps(as_json(value))
+    """A value as the user would type it: on/off for a switch, 8,16 for a list."""
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def differences(saved, now, ignored=()):

@@ -26,6 +26,10 @@ parts: the first slice's, then each worker's, in worker order, so a seed still g
 result). Arrays travel between the processes as raw bytes with a JSON header (no pickle).
 Batches smaller than the number of processes run in the calling process alone.
 
+Ctrl-C: the workers ignore SIGINT (the terminal sends it to every process of the job); the
+calling process gets KeyboardInterrupt, closes this object and says where the run stopped. A
+worker whose calling process died (its pipe closed) exits quietly.
+
 Limits: the model must be one tinydiff builds from its config (tinydiff.pipelines.checkpoint
 .model_from_config: UNet2DModel, MLPDenoiser, ConvClassifier; not AutoencoderKL, whose loss
 reads the whole batch's posterior off the model), with all parameters of one dtype, and its
@@ -39,7 +43,10 @@ run's, but a seed (and a resumed checkpoint) still gives the same run.
 import contextlib
 import json
 import multiprocessing
+import signal
 import sys
+import threading
+import time
 import traceback
 from multiprocessing import shared_memory
 
@@ -143,6 +150,25 @@ class _Layout:
 
 # ---- the worker process -----------------------------------------------------------------------
 
+# the calling process went away: its end of the pipe closed
+_PARENT_GONE = (EOFError, BrokenPipeError, ConnectionResetError)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while the workers start: a process started with SIGINT ignored keeps it
+    ignored (Python installs its KeyboardInterrupt handler only over the default), so a Ctrl-C
+    reaches the calling process alone, even while a worker is still importing tinydiff."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; _serve ignores SIGINT itself
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _attach(name):
     """Open the calling process's shared block `name` (its resource tracker, which the spawned
     worker shares, already knows the block: the calling process creates and removes it)."""
@@ -152,6 +178,7 @@ def _attach(name):
 def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
     """A worker: build the model, map its parameters and gradients onto the shared blocks, then
     answer "forward" and "backward" requests until "close" (or the pipe closes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the calling process's to handle
     data_shm = grad_shm = model = None
     rss_at_mark = None
     try:
@@ -186,13 +213,15 @@ def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
                     if rss_at_mark is None:
                         raise RuntimeError("memory_peak before memory_mark")
                     _send(conn, "peak", [np.array([status_kib("VmHWM") - rss_at_mark])])
-    except EOFError:  # the parent went away
+    except _PARENT_GONE:  # the calling process went away (killed, or it stopped listening): exit quietly
         pass
     except BaseException:
         message = traceback.format_exc()
         try:
             _send(conn, "error", message=message)
-        except Exception:  # the parent is gone or not listening: leave the traceback on stderr
+        except _PARENT_GONE:
+            pass
+        except Exception:  # the parent is not listening: leave the traceback on stderr
             sys.stderr.write(message)
             raise SystemExit(1)
     finally:
@@ -205,6 +234,19 @@ def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
 
 
 # ---- the calling process ----------------------------------------------------------------------
+
+def _drain_until_exit(process, conn, timeout):
+    """Wait for a worker to exit, reading (and dropping) what it still sends: after Ctrl-C or
+    an error it may be finishing a reply nobody reads, which must not block it on a full pipe."""
+    deadline = time.monotonic() + timeout
+    while process.is_alive() and time.monotonic() < deadline:
+        try:
+            if conn.poll(0.05):
+                conn.recv_bytes()
+        except (EOFError, OSError):
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            return
+
 
 class DataParallel:
     """Run `model` on `processes` processes, each taking a slice of every batch (see above).
@@ -254,7 +296,8 @@ class DataParallel:
                     target=_serve, name=f"tinydiff-data-parallel-{i}", daemon=True,
                     args=(theirs, config_json, self._layout.shapes, self._layout.dtype.str,
                           self._data_shm.name, grad_shm.name))
-                process.start()
+                with _sigint_ignored():
+                    process.start()
                 theirs.close()
                 self._workers.append((process, ours, self._layout.views(grad_shm.buf)))
             for i in range(len(self._workers)):
@@ -387,7 +430,7 @@ class DataParallel:
             with contextlib.suppress(Exception):
                 _send(conn, "close")
         for process, conn, _ in self._workers:
-            process.join(timeout=10)
+            _drain_until_exit(process, conn, timeout=10)
             if process.is_alive():
                 process.terminate()
                 process.join(timeout=5)

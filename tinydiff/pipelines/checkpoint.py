@@ -14,11 +14,13 @@ if a crash falls between them, load_folder finds the set-aside copy and puts it 
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 import tinydiff
@@ -97,7 +99,19 @@ def save_arrays(path, arrays, dtype=None):
         if dtype is not None and a.dtype.kind == "f":
             a = a.astype(dtype)
         out[name] = a
-    save_file(out, str(path))
+    try:
+        save_file(out, str(path))
+    except SafetensorError as err:
+        raise os_error_of(err, path) from None
+
+
+def os_error_of(err, path):
+    """safetensors reports a failed write (a full disk) as its own error, 'I/O error: ...
+    (os error 28)'; give it back as the OSError it was, so callers can tell ENOSPC apart."""
+    code = re.search(r"\(os error (\d+)\)", str(err))
+    if code is None:
+        return err
+    return OSError(int(code[1]), os.strerror(int(code[1])), str(path))
 
 
 def load_arrays(path):

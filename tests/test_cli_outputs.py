@@ -225,6 +225,9 @@ def test_class_count_comes_from_the_data_set(tmp_path):
                  "--processes", "1", "--out", str(out)]) == 0
     config = json.loads((out / "final" / "unet" / "config.json").read_text())
     assert config["num_class_embeds"] == 10
+    from PIL import Image
+
+    assert Image.open(out / "samples" / "step-0000003.png").size[0] >= 256  # 8 px glyphs, zoomed
 
 
 def test_data_sources_know_their_class_count(tmp_path):

@@ -29,7 +29,6 @@ from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train import Trainer, save_pipeline
 from tinydiff.pipelines.vae_training import in_batches
-from tinydiff.viz.tiles import save_image_grid
 
 
 def latent_shift_and_scale(vae):
@@ -175,12 +174,8 @@ class LatentTrainer(Trainer):
     def save_samples(self):
         cfg = self.config
         ddim = scheduler_from_config("ddim", scheduler_config(self.scheduler))
-        labels = None
-        if self.model.config.get("num_class_embeds"):
-            labels = np.arange(cfg.num_samples) % self.model.config["num_class_embeds"]
+        labels = self.sample_labels()
         with self.ema.swap_in():
             x = sample_latent(self.model, ddim, self.vae, cfg.num_samples, np.random.default_rng(cfg.seed),
                               cfg.sample_steps, class_labels=labels)
-        folder = self.out_dir / "samples"
-        folder.mkdir(parents=True, exist_ok=True)
-        return save_image_grid(folder / f"step-{self.step:07d}.png", x)
+        return self.save_grid(x, labels)

@@ -31,7 +31,7 @@ from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
-from tinydiff.viz.tiles import save_image_grid
+from tinydiff.viz.tiles import save_labelled_grid
 
 
 class TrainingDiverged(RuntimeError):
@@ -313,16 +313,30 @@ class Trainer:
         if self.model.config.get("sample_size") is None:
             return None  # 2-D models: lessons plot their points instead
         c, s = self.model.config["in_channels"], self.model.config["sample_size"]
-        labels = None
-        if self.model.config.get("num_class_embeds"):
-            labels = np.arange(cfg.num_samples) % self.model.config["num_class_embeds"]
+        labels = self.sample_labels()
         ddim = scheduler_from_config("ddim", scheduler_config(self.scheduler))
         with self.ema.swap_in():
             x = sample(self.model, ddim, (cfg.num_samples, c, s, s), np.random.default_rng(cfg.seed),
                        cfg.sample_steps, class_labels=labels)
+        return self.save_grid(x, labels)
+
+    def sample_labels(self):
+        """The class of each sample of a grid (cycling through the classes), or None."""
+        classes = self.model.config.get("num_class_embeds")
+        return None if not classes else np.arange(self.config.num_samples) % classes
+
+    def save_grid(self, x, labels, title=None):
+        """samples/step-N.png: x zoomed to be seen, titled with the step; with class labels,
+        one column per class (when they fit in 16 columns), each headed by its class."""
         folder = self.out_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
-        return save_image_grid(folder / f"step-{self.step:07d}.png", x)
+        ncols = col_labels = None
+        title = title or f"step {self.step}"
+        classes = self.model.config.get("num_class_embeds")
+        if labels is not None and classes <= 16:
+            ncols, col_labels = classes, [str(c) for c in range(classes)]
+            title += "; one column per class"
+        return save_labelled_grid(folder / f"step-{self.step:07d}.png", x, title, col_labels, ncols)
 
 
 def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):

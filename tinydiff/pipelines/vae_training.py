@@ -26,7 +26,7 @@ from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.train import TrainConfig, Trainer
 from tinydiff.pipelines.train_config import check_choice_field, check_float_field, check_int_field
-from tinydiff.viz.tiles import save_image_grid
+from tinydiff.viz.tiles import save_labelled_grid
 
 RECONSTRUCTION_LOSSES = ("l1", "mse")
 
@@ -208,4 +208,5 @@ class VAETrainer(Trainer):
             rec = reconstruct(self.model, images)
         folder = self.out_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
-        return save_image_grid(folder / f"step-{self.step:07d}.png", np.concatenate([images, rec]), ncols=min(n, 8))
+        return save_labelled_grid(folder / f"step-{self.step:07d}.png", np.concatenate([images, rec]),
+                                  f"step {self.step}: held-out images above their reconstructions", ncols=min(n, 8))

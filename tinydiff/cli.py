@@ -17,11 +17,13 @@ from tinydiff.cli_info import cmd_info
 from tinydiff.cli_types import decay, flag_list, int_list, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 
-OVERWRITE_RUN_HELP = (
-    "start over in an OUT that holds a run: removes its checkpoints/, samples/ and final/ (only what "
-    "tinydiff wrote there). --resume instead continues it, refusing any changed flag except a larger "
-    "--steps, which extends the run: the cosine learning-rate schedule is recomputed for the new total "
-    "(no second warm-up), so the rate rises again from the old schedule's end")
+RESUME_HELP = (
+    "continue the run in OUT from its latest checkpoint. Every flag must be the run's (a change is "
+    "named and refused), except a larger --steps, which extends the run: the cosine learning-rate "
+    "schedule is recomputed for the new total (no second warm-up), so the rate rises again from where "
+    "the old schedule ended")
+OVERWRITE_RUN_HELP = ("start over in an OUT that holds a run: removes its checkpoints/, samples/ and final/ "
+                      "(only what tinydiff wrote there; your other files stay)")
 
 
 def add_train_parser(sub):
@@ -60,7 +62,7 @@ def add_train_parser(sub):
                    help="processes that train together, each on a slice of every batch (default for images: "
                         "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
                         "kernels split over the cores); see tinydiff.parallel")
-    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
     p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
                    "this VAE (a `tinydiff train-vae` output folder or a model folder); the UNet's sample size "
@@ -170,7 +172,7 @@ def add_train_vae_parser(sub):
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints")
     p.add_argument("--sample-every", type=nonnegative_int, default=400, help="steps between reconstruction grids (0: only at the end)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint (same settings)")
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
     p.set_defaults(func=cmd_train_vae)
 

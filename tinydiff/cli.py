@@ -14,7 +14,8 @@ from pathlib import Path
 
 import tinydiff
 from tinydiff.cli_info import cmd_info
-from tinydiff.cli_types import decay, flag_list, int_list, nonnegative_float, nonnegative_int, positive_float, positive_int
+from tinydiff.cli_types import (decay, flag_list, int_list, nonnegative_float, nonnegative_int, positive_float,
+                                positive_int)
 
 
 RESUME_HELP = (

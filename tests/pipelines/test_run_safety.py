@@ -166,3 +166,25 @@ def test_safetensors_write_errors_come_back_as_the_os_error(tmp_path, monkeypatc
     with pytest.raises(OSError) as raised:
         ckpt.save_arrays(tmp_path / "w.safetensors", {"w": np.zeros(2, np.float32)})
     assert raised.value.errno == errno.ENOSPC
+
+
+def test_ctrl_c_in_train_vae_says_where_to_continue(tmp_path, monkeypatch, capsys):
+    """(The SIGINT itself is sent to real processes in tests/test_cli_interrupt.py.)"""
+    from tinydiff.pipelines.vae_training import VAETrainer
+
+    train_step = VAETrainer.train_step
+
+    def interrupted_at_3(self, step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return train_step(self, step)
+
+    monkeypatch.setattr(VAETrainer, "train_step", interrupted_at_3)
+    out = tmp_path / "vae"
+    with pytest.raises(SystemExit) as stopped:
+        main(["train-vae", "--image-size", "16", "--channels", "8,8", "--latent-channels", "2", "--batch-size", "2",
+              "--steps", "6", "--checkpoint-every", "2", "--sample-every", "0", "--out", str(out)])
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # below the progress bar
+    assert err == (f"tinydiff train-vae: interrupted at step 3; the last checkpoint is step 2 "
+                   f"({out / 'checkpoints' / 'step-0000002'}); continue with --resume")

@@ -216,10 +216,10 @@ class Trainer:
     def check_finite_weights(self):
         """Refuse to save weights (or EMA weights) that hold NaN/inf: a checkpoint or final/
         never holds them."""
-        arrays = list(self.model.named_parameters()) + \
-            [(f"EMA of {name}", shadow) for (name, _), shadow in zip(self.model.named_parameters(), self.ema.shadow)]
-        for name, array in arrays:
-            values = getattr(array, "data", array)
+        named = list(self.model.named_parameters())
+        arrays = [(name, p.data) for name, p in named] + \
+            [(f"EMA of {name}", shadow) for (name, _), shadow in zip(named, self.ema.shadow)]
+        for name, values in arrays:
             if not np.all(np.isfinite(values)):
                 raise TrainingDiverged(
                     f"training stopped at step {self.step}: the weights {name} hold NaN or inf, so they were "

@@ -87,6 +87,7 @@ REFUSED = [
     (["sample", "--model", "{final}", "--out", "{tmp}"], "--out: {tmp} is a folder; expected a file name"),
     (["sample", "--model", "{final}", "--out", "{tmp}/x.tiff2"], "Pillow cannot write a '.tiff2' image"),
     (["sample", "--model", "{final}", "--out", "{tmp}/noextension"], "Pillow cannot write a 'file without an ext"),
+    (["sample", "--model", "{final}", "--out", "{tmp}/x.xbm"], "Pillow cannot write a '.xbm' image"),
     (["sample", "--model", "{final}", "--out", "{png}"], "--out: {png} exists; pass --overwrite to replace it"),
     (["sample", "--model", "{final}", "--out", "{file}/x.png"], "is a file, not a folder"),
     (["sample", "--model", "{final}", "--out", "{tmp}/a.png", "--gif", "{tmp}/a.png"], "--gif: expected a file name "

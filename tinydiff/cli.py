@@ -395,6 +395,6 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except KeyboardInterrupt:  # before training started (training says where it stopped)
-        sys.stderr.write(f"\ntinydiff {args.command}: interrupted; nothing was written\n")
+    except KeyboardInterrupt:  # one line; training says itself where it stopped
+        sys.stderr.write(f"\ntinydiff {args.command}: interrupted\n")
         raise SystemExit(130) from None

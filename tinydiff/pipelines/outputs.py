@@ -56,12 +56,22 @@ def check_folder_output(path, flag):
 
 
 def pillow_writes(path):
-    """True if Pillow has a writer for the file name's extension (.png, .jpg, .gif, ...)."""
+    """True if Pillow writes an RGB picture under the file name's extension (.png, .jpg, .gif,
+    ...): some formats it knows take other modes only (.xbm is black and white), so a 1-pixel
+    picture is written to memory to find out."""
+    import io
+
     from PIL import Image
 
     Image.init()
     kind = Image.registered_extensions().get(Path(path).suffix.lower())
-    return kind is not None and kind in Image.SAVE
+    if kind is None or kind not in Image.SAVE:
+        return False
+    try:
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=kind)
+    except Exception:  # each plugin raises its own error types  # noqa: BLE001
+        return False
+    return True
 
 
 def check_file_output(path, flag, overwrite=False, suffixes=None):

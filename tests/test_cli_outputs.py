@@ -246,6 +246,27 @@ def test_data_sources_know_their_class_count(tmp_path):
     assert make_source("folder", 2, 0, image_size=8, path=str(tmp_path)).num_classes == 3
 
 
+def test_a_full_disk_while_sampling_is_one_line(place, tmp_path, monkeypatch):
+    import errno
+
+    import tinydiff.viz.tiles as tiles
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "g.png"))
+
+    monkeypatch.setattr(tiles, "save_image_grid", full_disk)
+    with pytest.raises(SystemExit, match=r"^tinydiff sample: No space left on device \(.*g.png\)$"):
+        main(["sample", "--model", str(place / "run" / "final"), "--steps", "1", "--num", "2",
+              "--out", str(tmp_path / "g.png")])
+
+
+def test_a_link_is_not_replaced_by_export(place, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(SystemExit, match="--diffusers: .*link is a link; give the folder itself"):
+        main(["export", "--model", str(place / "run" / "final"), "--diffusers", str(tmp_path / "link")])
+
+
 def test_an_unwritable_place_is_refused_before_any_work(place, monkeypatch):
     """(Tests run as root here, where every folder is writable: os.access says no instead.)"""
     import tinydiff.pipelines.outputs as outputs

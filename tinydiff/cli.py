@@ -398,3 +398,6 @@ def main(argv=None):
     except KeyboardInterrupt:  # one line; training says itself where it stopped
         sys.stderr.write(f"\ntinydiff {args.command}: interrupted\n")
         raise SystemExit(130) from None
+    except OSError as err:  # a full disk or a lost permission while writing: the outputs were checked before
+        where = f" ({err.filename})" if err.filename else ""
+        raise SystemExit(f"tinydiff {args.command}: {err.strerror or err}{where}") from None

@@ -128,6 +128,8 @@ def check_model_destination(path, flag, overwrite):
     """A model folder (export's --diffusers) may be written at `path`: it is new or empty, or,
     with `overwrite`, a model folder tinydiff wrote. A file is never replaced."""
     path = Path(path)
+    if path.is_symlink():
+        raise OutputError(f"{flag}: {path} is a link; give the folder itself")
     check_folder_output(path, flag)
     if path.is_dir() and any(path.iterdir()):
         if not overwrite:

@@ -279,3 +279,17 @@ def test_an_unwritable_place_is_refused_before_any_work(place, monkeypatch):
         with pytest.raises(SystemExit, match=f"{flag}: cannot write in {place} \\(permission denied\\)"):
             main(fill(argv, place))
     assert digest(place) == before
+
+
+@pytest.mark.parametrize("argv", [["train", "--dataset", "glyphs", "--out", "x"], ["train-vae", "--out", "x"]])
+def test_flag_defaults_are_the_values_parsing_gives(argv):
+    """A flag a run did not record is compared with its default, so a default must be the
+    parsed value (a string default such as "0,0,1" would be converted by parsing, not by
+    get_default)."""
+    from tinydiff.cli import build_parser
+
+    parser = build_parser()
+    parsed = vars(parser.parse_args(argv))
+    command = parser.commands[argv[0]]
+    assert {k: v for k, v in parsed.items() if command.get_default(k) != v} == \
+        {"command": argv[0], "out": Path("x"), **({"dataset": "glyphs"} if argv[0] == "train" else {})}

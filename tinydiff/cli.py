@@ -46,7 +46,7 @@ def add_train_parser(sub):
     p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(32, 64, 64),
                    help="UNet block_out_channels, one per resolution (default 32,64,64)")
-    p.add_argument("--attention", type=flag_list, default="0,0,1",
+    p.add_argument("--attention", type=flag_list, default=(0, 0, 1),
                    help="1 where a resolution level gets self-attention, e.g. 0,0,1 (default)")
     p.add_argument("--layers-per-block", type=positive_int, default=1, help="resnets per level (default 1)")
     p.add_argument("--class-conditional", action="store_true", help="condition on the data set's labels")

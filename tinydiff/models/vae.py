@@ -126,7 +126,7 @@ def validate_config(c):
         c["latents_mean"] = config_floats(c["latents_mean"], "latents_mean", OWNER, latent)
         c["latents_std"] = config_floats(c["latents_std"], "latents_std", OWNER, latent)
         if min(c["latents_std"]) <= 0:
-            raise ValueError(f"{OWNER}: latents_std: expected {latent} numbers > 0 (one per latent channel), "
+            raise ValueError(f"{OWNER}: latents_std: expected {latent} positive numbers (one per latent channel), "
                              f"got {c['latents_std']}")
     check_model_size(OWNER, parameter_lower_bound(c), "block_out_channels and layers_per_block",
                      largest_activation(c), "sample_size and block_out_channels")

@@ -323,6 +323,14 @@ def cmd_sample(args):
     from tinydiff.viz.gif import write_gif
     from tinydiff.viz.tiles import save_image_grid
 
+    if not 0.0 <= args.eta <= 1.0:  # also refuses nan
+        raise SystemExit(f"tinydiff sample: --eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), "
+                         f"got {args.eta}")
+    if args.eta != 0.0 and args.scheduler != "ddim":
+        raise SystemExit(f"tinydiff sample: --eta is DDIM's; --scheduler {args.scheduler} takes none "
+                         f"(drop --eta, or use --scheduler ddim)")
+    if args.seed < 0:
+        raise SystemExit(f"tinydiff sample: --seed must be >= 0, got {args.seed}")
     folder = args.model or default_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)

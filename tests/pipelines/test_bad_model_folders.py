@@ -22,6 +22,7 @@ from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import AutoencoderKL, UNet2DModel
 from tinydiff.pipelines import load_pipeline, save_pipeline
 from tinydiff.pipelines import checkpoint as ckpt
+from tinydiff.pipelines.latent import load_pipeline_vae
 from tinydiff.pipelines.sampling import scheduler_config
 
 TINY_UNET = dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8), norm_num_groups=4,
@@ -48,7 +49,11 @@ def originals(tmp_path_factory):
                                                  enumerate(unet.named_parameters())})
     ckpt.write_json(step / "scheduler_config.json", scheduler_config(scheduler))
     ckpt.write_json(step / "trainer_state.json", {"step": 3, "config": {}, "log": []})
-    ckpt.save_model(AutoencoderKL(rng=np.random.default_rng(0), **TINY_VAE), root / "vae")
+    vae = AutoencoderKL(rng=np.random.default_rng(0), **TINY_VAE)
+    ckpt.save_model(vae, root / "vae")
+    latent_unet = UNet2DModel(rng=np.random.default_rng(0), **{**TINY_UNET, "in_channels": 2, "out_channels": 2,
+                                                              "sample_size": 4})
+    save_pipeline(root / "latent", latent_unet, scheduler, vae=vae)
     return root
 
 
@@ -171,7 +176,25 @@ CHECKPOINT_CASES = [
      ["scheduler_config.json", "no such file"]),
 ]
 
+VAE_CONFIG, VAE_WEIGHTS = "vae/config.json", "vae/diffusion_pytorch_model.safetensors"
+# a latent pipeline (unet/, scheduler/, vae/): its VAE is checked as carefully as its UNet; a
+# scaling_factor of 0 once sampled NaN images and exited 0
+LATENT_CASES = [
+    ("vae scaling_factor 0", lambda d: edit_json(d / VAE_CONFIG, scaling_factor=0),
+     [VAE_CONFIG, "scaling_factor", "got 0"]),
+    ("vae latents_std with a zero", lambda d: edit_json(d / VAE_CONFIG, latents_mean=[0, 0], latents_std=[1, 0]),
+     [VAE_CONFIG, "latents_std", "positive"]),
+    ("vae NaN weight", lambda d: edit_tensors(d / VAE_WEIGHTS, set_value("decoder.conv_out.weight", np.nan)),
+     [VAE_WEIGHTS, "decoder.conv_out.weight", "NaN/inf"]),
+    ("vae config is a list", lambda d: (d / VAE_CONFIG).write_text("[]"), [VAE_CONFIG, "expected a JSON object"]),
+    ("vae/ missing", lambda d: shutil.rmtree(d / "vae"), ["model_index.json", "lists a vae"]),
+    ("vae of other latent channels",
+     lambda d: ckpt.save_model(AutoencoderKL(**{**TINY_VAE, "latent_channels": 4}), d / "vae"),
+     [UNET_CONFIG, "in_channels=2", "latent_channels=4"]),
+]
+
 CASES = [(name, "pipeline", corrupt, expected) for name, corrupt, expected in PIPELINE_CASES]
+CASES += [(name, "latent", corrupt, expected) for name, corrupt, expected in LATENT_CASES]
 CASES += [(name, "checkpoint", corrupt, expected) for name, corrupt, expected in CHECKPOINT_CASES]
 
 
@@ -190,9 +213,10 @@ def assert_one_line_naming(message, expected):
 
 
 def test_the_good_folders_load(originals):
-    for layout in ("pipeline", "checkpoint"):
+    for layout in ("pipeline", "checkpoint", "latent"):
         model, config = load_pipeline(originals / layout)
         assert isinstance(model, UNet2DModel) and config["num_train_timesteps"] == 50
+        assert (load_pipeline_vae(originals / layout) is None) == (layout != "latent")
 
 
 @pytest.mark.parametrize("name,layout,corrupt,expected", CASES, ids=[c[0] for c in CASES])
@@ -200,6 +224,7 @@ def test_python_api_names_the_file(originals, tmp_path, name, layout, corrupt, e
     folder = damaged(originals, tmp_path, layout, corrupt)
     with pytest.raises((ValueError, FileNotFoundError)) as err:
         load_pipeline(folder)
+        load_pipeline_vae(folder)
     assert_one_line_naming(str(err.value), expected)
     assert str(folder) in str(err.value)
 
@@ -217,7 +242,7 @@ def test_cli_exits_with_one_line(originals, tmp_path, command, name, layout, cor
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "exported").exists()
 
 
-@pytest.mark.parametrize("case", ["config is UTF-16", "10^9 channels", "NaN weight"])
+@pytest.mark.parametrize("case", ["config is UTF-16", "10^9 channels", "NaN weight", "vae scaling_factor 0"])
 def test_subprocess_has_no_traceback(originals, tmp_path, case):
     name, layout, corrupt, expected = next(c for c in CASES if c[0] == case)
     folder = damaged(originals, tmp_path, layout, corrupt)

@@ -160,11 +160,18 @@ def load_pipeline_vae(path):
     """The VAE of a latent pipeline folder (vae/), or of the training run a checkpoint folder
     belongs to (RUN/vae beside RUN/checkpoints); None for a pixel-space model."""
     path = Path(path)
-    if (path / "model_index.json").is_file():
+    pipeline = (path / "model_index.json").is_file()
+    if pipeline:
         ckpt.check_pipeline_index(path)  # a listed vae/ that is missing is an error, not pixels
     for folder in (path / "vae", path.parent.parent / "vae"):
         if (folder / ckpt.CONFIG_NAME).is_file() and (folder == path / "vae" or (path / "trainer_state.json").is_file()):
-            return load_vae_folder(folder)
+            vae = load_vae_folder(folder)
+            unet_config = (path / "unet" if pipeline else path) / ckpt.CONFIG_NAME
+            channels = ckpt.read_json(unet_config).get("in_channels")
+            if channels != vae.config["latent_channels"]:
+                raise ValueError(f"{unet_config}: in_channels={channels}, but the VAE in {folder} has latent_channels="
+                                 f"{vae.config['latent_channels']}; the UNet must denoise that VAE's latents")
+            return vae
     return None
 
 

@@ -277,6 +277,10 @@ def unfinished_run_folder(root, good):
     return run
 
 
+def checkpoints_folder(root, good):
+    return run_folder(root, good) / "checkpoints"
+
+
 def unet_subfolder(root, good):
     shutil.copytree(good / "pipeline", root / "final")
     return root / "final" / "unet"
@@ -292,6 +296,7 @@ MISTAKES = [
     (vae_run_folder, ["holds a VAE", "tinydiff train --latent"]),
     (run_folder, ["training run", "tinydiff sample --model", "glyphs/final"]),
     (unfinished_run_folder, ["without final/ yet", "checkpoints/step-0000003"]),
+    (checkpoints_folder, ["checkpoints; the latest is", "checkpoints/step-0000003"]),
     (unet_subfolder, ["pipeline folder", "pass"]),
     (a_file, ["model.safetensors", "a file"]),
     (lambda root, good: root / "nowhere", ["nowhere", "no such folder"]),

@@ -111,7 +111,8 @@ def validate_config(c):
         raise ValueError(f"{OWNER}: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)} "
                          f"({n} levels, each after the first halving the resolution)")
     if c["act_fn"] != "silu":
-        raise ValueError(f"{OWNER}: act_fn: expected 'silu' (the only activation tinydiff's VAE has), got {c['act_fn']!r}")
+        raise ValueError(f"{OWNER}: act_fn: expected 'silu' (the only activation tinydiff's VAE has), "
+                         f"got {c['act_fn']!r}")
     for key in ("use_quant_conv", "use_post_quant_conv", "mid_block_add_attention"):
         c[key] = config_bool(c[key], key, OWNER)
     if not c["use_quant_conv"] or not c["use_post_quant_conv"]:

@@ -313,13 +313,17 @@ def not_a_pipeline(path):
     if (path / "final" / "model_index.json").is_file():
         return (f"{path}: not a tinydiff model folder but a training run's output folder; its model is "
                 f"{path / 'final'} (tinydiff sample --model {path / 'final'})")
-    latest = latest_checkpoint_in(path / "checkpoints") or latest_checkpoint_in(path)
+    latest = latest_checkpoint_in(path / "checkpoints")
     if latest is not None:
         if class_name(latest) == "AutoencoderKL":
             return (f"{path}: a VAE training run (AutoencoderKL) that has no final/ yet; once it has, train a "
                     f"diffusion model on its latents with `tinydiff train --latent {path} ...`")
         return (f"{path}: not a tinydiff model folder but a training run without final/ yet; its latest "
                 f"checkpoint is {latest} (tinydiff sample --model {latest})")
+    latest = latest_checkpoint_in(path)
+    if latest is not None:
+        return (f"{path}: not a tinydiff model folder but a training run's checkpoints; the latest is {latest} "
+                f"(tinydiff sample --model {latest})")
     name = class_name(path)
     if name is not None:
         if (path.parent / "model_index.json").is_file():

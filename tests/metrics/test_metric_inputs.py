@@ -37,7 +37,7 @@ GLYPH_CASES = [
     (lambda: np.repeat(glyphs(), 3, axis=1), None, ValueError, ["samples", "(4, 3, 16, 16)"]),
     (lambda: glyphs()[:0], None, ValueError, ["samples", "at least 2", "got 0"]),
     (lambda: glyphs()[:1], None, ValueError, ["samples", "at least 2", "got 1"]),
-    (lambda: (glyphs() + 1) * 127.5, None, ValueError, ["samples", "[-1, 1]", "255"]),
+    (lambda: ((glyphs() + 1) * 127.5).astype(np.uint8), None, TypeError, ["samples", "uint8", "127.5"]),
     (lambda: [["not", "images"]], None, TypeError, ["samples", "float array", "list"]),
     (lambda: glyphs(), np.arange(3), ValueError, ["labels", "4", "(3,)"]),
     (lambda: glyphs(), np.zeros(4), TypeError, ["labels", "integers", "float64"]),
@@ -67,6 +67,15 @@ def test_glyph_judge_still_scores_good_input(judge):
     assert result["n"] == 6 and 0 <= result["agreement"] <= 1 and np.isfinite(result["frechet"])
 
 
+def test_poor_samples_out_of_range_are_scored_not_refused(judge):
+    # an untrained model's unclipped samples reach well beyond [-1, 1]: a bad score, not bad input
+    wild = glyphs(4) * 12.0
+    assert np.isfinite(judge.score(wild)["frechet"])
+    assert 0 <= shapes_quality(shapes() * 12.0, shapes())["valid"] <= 1
+    with pytest.raises(ValueError, match=r"reference: expected real images in \[-1, 1\]"):
+        GlyphJudge(judge.classifier, glyphs(4) * 12.0)
+
+
 def shapes(n=3):
     return ShapeDataset(seed=1)[0:n][0]
 
@@ -77,7 +86,7 @@ SHAPES_CASES = [
     (shapes, lambda: with_nan(shapes()), ["real", "NaN/inf"]),
     (shapes, lambda: shapes()[:0], ["real", "at least 1"]),
     (lambda: shapes()[:, :1], shapes, ["samples", "(N, 3, H, W)", "(3, 1, 32, 32)"]),
-    (lambda: (shapes() + 1) * 127.5, shapes, ["samples", "[-1, 1]"]),
+    (shapes, lambda: (shapes() + 1) * 127.5, ["real", "[-1, 1]", "255"]),
     (shapes, lambda: np.zeros((2, 3, 8, 8), np.float32), ["real", "flat"]),
 ]
 

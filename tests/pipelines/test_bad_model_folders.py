@@ -121,6 +121,8 @@ PIPELINE_CASES = [
     ("unknown class", lambda d: edit_json(d / UNET_CONFIG, _class_name="UNet2DConditionModel"),
      [UNET_CONFIG, "UNet2DConditionModel", "not one of"]),
     ("no class name", lambda d: drop_json_key(d / UNET_CONFIG, "_class_name"), [UNET_CONFIG, "_class_name None"]),
+    ("class name a list", lambda d: edit_json(d / UNET_CONFIG, _class_name=["UNet2DModel"]),
+     [UNET_CONFIG, "_class_name ['UNet2DModel']"]),
     ("missing tensor", lambda d: edit_tensors(d / UNET_WEIGHTS, lambda t: t.pop("conv_in.bias")),
      [UNET_WEIGHTS, "missing 1 tensor", "conv_in.bias", "config.json"]),
     ("tensor of the wrong shape",

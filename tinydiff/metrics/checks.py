@@ -4,14 +4,19 @@ argument, what was expected and what came."""
 
 import numpy as np
 
-# images are in [-1, 1]; samples that were not clipped overshoot a little, so up to this
-# magnitude is accepted. Beyond it the pixels were scaled otherwise ([0, 255]?).
+# real images are in [-1, 1]; beyond this magnitude they were scaled otherwise ([0, 255]?).
+# Samples are not bounded: a poor model's samples (an unclipped sampler's reach 10 and more)
+# are what the measures exist to score.
 MAX_MAGNITUDE = 1.5
 
 
-def check_images(images, name, channels, min_count=1, square=False):
-    """images as a float array (N, channels, H, W), N >= min_count, every value finite and of
-    magnitude <= MAX_MAGNITUDE; returned as float32."""
+def check_images(images, name, channels, min_count=1, square=False, bounded=False):
+    """images as a float array (N, channels, H, W), N >= min_count, every value finite, and
+    with bounded=True (real images) of magnitude <= MAX_MAGNITUDE; returned as float32.
+    Integer pixels (uint8 0..255) are refused: the measures expect floats in [-1, 1]."""
+    if isinstance(images, np.ndarray) and images.dtype.kind in "biu":
+        raise TypeError(f"{name}: expected floats in [-1, 1], got dtype {images.dtype} "
+                        f"(convert pixels p in 0..255 with p / 127.5 - 1)")
     try:
         x = np.asarray(images, dtype=np.float32)
     except (TypeError, ValueError):
@@ -26,10 +31,9 @@ def check_images(images, name, channels, min_count=1, square=False):
         bad = np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))
         raise ValueError(f"{name}: {x.size - np.count_nonzero(finite)} value(s) are NaN/inf, in {len(bad)} of "
                          f"{len(x)} images (first: index {bad[0]})")
-    low, high = float(x.min()), float(x.max())
-    if low < -MAX_MAGNITUDE or high > MAX_MAGNITUDE:
-        raise ValueError(f"{name}: expected values in [-1, 1] (pixels p in 0..255 as p / 127.5 - 1), got values "
-                         f"from {low:.4g} to {high:.4g}")
+    if bounded and (x.min() < -MAX_MAGNITUDE or x.max() > MAX_MAGNITUDE):
+        raise ValueError(f"{name}: expected real images in [-1, 1] (pixels p in 0..255 as p / 127.5 - 1), got "
+                         f"values from {x.min():.4g} to {x.max():.4g}")
     return x
 
 

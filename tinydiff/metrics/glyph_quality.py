@@ -44,7 +44,7 @@ class GlyphJudge:
     def __init__(self, classifier, reference, batch_size=256):
         self.classifier = classifier.eval()
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        reference = check_images(reference, "reference", channels=1, min_count=2, square=True)
+        reference = check_images(reference, "reference", channels=1, min_count=2, square=True, bounded=True)
         self.size = reference.shape[2]
         features, _ = self.features_and_logits(reference)
         self.reference_stats = feature_statistics(features)

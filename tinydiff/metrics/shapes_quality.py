@@ -127,7 +127,7 @@ def shapes_quality(samples, real):
 
     samples and real: (N, 3, H, W) in [-1, 1], at least one image each, all finite."""
     samples = check_images(samples, "samples", channels=3)
-    real = check_images(real, "real", channels=3)
+    real = check_images(real, "real", channels=3, bounded=True)
     real_energy = high_frequency_energy(real)
     if real_energy == 0:
         raise ValueError("real: every image is flat (no edges), so the sharpness ratio is undefined; "

@@ -189,7 +189,7 @@ def model_from_config(config, source="config"):
         raise ValueError(f"{source}: expected a JSON object {{...}}, got a JSON {json_kind(config)}")
     classes = model_classes()
     name = config.get("_class_name")
-    if name not in classes:
+    if not isinstance(name, str) or name not in classes:
         raise ValueError(f"{source}: _class_name {name!r} is not one of {sorted(classes)}")
     cls = classes[name]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "rng"}

@@ -292,7 +292,7 @@ def add_sample_parser(sub):
     p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
     p.add_argument("--num", type=positive_int, default=64, help="how many samples (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like noise")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
     p.add_argument("--label", type=int, action="append",
                    help="class to draw (repeatable); default: cycle through all classes, one grid column each")
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")

@@ -229,7 +229,7 @@ def add_sample_parser(sub):
     p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
     p.add_argument("--num", type=positive_int, default=64, help="how many samples (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like noise")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
     p.add_argument("--label", type=int, action="append",
                    help="class to draw (repeatable); default: cycle through all classes, one grid column each")
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
@@ -277,6 +277,14 @@ def cmd_sample(args):
     from tinydiff.viz.tiles import save_image_grid
 
     check_sample_outputs(args)
+    if not 0.0 <= args.eta <= 1.0:  # also refuses nan
+        raise SystemExit(f"tinydiff sample: --eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), "
+                         f"got {args.eta}")
+    if args.eta != 0.0 and args.scheduler != "ddim":
+        raise SystemExit(f"tinydiff sample: --eta is DDIM's; --scheduler {args.scheduler} takes none "
+                         f"(drop --eta, or use --scheduler ddim)")
+    if args.seed < 0:
+        raise SystemExit(f"tinydiff sample: --seed must be >= 0, got {args.seed}")
     folder = args.model or default_model_dir()
     try:
         model, scheduler_config = load_pipeline(folder)

@@ -1,6 +1,7 @@
 """idx files (MNIST / Fashion-MNIST): hand-built bytes, round trips, .gz, and clear errors."""
 
 import gzip
+import math
 import os
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_clear_errors(tmp_path):
     missing = str(tmp_path / "nothing-here.idx")
     with pytest.raises(FileNotFoundError, match="nothing-here.idx"):
         load_idx(missing)
-    with pytest.raises(ValueError, match=r"truncated.*needs 4 data bytes, found 2"):
+    with pytest.raises(ValueError, match=r"truncated.*needs 4 data bytes, but the file has 2 after the header"):
         load_idx(_write(tmp_path / "short.idx", good[:-2]))
     with pytest.raises(ValueError, match="short-header.*truncated"):
         load_idx(_write(tmp_path / "short-header.idx", good[:6]))
@@ -119,3 +120,15 @@ def test_load_mnist_errors(tmp_path):
     _mnist_folder(tmp_path, n=5)
     with pytest.raises(ValueError, match="pad_to"):
         load_mnist(tmp_path, pad_to=20)
+
+
+@pytest.mark.parametrize("dims", [(2**31, 2**31, 2**31), (2**32 - 1,) * 4, (2**31, 2**31)])
+def test_overflowing_header_says_truncated_with_the_true_size(tmp_path, dims):
+    # the product of the dimensions overflows int64 (or nearly): the message must give what the
+    # header claims and the file's size, never a wrapped (negative or small) byte count
+    body = bytes([0, 0, 0x08, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + bytes(10)
+    with pytest.raises(ValueError) as err:
+        load_idx(_write(tmp_path / "huge.idx", body))
+    message = str(err.value)
+    assert "huge.idx" in message and "truncated" in message and str(dims) in message
+    assert f"needs {math.prod(dims)} data bytes" in message and "has 10 after the header" in message

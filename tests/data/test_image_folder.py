@@ -1,5 +1,8 @@
 """Image folders: class subfolders, sorted order, resizing, modes, and clear errors."""
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -79,3 +82,33 @@ def test_clear_errors(tmp_path, classes):
         load_image_folder(tmp_path / "bad", size=8, mode="CMYK")
     with pytest.raises(ValueError, match="size"):
         load_image_folder(tmp_path / "bad", size=0)
+
+
+def _png_claiming(path, width, height):
+    """A PNG whose header claims width x height pixels, with a few bytes of image data: what a
+    decompression bomb looks like to Pillow's size check, without the memory to build one."""
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [20000, 10000], ids=["bomb error", "bomb warning"])
+def test_decompression_bomb_names_the_file(tmp_path, side):
+    # 20000^2 is over twice Pillow's MAX_IMAGE_PIXELS (an error in Pillow), 10000^2 between
+    # once and twice (only a warning in Pillow): both are refused before decoding
+    _solid(tmp_path / "fine.png", (1, 2, 3))
+    _png_claiming(tmp_path / "huge.png", side, side)
+    with pytest.raises(ValueError, match=r"huge\.png.*decompression bomb.*MAX_IMAGE_PIXELS"):
+        load_image_folder(tmp_path, size=8)
+
+
+def test_truncated_image_names_the_file(tmp_path):
+    _solid(tmp_path / "whole.png", (1, 2, 3), size=(64, 64))
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut\.png.*not a readable image"):
+        load_image_folder(tmp_path, size=8)

@@ -41,6 +41,8 @@ def test_unet_shapes_names_and_errors():
     with pytest.raises(ValueError, match="same length"):
         UNet2DModel(**{**TINY, "block_out_channels": (4, 8, 8)})
     with pytest.raises(ValueError, match="divisible by norm_num_groups"):
+        UNet2DModel(**{**TINY, "block_out_channels": (4, 7)})
+    with pytest.raises(ValueError, match="levels with attention must be divisible by attention_head_dim=4"):
         UNet2DModel(**{**TINY, "block_out_channels": (4, 6)})
     with pytest.raises(ValueError, match="not supported"):
         UNet2DModel(**{**TINY, "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D")})

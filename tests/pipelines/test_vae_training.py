@@ -107,7 +107,7 @@ def test_global_normalisation_stores_one_factor(tmp_path):
 
 
 def test_latent_statistics_in_the_config_are_checked():
-    with pytest.raises(ValueError, match="latents_mean must be 2 finite"):
+    with pytest.raises(ValueError, match="latents_mean: expected 2 entries"):
         AutoencoderKL(**{**TINY_VAE, "latents_mean": [0.0], "latents_std": [1.0]})
     with pytest.raises(ValueError, match="together"):
         AutoencoderKL(**{**TINY_VAE, "latents_mean": [0.0, 1.0]})

@@ -9,6 +9,9 @@ Lanczos filter, the usual preparation of diffusion training images.
 """
 
 import os
+import struct
+import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,17 +55,20 @@ def _images_in(folder):
 
 
 def _load_one(path, size, mode):
+    """One image as (size, size, C) uint8. Anything Pillow cannot read, and any image over
+    Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, which Pillow itself only warns
+    about up to twice the limit), is a ValueError naming the file."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-                # Transparent pixels become white, as most viewers show them.
-                rgba = img.convert("RGBA")
-                img = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img.alpha_composite(rgba)
-            img = img.convert(mode)
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path!r}: not a readable image ({err})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = _read(path, mode)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(
+            f"{path!r}: refused as a possible decompression bomb ({err}); shrink the image, or raise "
+            f"PIL.Image.MAX_IMAGE_PIXELS (now {Image.MAX_IMAGE_PIXELS}) if you trust the file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as err:
+        # Pillow's decoders raise any of these for a damaged file
+        raise ValueError(f"{path!r}: not a readable image ({type(err).__name__}: {err})") from None
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -70,6 +76,18 @@ def _load_one(path, size, mode):
     img = img.resize((size, size), Image.Resampling.LANCZOS)
     pixels = np.asarray(img, dtype=np.uint8)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels  # (H, W) -> (H, W, 1)
+
+
+def _read(path, mode):
+    """The decoded image in `mode`, transparent pixels made white."""
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+            # Transparent pixels become white, as most viewers show them.
+            rgba = img.convert("RGBA")
+            img = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img.alpha_composite(rgba)
+        return img.convert(mode)
 
 
 def load_image_folder(root, size, mode="RGB"):

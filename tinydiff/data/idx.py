@@ -7,6 +7,7 @@ Nothing here downloads anything: point `load_mnist` at the folder holding the fo
 """
 
 import gzip
+import math
 import os
 import zlib
 
@@ -61,11 +62,12 @@ def parse_idx(raw, source="idx data"):
                          f"({header} bytes) but the file has {len(raw)} bytes")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    # Python ints: a header claiming dimensions of 2^31 each must not wrap around in int64
+    expected = math.prod(dims) * dtype.itemsize
     found = len(raw) - header
     if found < expected:
-        raise ValueError(f"{source}: truncated, shape {dims} of {dtype.name} needs "
-                         f"{expected} data bytes, found {found}")
+        raise ValueError(f"{source}: truncated, the header claims shape {dims} of {dtype.name}, which "
+                         f"needs {expected} data bytes, but the file has {found} after the header")
     if found > expected:
         raise ValueError(f"{source}: {found - expected} bytes after the data that the header "
                          f"(shape {dims} of {dtype.name}) does not account for")

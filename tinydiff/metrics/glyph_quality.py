@@ -16,7 +16,9 @@ exactly as its data would be.
 
 import numpy as np
 
+from tinydiff.metrics.checks import check_images, check_labels
 from tinydiff.metrics.frechet import feature_statistics, frechet_distance
+from tinydiff.nn.checks import check_positive_int
 
 CONFIDENT = 0.9
 NUM_DIGITS = 10  # a classifier with an 11th output uses it for "not a digit"
@@ -41,19 +43,15 @@ class GlyphJudge:
 
     def __init__(self, classifier, reference, batch_size=256):
         self.classifier = classifier.eval()
-        self.batch_size = batch_size
-        reference = np.asarray(reference, dtype=np.float32)
-        if reference.ndim != 4 or reference.shape[1] != 1 or reference.shape[2] != reference.shape[3]:
-            raise ValueError(f"reference: expected square glyphs (M, 1, H, H), got shape {reference.shape}")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        reference = check_images(reference, "reference", channels=1, min_count=2, square=True, bounded=True)
         self.size = reference.shape[2]
         features, _ = self.features_and_logits(reference)
         self.reference_stats = feature_statistics(features)
 
     def at_classifier_size(self, images):
         """images (N, 1, H, H) reduced to the classifier's size by block averages."""
-        images = np.asarray(images, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3]:
-            raise ValueError(f"samples: expected square glyphs (N, 1, H, H), got shape {images.shape}")
+        images = check_images(images, "samples", channels=1, square=True)
         side = images.shape[2]
         if side == self.size:
             return images
@@ -72,7 +70,11 @@ class GlyphJudge:
         return np.concatenate(feats), np.concatenate(logits)
 
     def score(self, samples, labels=None):
-        """A dict of the measures above for `samples` (and their requested `labels`)."""
+        """A dict of the measures above for `samples` (N, 1, H, H) in [-1, 1], N >= 2 (the
+        Frechet distance needs a covariance), and their requested `labels` (N,) ints."""
+        samples = check_images(samples, "samples", channels=1, min_count=2, square=True)
+        if labels is not None:
+            labels = check_labels(labels, "labels", len(samples))
         features, logits = self.features_and_logits(samples)
         probs = softmax(logits.astype(np.float64))
         predicted = probs.argmax(axis=1)
@@ -85,5 +87,5 @@ class GlyphJudge:
             "frechet": frechet_distance(*feature_statistics(features), *self.reference_stats),
         }
         if labels is not None:
-            result["agreement"] = float((predicted == np.asarray(labels)).mean())
+            result["agreement"] = float((predicted == labels).mean())
         return result

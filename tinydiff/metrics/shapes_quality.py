@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from tinydiff.data.shapes import COLOURS, SHAPES
+from tinydiff.metrics.checks import check_images
 
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float64) / 255.0  # (K, 3)
 MIN_IOU, MAX_COLOUR_ERROR, MAX_COLOUR_STD = 0.75, 0.25, 0.12
@@ -103,9 +104,7 @@ def shape_checks(images):
     -------
     ShapeChecks
     """
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images: expected shape (N, 3, H, W) in [-1, 1], got {images.shape}")
+    images = check_images(images, "images", channels=3)
     rows = [check_one(img) for img in images]
     one, clean, named, is_shape, shape, colour, iou = (np.array(v) for v in zip(*rows))
     valid = one & clean & named & is_shape
@@ -124,7 +123,15 @@ def high_frequency_energy(images):
 def shapes_quality(samples, real):
     """Summary of samples against real Shapes images: the share of valid samples (and of each
     check), the shape and colour histograms of the valid ones, and the sharpness ratio
-    high_frequency_energy(samples) / high_frequency_energy(real)."""
+    high_frequency_energy(samples) / high_frequency_energy(real).
+
+    samples and real: (N, 3, H, W) in [-1, 1], at least one image each, all finite."""
+    samples = check_images(samples, "samples", channels=3)
+    real = check_images(real, "real", channels=3, bounded=True)
+    real_energy = high_frequency_energy(real)
+    if real_energy == 0:
+        raise ValueError("real: every image is flat (no edges), so the sharpness ratio is undefined; "
+                         "expected real Shapes images")
     checks = shape_checks(samples)
     return {
         "valid": float(checks.valid.mean()),
@@ -134,5 +141,5 @@ def shapes_quality(samples, real):
         "is_shape": float(checks.is_shape.mean()),
         "shape_histogram": {name: int((checks.shape == i).sum()) for i, name in enumerate(SHAPES)},
         "colour_histogram": {name: int((checks.colour == i).sum()) for i, name in enumerate(COLOURS)},
-        "sharpness_ratio": high_frequency_energy(np.clip(samples, -1, 1)) / high_frequency_energy(real),
+        "sharpness_ratio": high_frequency_energy(np.clip(samples, -1, 1)) / real_energy,
     }

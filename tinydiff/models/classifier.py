@@ -7,6 +7,7 @@ trained here instead of Inception).
       -> global average pool -> features (B, F) -> Linear -> logits (B, K)
 """
 
+from tinydiff.models.checks import check_divisible, check_model_size, config_int, config_ints
 from tinydiff.nn import Conv2d, GlobalAvgPool2d, GroupNorm, Linear, Module, Sequential, SiLU
 from tinydiff.nn.checks import check_float_array
 from tinydiff.nn.init import generator
@@ -14,6 +15,19 @@ from tinydiff.nn.init import generator
 
 def conv_stage(c_in, c_out, stride, groups, rng):
     return [Conv2d(c_in, c_out, 3, stride=stride, padding=1, rng=rng), GroupNorm(groups, c_out), SiLU()]
+
+
+def validate_config(c):
+    """Check a ConvClassifier config dict (see tinydiff.models.checks); widths become a tuple."""
+    owner = "ConvClassifier"
+    for key in ("in_channels", "num_classes", "groups"):
+        c[key] = config_int(c[key], key, owner)
+    c["widths"] = config_ints(c["widths"], "widths", owner)
+    check_divisible(c["widths"], "every widths entry", c["groups"], "groups", owner)
+    widths = (c["in_channels"],) + c["widths"]
+    parameters = sum(9 * (a + b) * b for a, b in zip(widths[:-1], widths[1:])) + widths[-1] * c["num_classes"]
+    check_model_size(owner, parameters, "widths and num_classes")
+    return c
 
 
 class ConvClassifier(Module):
@@ -28,8 +42,11 @@ class ConvClassifier(Module):
 
     def __init__(self, in_channels=1, num_classes=10, widths=(16, 32, 64), groups=8, rng=None):
         super().__init__()
+        self.config = validate_config(dict(in_channels=in_channels, num_classes=num_classes, widths=widths,
+                                           groups=groups))
+        in_channels, num_classes, widths, groups = (self.config[k] for k in ("in_channels", "num_classes",
+                                                                             "widths", "groups"))
         rng = generator(rng)
-        self.config = dict(in_channels=in_channels, num_classes=num_classes, widths=tuple(widths), groups=groups)
         layers, c = [], in_channels
         for i, width in enumerate(widths):
             layers += conv_stage(c, width, 1 if i == 0 else 2, groups, rng)

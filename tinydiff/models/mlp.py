@@ -9,9 +9,22 @@ sinusoidal features (Vaswani et al. 2017) concatenated onto the input.
 
 import numpy as np
 
+from tinydiff.models.checks import check_model_size, config_int
 from tinydiff.nn import Linear, Module, ModuleList, SiLU, SinusoidalTimestepEmbedding
 from tinydiff.nn.checks import check_float_array
 from tinydiff.nn.init import generator
+
+
+def validate_config(c):
+    """Check an MLPDenoiser config dict (see tinydiff.models.checks)."""
+    owner = "MLPDenoiser"
+    for key in ("data_dim", "hidden", "time_embed_dim"):
+        c[key] = config_int(c[key], key, owner)
+    c["num_blocks"] = config_int(c["num_blocks"], "num_blocks", owner, minimum=0)
+    hidden = c["hidden"]
+    parameters = (c["data_dim"] * 2 + c["time_embed_dim"]) * hidden + c["num_blocks"] * hidden**2
+    check_model_size(owner, parameters, "hidden and num_blocks")
+    return c
 
 
 class MLPDenoiser(Module):
@@ -28,8 +41,11 @@ class MLPDenoiser(Module):
 
     def __init__(self, data_dim=2, hidden=128, num_blocks=3, time_embed_dim=32, rng=None):
         super().__init__()
+        self.config = validate_config(dict(data_dim=data_dim, hidden=hidden, num_blocks=num_blocks,
+                                           time_embed_dim=time_embed_dim))
+        data_dim, hidden, num_blocks, time_embed_dim = (self.config[k] for k in ("data_dim", "hidden", "num_blocks",
+                                                                                 "time_embed_dim"))
         rng = generator(rng)
-        self.config = dict(data_dim=data_dim, hidden=hidden, num_blocks=num_blocks, time_embed_dim=time_embed_dim)
         self.time_proj = SinusoidalTimestepEmbedding(time_embed_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.linear_in = Linear(data_dim + time_embed_dim, hidden, rng=rng)
         self.act_in = SiLU()

@@ -11,35 +11,82 @@ DOWN_BLOCKS / UP_BLOCKS, so a state dict moves between the two by name.
 
 import numpy as np
 
+from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_int, config_ints,
+                                    config_names, config_number, config_optional_int, config_sequence)
 from tinydiff.models.unet_blocks import DOWN_BLOCKS, UP_BLOCKS, TimestepEmbedding, UNetMidBlock2D
 from tinydiff.nn import Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU, SinusoidalTimestepEmbedding
 from tinydiff.nn.checks import check_float_array
 from tinydiff.nn.init import generator
 
+OWNER = "UNet2DModel"
+
+
 def validate_config(c):
-    """Check a UNet2DModel config dict; lists become tuples."""
-    n = len(c["block_out_channels"])
-    if len(c["down_block_types"]) != n or len(c["up_block_types"]) != n:
+    """Check a UNet2DModel config dict (types, ranges, consistency, size; see
+    tinydiff.models.checks); lists become tuples, numbers Python ints and floats."""
+    for key in ("sample_size", "in_channels", "out_channels", "layers_per_block", "attention_head_dim",
+                "norm_num_groups"):
+        c[key] = config_int(c[key], key, OWNER)
+    channels = c["block_out_channels"] = config_ints(c["block_out_channels"], "block_out_channels", OWNER)
+    n = len(channels)
+    down = config_sequence(c["down_block_types"], "down_block_types", OWNER)
+    up = config_sequence(c["up_block_types"], "up_block_types", OWNER)
+    if len(down) != n or len(up) != n:
         raise ValueError(
-            "UNet2DModel: down_block_types, up_block_types and block_out_channels must have the "
-            f"same length, got {len(c['down_block_types'])}, {len(c['up_block_types'])}, {n}"
-        )
-    for key, allowed in (("down_block_types", DOWN_BLOCKS), ("up_block_types", UP_BLOCKS)):
-        bad = [b for b in c[key] if b not in allowed]
-        if bad:
-            raise ValueError(f"UNet2DModel: {key} {bad} not supported; choose from {sorted(allowed)}")
-    for ch in c["block_out_channels"]:
-        if ch % c["norm_num_groups"] or ch % c["attention_head_dim"]:
-            raise ValueError(
-                f"UNet2DModel: every block_out_channels entry must be divisible by norm_num_groups="
-                f"{c['norm_num_groups']} and attention_head_dim={c['attention_head_dim']}, got {ch}"
-            )
+            f"{OWNER}: down_block_types, up_block_types and block_out_channels must have the same length "
+            f"(one entry per resolution level), got {len(down)}, {len(up)}, {n}")
+    c["down_block_types"] = config_names(down, "down_block_types", OWNER, DOWN_BLOCKS)
+    c["up_block_types"] = config_names(up, "up_block_types", OWNER, UP_BLOCKS)
+    c["norm_eps"] = config_number(c["norm_eps"], "norm_eps", OWNER, positive=True)
+    c["dropout"] = config_number(c["dropout"], "dropout", OWNER, minimum=0.0, maximum=1.0)
+    if c["dropout"] == 1.0:
+        raise ValueError(f"{OWNER}: dropout: expected a probability in [0, 1), got 1.0")
+    c["mid_block_scale_factor"] = config_number(c["mid_block_scale_factor"], "mid_block_scale_factor", OWNER,
+                                                positive=True)
+    c["freq_shift"] = config_number(c["freq_shift"], "freq_shift", OWNER)
+    c["flip_sin_to_cos"] = config_bool(c["flip_sin_to_cos"], "flip_sin_to_cos", OWNER)
+    c["add_attention"] = config_bool(c["add_attention"], "add_attention", OWNER)
+    c["num_class_embeds"] = config_optional_int(c["num_class_embeds"], "num_class_embeds", OWNER)
+    check_divisible(channels, "every block_out_channels entry", c["norm_num_groups"], "norm_num_groups", OWNER)
+    attention = [channels[i] for i in attention_levels(c)]
+    check_divisible(attention, "block_out_channels at levels with attention", c["attention_head_dim"],
+                    "attention_head_dim", OWNER)
     if c["sample_size"] % 2 ** (n - 1):
-        raise ValueError(f"UNet2DModel: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)}")
-    c["block_out_channels"] = tuple(c["block_out_channels"])
-    c["down_block_types"] = tuple(c["down_block_types"])
-    c["up_block_types"] = tuple(c["up_block_types"])
+        raise ValueError(f"{OWNER}: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)} "
+                         f"({n} levels, each after the first halving the resolution)")
+    check_model_size(OWNER, parameter_lower_bound(c), "block_out_channels, layers_per_block and num_class_embeds",
+                     largest_activation(c), "sample_size, block_out_channels and which levels have attention")
     return c
+
+
+def parameter_lower_bound(c):
+    """At least this many parameters: the 3x3 convolutions of the resnets (two per resnet, each
+    >= 9 C^2), the time embedding (20 C_0^2) and the class embedding; Python ints, no overflow."""
+    channels, lpb = c["block_out_channels"], c["layers_per_block"]
+    count = 20 * channels[0] ** 2 + 4 * channels[0] * (c["num_class_embeds"] or 0)
+    count += sum(9 * ch**2 * (2 * lpb + 2 * (lpb + 1)) for ch in channels)  # down and up resnets
+    return count + 4 * 9 * channels[-1] ** 2  # the mid block's two resnets
+
+
+def attention_levels(c):
+    """Indices of the resolution levels (0 = full size) where some block has self-attention."""
+    n = len(c["block_out_channels"])
+    levels = {i for i, b in enumerate(c["down_block_types"]) if b.startswith("Attn")}
+    levels |= {n - 1 - i for i, b in enumerate(c["up_block_types"]) if b.startswith("Attn")}
+    if c["add_attention"]:
+        levels.add(n - 1)  # the mid block's
+    return sorted(levels)
+
+
+def largest_activation(c):
+    """Numbers in one image's largest array: a feature map (C, H, W), or an attention matrix
+    (heads, HW, HW) at a level with attention."""
+    size, channels = c["sample_size"], c["block_out_channels"]
+    largest = max(ch * (size // 2**i) ** 2 for i, ch in enumerate(channels))
+    for i in attention_levels(c):
+        tokens = (size // 2**i) ** 2
+        largest = max(largest, channels[i] // c["attention_head_dim"] * tokens**2)
+    return largest
 
 
 class UNet2DModel(Module):

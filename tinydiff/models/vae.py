@@ -26,6 +26,8 @@ tinydiff measures them from data (tinydiff.pipelines.vae_training).
 
 import numpy as np
 
+from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_floats, config_int,
+                                    config_ints, config_names, config_number, config_sequence)
 from tinydiff.models.vae_blocks import Decoder, Encoder
 from tinydiff.nn import Conv2d, Module
 from tinydiff.nn.checks import check_float_array, describe
@@ -85,38 +87,69 @@ class DiagonalGaussian:
         return self.moments_grad(w * self.mean, w * 0.5 * (self.var - 1.0))
 
 
+OWNER = "AutoencoderKL"
+
+
 def validate_config(c):
-    n = len(c["block_out_channels"])
-    if len(c["down_block_types"]) != n or len(c["up_block_types"]) != n:
+    """Check an AutoencoderKL config dict (types, ranges, consistency, size; see
+    tinydiff.models.checks); lists become tuples, latents_mean/std lists of floats."""
+    for key in ("in_channels", "out_channels", "layers_per_block", "latent_channels", "norm_num_groups",
+                "sample_size"):
+        c[key] = config_int(c[key], key, OWNER)
+    channels = c["block_out_channels"] = config_ints(c["block_out_channels"], "block_out_channels", OWNER)
+    n = len(channels)
+    down = config_sequence(c["down_block_types"], "down_block_types", OWNER)
+    up = config_sequence(c["up_block_types"], "up_block_types", OWNER)
+    if len(down) != n or len(up) != n:
         raise ValueError(
-            "AutoencoderKL: down_block_types, up_block_types and block_out_channels must have the same "
-            f"length, got {len(c['down_block_types'])}, {len(c['up_block_types'])}, {n}")
-    for key, allowed in (("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")):
-        bad = [b for b in c[key] if b != allowed]
-        if bad:
-            raise ValueError(f"AutoencoderKL: {key} {bad} not supported; tinydiff has only {allowed!r}")
-    for ch in c["block_out_channels"]:
-        if ch % c["norm_num_groups"]:
-            raise ValueError(f"AutoencoderKL: every block_out_channels entry must be divisible by "
-                             f"norm_num_groups={c['norm_num_groups']}, got {ch}")
+            f"{OWNER}: down_block_types, up_block_types and block_out_channels must have the same length "
+            f"(one entry per resolution level), got {len(down)}, {len(up)}, {n}")
+    c["down_block_types"] = config_names(down, "down_block_types", OWNER, ("DownEncoderBlock2D",))
+    c["up_block_types"] = config_names(up, "up_block_types", OWNER, ("UpDecoderBlock2D",))
+    check_divisible(channels, "every block_out_channels entry", c["norm_num_groups"], "norm_num_groups", OWNER)
+    if c["sample_size"] % 2 ** (n - 1):
+        raise ValueError(f"{OWNER}: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)} "
+                         f"({n} levels, each after the first halving the resolution)")
     if c["act_fn"] != "silu":
-        raise ValueError(f"AutoencoderKL: act_fn must be 'silu', got {c['act_fn']!r}")
+        raise ValueError(f"{OWNER}: act_fn: expected 'silu' (the only activation tinydiff's VAE has), "
+                         f"got {c['act_fn']!r}")
+    for key in ("use_quant_conv", "use_post_quant_conv", "mid_block_add_attention"):
+        c[key] = config_bool(c[key], key, OWNER)
     if not c["use_quant_conv"] or not c["use_post_quant_conv"]:
-        raise ValueError("AutoencoderKL: use_quant_conv and use_post_quant_conv must be True in tinydiff")
-    for key in ("block_out_channels", "down_block_types", "up_block_types"):
-        c[key] = tuple(c[key])
-    for key in ("latents_mean", "latents_std"):
-        if c[key] is not None:
-            values = np.asarray(c[key], dtype=np.float64)
-            if values.shape != (c["latent_channels"],) or not np.all(np.isfinite(values)):
-                raise ValueError(f"AutoencoderKL: {key} must be {c['latent_channels']} finite numbers (one per "
-                                 f"latent channel), got {c[key]!r}")
-            c[key] = [float(v) for v in values]
+        raise ValueError(f"{OWNER}: use_quant_conv and use_post_quant_conv must be true in tinydiff")
+    # the diffusion model sees (z - latents_mean) * scaling_factor / latents_std: a zero or
+    # non-finite factor turns every latent into 0 or NaN
+    c["scaling_factor"] = float(config_number(c["scaling_factor"], "scaling_factor", OWNER, positive=True))
     if (c["latents_mean"] is None) != (c["latents_std"] is None):
-        raise ValueError("AutoencoderKL: give latents_mean and latents_std together, or neither")
-    if c["latents_std"] is not None and min(c["latents_std"]) <= 0:
-        raise ValueError(f"AutoencoderKL: latents_std must be positive, got {c['latents_std']}")
+        raise ValueError(f"{OWNER}: give latents_mean and latents_std together, or neither")
+    if c["latents_mean"] is not None:
+        latent = c["latent_channels"]
+        c["latents_mean"] = config_floats(c["latents_mean"], "latents_mean", OWNER, latent)
+        c["latents_std"] = config_floats(c["latents_std"], "latents_std", OWNER, latent)
+        if min(c["latents_std"]) <= 0:
+            raise ValueError(f"{OWNER}: latents_std: expected {latent} positive numbers (one per latent channel), "
+                             f"got {c['latents_std']}")
+    check_model_size(OWNER, parameter_lower_bound(c), "block_out_channels and layers_per_block",
+                     largest_activation(c), "sample_size and block_out_channels")
     return c
+
+
+def parameter_lower_bound(c):
+    """At least this many parameters: the 3x3 convolutions of the encoder's and decoder's
+    resnets (two per resnet, each >= 9 C^2) and of both mid blocks; Python ints, no overflow."""
+    channels, lpb = c["block_out_channels"], c["layers_per_block"]
+    count = sum(9 * ch**2 * (2 * lpb + 2 * (lpb + 1)) for ch in channels)
+    return count + 8 * 9 * channels[-1] ** 2
+
+
+def largest_activation(c):
+    """Numbers in one image's largest array: a feature map at full resolution, or the mid
+    block's single-head attention matrix (HW, HW) at the lowest."""
+    size, channels = c["sample_size"], c["block_out_channels"]
+    largest = max(ch * (size // 2**i) ** 2 for i, ch in enumerate(channels))
+    if c["mid_block_add_attention"]:
+        largest = max(largest, (size // 2 ** (len(channels) - 1)) ** 4)
+    return largest
 
 
 class AutoencoderKL(Module):
@@ -139,18 +172,17 @@ class AutoencoderKL(Module):
             in_channels=in_channels, out_channels=out_channels, down_block_types=down_block_types,
             up_block_types=up_block_types, block_out_channels=block_out_channels,
             layers_per_block=layers_per_block, act_fn=act_fn, latent_channels=latent_channels,
-            norm_num_groups=norm_num_groups, sample_size=sample_size, scaling_factor=float(scaling_factor),
+            norm_num_groups=norm_num_groups, sample_size=sample_size, scaling_factor=scaling_factor,
             latents_mean=latents_mean, latents_std=latents_std,
             use_quant_conv=use_quant_conv, use_post_quant_conv=use_post_quant_conv,
             mid_block_add_attention=mid_block_add_attention))
         rng = generator(rng)
         groups, lpb = c["norm_num_groups"], c["layers_per_block"]
-        self.encoder = Encoder(in_channels, latent_channels, c["block_out_channels"], lpb, groups,
-                               mid_block_add_attention, rng=rng)
-        self.decoder = Decoder(latent_channels, out_channels, c["block_out_channels"], lpb, groups,
-                               mid_block_add_attention, rng=rng)
-        self.quant_conv = Conv2d(2 * latent_channels, 2 * latent_channels, 1, rng=rng)
-        self.post_quant_conv = Conv2d(latent_channels, latent_channels, 1, rng=rng)
+        latent, attention = c["latent_channels"], c["mid_block_add_attention"]
+        self.encoder = Encoder(c["in_channels"], latent, c["block_out_channels"], lpb, groups, attention, rng=rng)
+        self.decoder = Decoder(latent, c["out_channels"], c["block_out_channels"], lpb, groups, attention, rng=rng)
+        self.quant_conv = Conv2d(2 * latent, 2 * latent, 1, rng=rng)
+        self.post_quant_conv = Conv2d(latent, latent, 1, rng=rng)
 
     @property
     def downsample_factor(self):

@@ -136,13 +136,22 @@ def decode_trajectory(vae, trajectory, max_frames=30):
 
 
 def load_vae_folder(path):
-    """An AutoencoderKL from a model folder, or from `tinydiff train-vae`'s output (its final/)."""
+    """An AutoencoderKL from a model folder, or from `tinydiff train-vae`'s output (its final/),
+    or the vae/ of a latent pipeline folder."""
     path = Path(path)
-    if not (path / ckpt.CONFIG_NAME).is_file() and (path / "final" / ckpt.CONFIG_NAME).is_file():
-        path = path / "final"
+    if not (path / ckpt.CONFIG_NAME).is_file():
+        for inner in (path / "final", path / "vae"):
+            if (inner / ckpt.CONFIG_NAME).is_file():
+                path = inner
+                break
+        else:
+            if (path / "model_index.json").is_file() or (path / "final" / "model_index.json").is_file():
+                raise FileNotFoundError(f"{path}: a diffusion pipeline without a VAE, not a VAE; pass the "
+                                        f"output folder of `tinydiff train-vae`")
     vae = ckpt.load_model(path)
     if not isinstance(vae, AutoencoderKL):
-        raise ValueError(f"{path}: holds a {type(vae).__name__}, not an AutoencoderKL")
+        raise ValueError(f"{path}: holds a {type(vae).__name__}, not an AutoencoderKL (a `tinydiff train-vae` "
+                         f"output folder)")
     return vae
 
 
@@ -150,9 +159,18 @@ def load_pipeline_vae(path):
     """The VAE of a latent pipeline folder (vae/), or of the training run a checkpoint folder
     belongs to (RUN/vae beside RUN/checkpoints); None for a pixel-space model."""
     path = Path(path)
+    pipeline = (path / "model_index.json").is_file()
+    if pipeline:
+        ckpt.check_pipeline_index(path)  # a listed vae/ that is missing is an error, not pixels
     for folder in (path / "vae", path.parent.parent / "vae"):
         if (folder / ckpt.CONFIG_NAME).is_file() and (folder == path / "vae" or (path / "trainer_state.json").is_file()):
-            return load_vae_folder(folder)
+            vae = load_vae_folder(folder)
+            unet_config = (path / "unet" if pipeline else path) / ckpt.CONFIG_NAME
+            channels = ckpt.read_json(unet_config).get("in_channels")
+            if channels != vae.config["latent_channels"]:
+                raise ValueError(f"{unet_config}: in_channels={channels}, but the VAE in {folder} has latent_channels="
+                                 f"{vae.config['latent_channels']}; the UNet must denoise that VAE's latents")
+            return vae
     return None
 
 

@@ -36,6 +36,68 @@ def call_model(model, x, t, class_labels):
     return model(x, np.full(x.shape[0], t), class_labels)
 
 
+def check_shape(model, shape):
+    """shape (B, C, H, W) for an image model, (B, D) for points, matching the model's config."""
+    if (not isinstance(shape, (tuple, list)) or len(shape) not in (2, 4)
+            or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in shape)):
+        raise ValueError(f"shape: expected (B, C, H, W) or (B, D) of positive integers, got {shape!r}")
+    config = getattr(model, "config", {})
+    if "in_channels" in config and "sample_size" in config:  # an image model (UNet2DModel)
+        factor = 2 ** (len(config.get("block_out_channels", (0,))) - 1)
+        if len(shape) != 4 or shape[1] != config["in_channels"] or shape[2] % factor or shape[3] % factor:
+            raise ValueError(f"shape: the {type(model).__name__} takes (B, {config['in_channels']}, H, W) with H and "
+                             f"W divisible by {factor} (it was trained at {config['sample_size']}), got {tuple(shape)}")
+    elif "data_dim" in config and tuple(shape[1:]) != (config["data_dim"],):
+        raise ValueError(f"shape: the {type(model).__name__} takes (B, {config['data_dim']}), got {tuple(shape)}")
+    return tuple(int(n) for n in shape)
+
+
+def check_class_labels(model, class_labels, batch):
+    """None for an unconditional model; else an int array (B,) of classes the model knows (a
+    single int is one label for every sample)."""
+    classes = getattr(model, "config", {}).get("num_class_embeds")
+    if class_labels is None:
+        if classes:
+            raise ValueError(f"class_labels: the model is class-conditional ({classes} classes); pass "
+                             f"class_labels, {batch} integers in [0, {classes})")
+        return None
+    if not classes:
+        raise ValueError("class_labels: given, but the model is not class-conditional (num_class_embeds=None)")
+    labels = np.asarray(class_labels)
+    if labels.ndim == 0:
+        labels = np.full(batch, labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"class_labels: expected integers, got dtype {labels.dtype}")
+    if labels.shape != (batch,):
+        raise ValueError(f"class_labels: expected one label per sample, {batch} (shape[0]), got "
+                         f"{labels.shape[0] if labels.ndim == 1 else labels.shape} (shape {labels.shape})")
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"class_labels: expected integers in [0, {classes}), got values from {labels.min()} "
+                         f"to {labels.max()}")
+    return labels.astype(np.int64)
+
+
+def check_eta(eta, scheduler):
+    """eta in [0, 1], and only for DDIM: sigma_t = eta * sqrt(beta tilde) (DDIM eq. 16) stays
+    within the posterior's variance for eta <= 1; beyond, the step's direction term needs the
+    square root of a negative number."""
+    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.integer, np.floating)) or not 0 <= eta <= 1:
+        raise ValueError(f"eta: expected a number in [0, 1] (0 deterministic DDIM, 1 DDPM-like noise), got {eta!r}")
+    if eta != 0.0 and not isinstance(scheduler, DDIMScheduler):
+        raise ValueError(f"eta: only DDIMScheduler takes eta, got eta={eta} with {type(scheduler).__name__}")
+    return float(eta)
+
+
+def check_steps(num_inference_steps, scheduler):
+    """1 <= num_inference_steps <= the scheduler's num_train_timesteps."""
+    T = scheduler.config.num_train_timesteps
+    if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer))
+            or not 1 <= num_inference_steps <= T):
+        raise ValueError(f"num_inference_steps: expected an integer in [1, {T}] (the scheduler's "
+                         f"num_train_timesteps), got {num_inference_steps!r}")
+    return int(num_inference_steps)
+
+
 def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=None, eta=0.0,
            record=False, progress=False):
     """Generate samples by running the reverse process from x_T ~ N(0, I).
@@ -52,7 +114,8 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
         Draws x_T and the noise of stochastic steps.
     num_inference_steps : int
     class_labels : int array (B,), optional
-    eta : float
+        Required by a class-conditional model (one label per sample, or one int for all).
+    eta : float in [0, 1]
         DDIM only: 0 is deterministic DDIM, 1 matches DDPM's variance.
     record : bool
         Also return the trajectory: a list of (t, x_t, predicted x_0), one per step.
@@ -65,8 +128,10 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    if eta != 0.0 and not isinstance(scheduler, DDIMScheduler):
-        raise ValueError(f"eta: only DDIMScheduler takes eta, got eta={eta} with {type(scheduler).__name__}")
+    shape = check_shape(model, shape)
+    num_inference_steps = check_steps(num_inference_steps, scheduler)
+    class_labels = check_class_labels(model, class_labels, shape[0])
+    eta = check_eta(eta, scheduler)
     model.eval()
     scheduler.set_timesteps(num_inference_steps)
     x = (rng.standard_normal(shape) * scheduler.init_noise_sigma).astype(np.float32)

@@ -370,19 +370,29 @@ def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
 
 def load_pipeline(path):
     """(model, scheduler config dict) from a pipeline folder (final/, a shipped model) or from
-    a training checkpoint folder (whose EMA weights are used)."""
+    a training checkpoint folder (whose EMA weights are used).
+
+    A problem with the folder is one line naming the file: FileNotFoundError when `path` is not
+    such a folder (saying what it is instead: a VAE, a training run's output folder, ...),
+    ValueError when a file in it is corrupt."""
     path = Path(path)
     ckpt.recover_folder(path)
     if (path / "model_index.json").is_file():
+        ckpt.check_pipeline_index(path)
         model = ckpt.load_model(path / "unet")
-        config = ckpt.read_json(path / "scheduler" / "scheduler_config.json")
-    elif (path / "trainer_state.json").is_file():
-        model = ckpt.model_from_config(ckpt.read_json(path / ckpt.CONFIG_NAME), str(path / ckpt.CONFIG_NAME))
-        shadows = ckpt.load_arrays(path / "ema.safetensors")
-        model.load_state_dict({name: shadows[f"shadow.{i}"] for i, (name, _) in enumerate(model.named_parameters())})
-        config = ckpt.read_json(path / "scheduler_config.json")
+        config_file = path / "scheduler" / "scheduler_config.json"
+    elif (path / "trainer_state.json").is_file() and ckpt.class_name(path) != "AutoencoderKL":
+        state_file = path / "trainer_state.json"
+        ckpt.check_fields(ckpt.read_json(state_file), ("step", "config"), state_file)
+        model = ckpt.model_from_checkpoint(path)
+        config_file = path / "scheduler_config.json"
     else:
-        raise FileNotFoundError(
-            f"{path}: not a tinydiff model (expected model_index.json from training's final/ folder, "
-            f"or a checkpoint with trainer_state.json)")
-    return model, {k: v for k, v in config.items() if not k.startswith("_")}
+        raise FileNotFoundError(ckpt.not_a_pipeline(path))
+    if type(model).__name__ not in ("UNet2DModel", "MLPDenoiser"):
+        raise ValueError(f"{path}: holds a {type(model).__name__}, not a denoiser (UNet2DModel or MLPDenoiser)")
+    config = {k: v for k, v in ckpt.read_json(config_file).items() if not k.startswith("_")}
+    try:
+        scheduler_from_config("ddpm", config)  # the values a sampler will be built from
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{config_file}: {err}") from None
+    return model, config

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import tinydiff
+from tinydiff.recipes import RECIPES, expand_recipe
 
 
 def blas_description():
@@ -136,6 +137,8 @@ def add_train_parser(sub):
                    "becomes the latent's and OUT/final gets the VAE in vae/")
     p.add_argument("--latent-images", type=positive_int, default=8192,
                    help="with --latent: how many images are encoded once and trained on (default 8192)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="the flags of a named training run, e.g. glyphs: the "
+                   "shipped glyph model's; flags you give override them (tinydiff/recipes.py)")
     p.set_defaults(func=cmd_train)
 
 
@@ -418,7 +421,7 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(expand_recipe(sys.argv[1:] if argv is None else argv))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

@@ -37,10 +37,13 @@ from tinydiff.viz import (
     write_gif,
 )
 
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
+# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
 parser = argparse.ArgumentParser(description="Lesson 02: reverse diffusion with an exact denoiser")
-parser.add_argument("--out", default=os.path.join("outputs", "02_reverse_with_an_exact_denoiser"),
-                    help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="fewer points and steps, for smoke tests")
+parser.add_argument("--out", help="folder for the figures",
+                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "02_reverse_with_an_exact_denoiser"))
+parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
+                    help="fewer points and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
 args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
 OUT = args.out
 os.makedirs(OUT, exist_ok=True)

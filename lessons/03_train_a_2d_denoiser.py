@@ -38,10 +38,13 @@ from tinydiff.pipelines import TrainConfig, Trainer, sample
 from tinydiff.pipelines.data_sources import ToyPoints
 from tinydiff.viz import new_figure, plot_curves, plot_points, save_figure
 
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
+# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
 parser = argparse.ArgumentParser(description="Lesson 03: train a 2-D denoiser")
-parser.add_argument("--out", default=os.path.join("outputs", "03_train_a_2d_denoiser"),
-                    help="folder for the figures (and the trained model, in training_run/final)")
-parser.add_argument("--fast", action="store_true", help="a few hundred training steps, for smoke tests")
+parser.add_argument("--out", help="folder for the figures (and the trained model, in training_run/final)",
+                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "03_train_a_2d_denoiser"))
+parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
+                    help="a few hundred training steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
 args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
 OUT = args.out
 os.makedirs(OUT, exist_ok=True)

@@ -39,11 +39,15 @@ from tinydiff.viz import write_gif
 from tinydiff.viz.denoise import denoising_frames, denoising_strip
 from tinydiff.viz.tiles import save_image_grid
 
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
+# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
 parser = argparse.ArgumentParser(description="Lesson 04: the glyph UNet")
-parser.add_argument("--out", default=os.path.join("outputs", "04_glyph_unet"), help="folder for the figures")
+parser.add_argument("--out", help="folder for the figures",
+                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "04_glyph_unet"))
 parser.add_argument("--train", action="store_true", help="train the model from scratch first (~30 min)")
 parser.add_argument("--model", type=Path, default=None, help="a model folder to use instead of the shipped one")
-parser.add_argument("--fast", action="store_true", help="few samples and steps, for smoke tests")
+parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
+                    help="few samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
 args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
 OUT = Path(args.out)
 OUT.mkdir(parents=True, exist_ok=True)

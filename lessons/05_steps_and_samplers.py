@@ -43,11 +43,15 @@ from tinydiff.pretrained import glyph_judge, glyph_model_dir
 from tinydiff.viz import new_figure, plot_curves, save_figure
 from tinydiff.viz.tiles import tile_images
 
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
+# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
 parser = argparse.ArgumentParser(description="Lesson 05: steps and samplers")
-parser.add_argument("--out", default=os.path.join("outputs", "05_steps_and_samplers"), help="folder for the figures")
+parser.add_argument("--out", help="folder for the figures",
+                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "05_steps_and_samplers"))
 parser.add_argument("--num", type=int, default=50, help="samples per run (default 50)")
 parser.add_argument("--model", type=Path, default=None, help="a model folder instead of the shipped one")
-parser.add_argument("--fast", action="store_true", help="few samples and steps, for smoke tests")
+parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
+                    help="few samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
 args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
 OUT = Path(args.out)
 OUT.mkdir(parents=True, exist_ok=True)

@@ -37,9 +37,13 @@ from tinydiff.pipelines.vae_training import psnr, reconstruct
 from tinydiff.pretrained import HERE
 from tinydiff.viz import new_figure, plot_image_grid, save_figure
 
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
+# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
 parser = argparse.ArgumentParser(description="Lesson 06: latent space")
-parser.add_argument("--out", default=os.path.join("outputs", "06_latent_space"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="fewer samples and steps, for smoke tests")
+parser.add_argument("--out", help="folder for the figures",
+                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "06_latent_space"))
+parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
+                    help="fewer samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
 args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
 OUT = Path(args.out)
 OUT.mkdir(parents=True, exist_ok=True)

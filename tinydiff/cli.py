@@ -16,6 +16,7 @@ import tinydiff
 from tinydiff.cli_info import cmd_info
 from tinydiff.cli_types import (decay, flag_list, int_list, nonnegative_float, nonnegative_int, positive_float,
                                 positive_int)
+from tinydiff.recipes import RECIPES, expand_recipe
 
 
 RESUME_HELP = (
@@ -70,6 +71,8 @@ def add_train_parser(sub):
                    "becomes the latent's and OUT/final gets the VAE in vae/")
     p.add_argument("--latent-images", type=positive_int, default=8192,
                    help="with --latent: how many images are encoded once and trained on (default 8192)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="the flags of a named training run, e.g. glyphs: the "
+                   "shipped glyph model's; flags you give override them (tinydiff/recipes.py)")
     p.set_defaults(func=cmd_train)
 
 
@@ -397,7 +400,7 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(expand_recipe(sys.argv[1:] if argv is None else argv))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

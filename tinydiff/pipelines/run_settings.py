@@ -22,9 +22,10 @@ import math
 from pathlib import Path
 
 # flags that say where the output goes or how the run is watched or computed, not what it
-# trains (processes changes only the rounding of the gradient sums, like the thread count)
+# trains (processes changes only the rounding of the gradient sums, like the thread count);
+# --recipe only stands for other flags, which are compared themselves
 IGNORED_FLAGS = frozenset({"command", "func", "out", "resume", "overwrite", "processes",
-                           "checkpoint_every", "sample_every"})
+                           "checkpoint_every", "sample_every", "recipe"})
 
 # TrainConfig fields of the same kind
 IGNORED_CONFIG = frozenset({"processes", "checkpoint_every", "keep_checkpoints", "sample_every",

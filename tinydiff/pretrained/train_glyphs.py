@@ -43,7 +43,10 @@ GLYPH_UNET = dict(
 # many nearly clean timesteps from dominating the loss.
 GLYPH_SCHEDULER = dict(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
 GLYPH_TRAINING = dict(lr=2e-3, warmup_steps=100, ema_decay=0.998, min_snr_gamma=5.0)
-DEFAULT_STEPS = 2250
+# The length of the run and its bookkeeping. `tinydiff train --recipe glyphs` reads all four
+# dicts (tinydiff/recipes.py), so the command line trains this same model.
+GLYPH_RUN = dict(steps=2250, batch_size=64, seed=UNET_SEED, checkpoint_every=250, sample_every=500)
+DEFAULT_STEPS = GLYPH_RUN["steps"]
 
 
 def train_classifier(out, steps):
@@ -58,8 +61,9 @@ def train_classifier(out, steps):
 
 
 def train_unet(out, steps, batch_size, work_dir, until=None):
-    config = TrainConfig(steps=steps, batch_size=batch_size, seed=UNET_SEED, checkpoint_every=250,
-                         sample_every=500, processes=default_processes(batch_size), **GLYPH_TRAINING)
+    config = TrainConfig(steps=steps, batch_size=batch_size, seed=GLYPH_RUN["seed"],
+                         checkpoint_every=GLYPH_RUN["checkpoint_every"], sample_every=GLYPH_RUN["sample_every"],
+                         processes=default_processes(batch_size), **GLYPH_TRAINING)
     model = UNet2DModel(rng=np.random.default_rng(UNET_SEED), **GLYPH_UNET)
     scheduler = DDPMScheduler(**GLYPH_SCHEDULER)
     data = make_source("glyphs", batch_size, UNET_SEED, image_size=GLYPH_SIZE, labelled=True)
@@ -105,7 +109,7 @@ def main(argv=None):
     parser.add_argument("--work", type=Path, default=Path("runs/pretrained_glyphs"),
                         help="training folder with checkpoints (resumed if it has any)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="UNet training steps")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=GLYPH_RUN["batch_size"])
     parser.add_argument("--until", type=int, default=None,
                         help="stop after this step (train in chunks; the next run resumes)")
     parser.add_argument("--classifier-steps", type=int, default=600)

@@ -4,17 +4,15 @@ known (identical sets, samples off the data, samples that cover only part of it)
 import numpy as np
 import pytest
 
-from tinydiff.metrics import knn_precision_recall
+from tinydiff.metrics import in_knn_manifold, knn_precision_recall
 
 
-def brute_force(samples, data, k):
+def inside(points, reference, k):
     """Kynkaanniemi et al. 2019 written straight from the definition, with all distances."""
-    def inside(points, reference):
-        d_ref = np.linalg.norm(reference[:, None] - reference[None], axis=-1)  # (M, M)
-        radii = np.sort(d_ref, axis=1)[:, k]  # column 0 is the point itself
-        d = np.linalg.norm(points[:, None] - reference[None], axis=-1)  # (N, M)
-        return (d <= radii[None]).any(axis=1).mean()
-    return inside(samples, data), inside(data, samples)
+    d_ref = np.linalg.norm(reference[:, None] - reference[None], axis=-1)  # (M, M)
+    radii = np.sort(d_ref, axis=1)[:, k]  # column 0 is the point itself
+    d = np.linalg.norm(points[:, None] - reference[None], axis=-1)  # (N, M)
+    return (d <= radii[None]).any(axis=1)
 
 
 @pytest.mark.parametrize("k", [1, 3, 7])
@@ -22,7 +20,9 @@ def test_matches_the_definition(k):
     rng = np.random.default_rng(k)
     data = rng.standard_normal((150, 2))
     samples = np.concatenate([rng.standard_normal((100, 2)) * 0.5, rng.uniform(-4, 4, (30, 2))])
-    assert knn_precision_recall(samples, data, k) == pytest.approx(brute_force(samples, data, k), abs=1e-12)
+    np.testing.assert_array_equal(in_knn_manifold(samples, data, k), inside(samples, data, k))
+    expected = (inside(samples, data, k).mean(), inside(data, samples, k).mean())
+    assert knn_precision_recall(samples, data, k) == pytest.approx(expected, abs=1e-12)
 
 
 def test_identical_sets_score_one_and_far_samples_zero():

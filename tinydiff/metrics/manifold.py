@@ -22,6 +22,7 @@ from scipy.spatial import cKDTree
 
 
 def _check_sets(samples, data, k):
+    """Both as float64 (N, D) and (M, D) arrays; named errors for what a caller can get wrong."""
     samples = np.asarray(samples, dtype=np.float64)
     data = np.asarray(data, dtype=np.float64)
     if samples.ndim != 2 or data.ndim != 2 or samples.shape[1] != data.shape[1]:
@@ -36,8 +37,20 @@ def _check_sets(samples, data, k):
     return samples, data
 
 
-def _inside(points, reference, k):
-    """Whether each point (N, D) lies in some reference point's k-NN ball -> (N,) bool."""
+def in_knn_manifold(points, reference, k=3):
+    """Whether each point lies in some reference point's k-NN ball.
+
+    Parameters
+    ----------
+    points : ndarray, shape (N, D)
+    reference : ndarray, shape (M, D), whose k-NN balls make the manifold
+    k : int >= 1
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    points, reference = _check_sets(points, reference, k)
     tree = cKDTree(reference)
     radii = tree.query(reference, k=k + 1)[0][:, k]  # (M,); neighbour 0 is the point itself
     # A point is inside if |p - y| <= r_k(y) for some y. Any such y is within max(radii) of
@@ -64,5 +77,4 @@ def knn_precision_recall(samples, data, k=3):
     -------
     (precision, recall) : two floats in [0, 1]
     """
-    samples, data = _check_sets(samples, data, k)
-    return float(_inside(samples, data, k).mean()), float(_inside(data, samples, k).mean())
+    return float(in_knn_manifold(samples, data, k).mean()), float(in_knn_manifold(data, samples, k).mean())

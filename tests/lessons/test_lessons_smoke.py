@@ -12,9 +12,11 @@ LESSONS = os.path.join(os.path.dirname(__file__), "..", "..", "lessons")
 CASES = [
     ("01_forward_noising.py", ["noised_image_grid.png", "schedules_alpha_bar_snr.png", "pixel_histograms.png"]),
     ("02_reverse_with_an_exact_denoiser.py",
-     ["trajectories.png", "ddim_sampling.gif", "ddim_sampling_frames.png", "samplers_side_by_side.png"]),
+     ["trajectories.png", "ddim_sampling.gif", "ddim_sampling_frames.png", "samplers_side_by_side.png",
+      "samplers_over_seeds.png"]),
     ("03_train_a_2d_denoiser.py",
-     ["loss_curves.png", "denoising_field.png", "samples_vs_data.png", "training_run/final/unet/diffusion_pytorch_model.safetensors"]),
+     ["loss_curves.png", "denoising_field.png", "samples_vs_data.png", "sample_quality_over_seeds.png",
+      "training_run/final/unet/diffusion_pytorch_model.safetensors"]),
 ]
 
 

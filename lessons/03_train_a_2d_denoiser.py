@@ -21,9 +21,10 @@
 # you can *see* what it learned, which no image model lets you do.
 #
 # Run: `python lessons/03_train_a_2d_denoiser.py [--out DIR] [--fast]`. Measured on 2 cores
-# shared with four other jobs (load 6-7): 9 min wall-clock, 4 min of CPU (training 8000 steps
-# took 421 s, 53 ms a step; the lesson prints its own time). `--fast`: 54 s wall-clock, 22 s of
-# CPU. On an idle machine expect less; the numbers quoted in the text are the full run's.
+# shared with other jobs: 2 min 43 s wall-clock, 2 min 18 s of CPU, at load ~4 (training 8000
+# steps took 82 s, 10 ms a step; the lesson prints its own time); 9 min, with 421 s of
+# training, at load 6-7. `--fast`: 22 s wall-clock at load ~2.5, 54 s at load 7. The numbers
+# quoted in the text are the full run's.
 
 # %%
 import argparse
@@ -305,7 +306,7 @@ names = ["data vs data", *samplers]
 off_mean = {n: 100 * (1 - mean[n][2]) for n in names}  # % of samples off the data = 100 (1 - precision)
 bars = {"energy distance (unbiased; lower is better)": ([mean[n][0] for n in names], [spread[n][0] for n in names]),
         "off the data (%; lower is better)": ([off_mean[n] for n in names], [100 * spread[n][2] for n in names]),
-        "recall: share of the data covered (higher is better)": ([mean[n][3] for n in names],
+        "recall: share of the data covered (low: data missed)": ([mean[n][3] for n in names],
                                                                  [spread[n][3] for n in names])}
 fig, axes = new_figure(1, 3, panel_size=(4.4, 3.4), squeeze=True)
 for ax, (label, (values, errors)) in zip(axes, bars.items()):

@@ -283,8 +283,8 @@ print("saved", save_figure(fig, os.path.join(OUT, "samplers_over_seeds.png")))
 #   0.0087 +- 0.0014 (DDPM), 0.0047 +- 0.0009 (DDIM), 0.0024 +- 0.0004 (DPM-Solver++), and
 #   5.4%, 4.6% and 3.2% of the samples in the least likely 1% — the black stragglers between
 #   the modes in the side-by-side figure, points that had too few steps to commit to one mode.
-#   DDPM's mode weights are off by up to 0.050 (0.5 / 0.3 / 0.2 became other shares), DDIM's
-#   by 0.023, DPM-Solver++'s by 0.012, near the floor's 0.007 +- 0.004. DPM-Solver++'s
+#   The largest error of a mode's weight is 0.050 for DDPM, 0.023 for DDIM and 0.012 for
+#   DPM-Solver++, against the floor's 0.007 +- 0.004. DPM-Solver++'s
 #   second-order multistep update (Lu et al. 2022, Algorithm 2) makes the smallest error of the three.
 # - Look at the 10-step panels again: besides the stragglers, each mode's core is *narrower*
 #   than the data's (blue shows around the red). No single number here says everything; the

@@ -31,7 +31,7 @@ from tinydiff.diffusion import (
     DPMSolverMultistepScheduler,
     example_mixture_2d,
 )
-from tinydiff.metrics import energy_distance, sliced_wasserstein
+from tinydiff.metrics import energy_distance
 from tinydiff.viz import (
     figure_to_array,
     new_figure,

@@ -129,12 +129,8 @@ print(f"mean distance between the end points from the same noise: DDIM ({STEP_CO
 
 # %% [markdown]
 # ## The whole cloud, step by step (animated GIF)
-# DDIM with 50 steps on 1500 points. For most of the run the cloud hardly changes: the signal
-# is buried under noise and the denoiser can only nudge points towards the mixture's overall
-# mean. The three modes appear only in the last quarter of the steps, once the signal-to-noise
-# ratio climbs past 1: the linear schedule crosses SNR = 1 at t = 259 (lesson 01), which this
-# run reaches after step 37 of 50 (the frames below show steps 35 and 42 either side of it).
-# That is one reason schedules that spend more steps at moderate SNR (cosine) sample better.
+# DDIM with 50 steps on 1500 points (10 steps on 500 with `--fast`), saved as a GIF and as
+# five of its frames side by side.
 
 # %%
 gif_steps = 10 if args.fast else 50
@@ -154,6 +150,14 @@ for ax, k in zip(axes, (np.array([0.0, 0.5, 0.7, 0.85, 1.0]) * (len(cloud_path) 
     plot_points(ax, cloud_path[k], title=labels[k], size=2)
 fig.suptitle("frames of ddim_sampling.gif")
 print("saved", save_figure(fig, os.path.join(OUT, "ddim_sampling_frames.png")))
+
+# %% [markdown]
+# What to notice. For most of the run the cloud hardly changes: the signal is buried under
+# noise and the denoiser can only nudge points towards the mixture's overall mean. The three
+# modes appear only in the last quarter of the steps, once the signal-to-noise ratio climbs
+# past 1: the linear schedule crosses SNR = 1 at t = 259 (lesson 01), which this run reaches
+# after step 37 of 50 (the frames show steps 35 and 42 either side of it). That is one reason
+# schedules that spend more steps at moderate SNR (cosine) sample better.
 
 # %% [markdown]
 # ## DDPM vs DDIM vs DPM-Solver++ at 1000, 50 and 10 steps

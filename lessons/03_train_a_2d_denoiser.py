@@ -122,18 +122,7 @@ model.eval()
 # %% [markdown]
 # ## The loss curve, and why it stops falling
 # Left: the training loss (mean over 20 steps). It falls fast, then flattens well above 0.
-# Right: the loss at each noise level t on fresh points. Where t is large, x_t is almost pure
-# noise, so eps ≈ x_t is easy to predict and the loss goes to 0. Where t is small, the noise
-# is a tiny shift of a point of the roll. At t = 0 (noise std 0.01) it is thinner than the
-# roll itself, so a noised point looks just like another data point and eps cannot be
-# predicted at all: the loss is 1, the variance of eps, for any network. At middle t the
-# noise *across* the roll shows (the point sits off the roll) but the noise *along* it does
-# not: that part of eps, one of its two coordinates on average, stays unpredictable, so the
-# loss cannot fall much below 0.5 there. The printed table has 0.57 to 0.72 for t = 40 to 200,
-# highest near t = 100, where the noise (std sqrt(1 - alpha_bar) = 0.32) is a third of the
-# gap between neighbouring arms (about 0.9) and a noised point may have come from either arm.
-# Averaged over t, that irreducible error is the floor of the curve on the left (about 0.24)
-# — a low loss is not zero loss.
+# Right: the loss at each noise level t on fresh points (the table printed below).
 
 # %%
 def loss_per_timestep(net, timesteps, n=2000):
@@ -163,6 +152,19 @@ for name, values in per_t.items():
     print(f"{name[:10]:<10}", " ".join(f"{v:6.3f}" for v in values))
 
 # %% [markdown]
+# What to notice. Where t is large, x_t is almost pure noise, so eps ≈ x_t is easy to predict
+# and the loss goes to 0. Where t is small, the noise is a tiny shift of a point of the roll. At t = 0 (noise std 0.01) it is thinner than the
+# roll itself, so a noised point looks just like another data point and eps cannot be
+# predicted at all: the loss is 1, the variance of eps, for any network. At middle t the
+# noise *across* the roll shows (the point sits off the roll) but the noise *along* it does
+# not: that part of eps, one of its two coordinates on average, stays unpredictable, so the
+# loss cannot fall much below 0.5 there. The printed table has 0.57 to 0.72 for t = 40 to 200,
+# highest near t = 100, where the noise (std sqrt(1 - alpha_bar) = 0.32) is a third of the
+# gap between neighbouring arms (about 0.9) and a noised point may have come from either arm.
+# Averaged over t, that irreducible error is the floor of the curve on the left (about 0.24)
+# — a low loss is not zero loss.
+
+# %% [markdown]
 # ## The learned denoising field
 # For a point x_t at noise level t, the network's eps gives its estimate of the clean point,
 #
@@ -174,15 +176,6 @@ for name, values in per_t.items():
 # Top row: that direction on a grid (arrows rescaled per panel so that they can be read; the
 # factor is in the title). Bottom row: noised data points x_t (grey) and the network's x0_hat
 # for each (red), at the same noise levels, at true scale.
-#
-# What to look for. At small t, x0_hat lands back on the roll (bottom left): the network
-# removes the noise. On the grid, far from the roll at t = 10, the arrows point the right way
-# but are far too short: the true x0_hat there is on the roll, about 1 away, which needs a
-# predicted |eps| near 1 / sqrt(1 - alpha_bar) = 22, while training never showed the network
-# an eps much beyond 4 — no noised point lands that far from the data at t = 10. A network
-# knows the field only where the noised data goes, which is also the only place sampling
-# visits. As t grows the network knows less about where x_0 was: x0_hat becomes an average,
-# first of nearby arms of the spiral, and at large t the centre of the whole data set.
 
 # %%
 field_t = (10, 50, 150, 400)
@@ -217,6 +210,16 @@ for ax in axes.ravel():
 fig.suptitle("the learned denoising field. Top: its direction on a grid (blue: the data). "
              "Bottom: where it sends noised data points")
 print("saved", save_figure(fig, os.path.join(OUT, "denoising_field.png")))
+
+# %% [markdown]
+# What to notice. At small t, x0_hat lands back on the roll (bottom left): the network
+# removes the noise. On the grid, far from the roll at t = 10, the arrows point the right way
+# but are far too short: the true x0_hat there is on the roll, about 1 away, which needs a
+# predicted |eps| near 1 / sqrt(1 - alpha_bar) = 22, while training never showed the network
+# an eps much beyond 4 — no noised point lands that far from the data at t = 10. A network
+# knows the field only where the noised data goes, which is also the only place sampling
+# visits. As t grows the network knows less about where x_0 was: x0_hat becomes an average,
+# first of nearby arms of the spiral, and at large t the centre of the whole data set.
 
 # %% [markdown]
 # ## Samples against the data

@@ -16,7 +16,7 @@
 # Because x_T is (almost) N(0, I) whatever the picture was, sampling can start from noise.
 #
 # Run: `python lessons/01_forward_noising.py [--out DIR] [--fast]`. Measured on 2 cores shared
-# with other jobs: 3 s wall-clock (2.5 s of CPU), `--fast` 5 s (2.1 s of CPU). The numbers
+# with other jobs: about 3 s wall-clock, full or `--fast` (2.7 s of CPU). The numbers
 # quoted in the text are the full run's; `--fast` draws a 32x32 picture, which moves some of
 # them in the second decimal.
 

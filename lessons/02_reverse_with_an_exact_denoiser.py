@@ -14,8 +14,8 @@
 # and whether it injects noise. That is the cleanest way to compare samplers.
 #
 # Run: `python lessons/02_reverse_with_an_exact_denoiser.py [--out DIR] [--fast]`. Measured on
-# 2 cores shared with other jobs: 56-66 s wall-clock and 46 s of CPU at load 3-4 (2 min 26 s
-# wall-clock at load 7.6); `--fast` 21 s wall-clock, 6-8 s of CPU. The numbers quoted in the text are
+# 2 cores shared with other jobs: about 1 min (59 s wall-clock, 47 s of CPU, at load ~2.5;
+# 2 min 26 s at load 7.6); `--fast` 6 s (21 s at load 7). The numbers quoted in the text are
 # the full run's.
 
 # %%

@@ -154,9 +154,9 @@ for name, values in per_t.items():
 
 # %% [markdown]
 # What to notice. Where t is large, x_t is almost pure noise, so eps ≈ x_t is easy to predict
-# and the loss goes to 0. Where t is small, the noise is a tiny shift of a point of the roll. At t = 0 (noise std 0.01) it is thinner than the
-# roll itself, so a noised point looks just like another data point and eps cannot be
-# predicted at all: the loss is 1, the variance of eps, for any network. At middle t the
+# and the loss goes to 0. Where t is small, the noise is a tiny shift of a point of the roll.
+# At t = 0 (noise std 0.01) it is thinner than the roll itself, so a noised point looks just
+# like another data point and eps cannot be predicted at all: the loss is 1, the variance of eps, for any network. At middle t the
 # noise *across* the roll shows (the point sits off the roll) but the noise *along* it does
 # not: that part of eps, one of its two coordinates on average, stays unpredictable, so the
 # loss cannot fall much below 0.5 there. The printed table has 0.57 to 0.72 for t = 40 to 200,

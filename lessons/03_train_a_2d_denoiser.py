@@ -156,14 +156,14 @@ for name, values in per_t.items():
 # What to notice. Where t is large, x_t is almost pure noise, so eps ≈ x_t is easy to predict
 # and the loss goes to 0. Where t is small, the noise is a tiny shift of a point of the roll.
 # At t = 0 (noise std 0.01) it is thinner than the roll itself, so a noised point looks just
-# like another data point and eps cannot be predicted at all: the loss is 1, the variance of eps, for any network. At middle t the
-# noise *across* the roll shows (the point sits off the roll) but the noise *along* it does
-# not: that part of eps, one of its two coordinates on average, stays unpredictable, so the
-# loss cannot fall much below 0.5 there. The printed table has 0.57 to 0.72 for t = 40 to 200,
-# highest near t = 100, where the noise (std sqrt(1 - alpha_bar) = 0.32) is a third of the
-# gap between neighbouring arms (about 0.9) and a noised point may have come from either arm.
-# Averaged over t, that irreducible error is the floor of the curve on the left (about 0.24)
-# — a low loss is not zero loss.
+# like another data point and eps cannot be predicted at all: the loss is 1, the variance of
+# eps, for any network. At middle t the noise *across* the roll shows (the point sits off the
+# roll) but the noise *along* it does not: that part of eps, one of its two coordinates on
+# average, stays unpredictable, so the loss cannot fall much below 0.5 there. The printed
+# table has 0.57 to 0.72 for t = 40 to 200, highest near t = 100, where the noise
+# (std sqrt(1 - alpha_bar) = 0.32) is a third of the gap between neighbouring arms (about
+# 0.9) and a noised point may have come from either arm. Averaged over t, that irreducible error is the
+# floor of the curve on the left (about 0.24) — a low loss is not zero loss.
 
 # %% [markdown]
 # ## The learned denoising field

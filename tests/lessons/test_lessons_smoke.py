@@ -20,9 +20,11 @@ LESSONS = Path(__file__).resolve().parents[2] / "lessons"
 CASES = [
     ("01_forward_noising.py", ["noised_image_grid.png", "schedules_alpha_bar_snr.png", "pixel_histograms.png"]),
     ("02_reverse_with_an_exact_denoiser.py",
-     ["trajectories.png", "ddim_sampling.gif", "ddim_sampling_frames.png", "samplers_side_by_side.png"]),
+     ["trajectories.png", "ddim_sampling.gif", "ddim_sampling_frames.png", "samplers_side_by_side.png",
+      "samplers_over_seeds.png"]),
     ("03_train_a_2d_denoiser.py",
-     ["loss_curves.png", "denoising_field.png", "samples_vs_data.png", "training_run/final/unet/diffusion_pytorch_model.safetensors"]),
+     ["loss_curves.png", "denoising_field.png", "samples_vs_data.png", "sample_quality_over_seeds.png",
+      "training_run/final/unet/diffusion_pytorch_model.safetensors"]),
     ("04_glyph_unet.py", ["samples_grid.png", "reverse_process_strip.png", "denoising.gif"]),
     ("05_steps_and_samplers.py", ["quality_vs_steps.png", "few_steps_side_by_side.png", "quality_vs_steps.txt"]),
     ("06_latent_space.py", ["reconstructions.png", "latent_channels.png", "interpolation.png", "vae_vs_latent_diffusion.png"]),

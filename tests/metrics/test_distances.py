@@ -42,3 +42,30 @@ def test_distances_grow_with_the_discrepancy_and_handle_unequal_sizes():
 def test_bad_shapes_are_rejected(x, y):
     with pytest.raises(ValueError, match="x and y"):
         energy_distance(x, y)
+
+
+def test_unbiased_energy_distance_averages_to_zero_for_equal_laws_where_the_biased_one_does_not():
+    # The V-statistic's bias is (E|X-X'| / N + E|Y-Y'| / M) / 2; for N(0, I_2), E|X-X'| = sqrt(pi).
+    n, draws = 200, 200
+    rng = np.random.default_rng(7)
+    biased, unbiased = [], []
+    for _ in range(draws):
+        x, y = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
+        biased.append(energy_distance(x, y))
+        unbiased.append(energy_distance(x, y, unbiased=True))
+    se = np.std(unbiased) / np.sqrt(draws)
+    assert abs(np.mean(unbiased)) < 4 * se
+    assert np.mean(biased) == pytest.approx(np.sqrt(np.pi) / n, rel=0.15)
+    assert min(unbiased) < 0 < min(biased)  # single unbiased values may be negative
+
+
+def test_biased_and_unbiased_energy_distances_differ_by_the_diagonal_term():
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((50, 3)), rng.standard_normal((70, 3)) + 0.2
+
+    def mean_within(a):  # U-statistic mean distance, i != j, written out
+        d = np.linalg.norm(a[:, None] - a[None], axis=-1)
+        return d.sum() / (len(a) * (len(a) - 1))
+
+    gap = energy_distance(x, y) - energy_distance(x, y, unbiased=True)
+    assert gap == pytest.approx(0.5 * (mean_within(x) / len(x) + mean_within(y) / len(y)), rel=1e-10)

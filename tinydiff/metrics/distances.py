@@ -1,7 +1,11 @@
 """Distances between two sets of samples, for judging a sampler against fresh data.
 
     energy distance   E|X - Y| - (E|X - X'| + E|Y - Y'|) / 2, halved form of Szekely & Rizzo
-                      2013 (eq. 1 has 2E|X-Y| - E|X-X'| - E|Y-Y'|); zero iff the laws agree
+                      2013 (eq. 1 has 2E|X-Y| - E|X-X'| - E|Y-Y'|); zero iff the laws agree.
+                      From samples: the V-statistic (every pair, i = j included) is >= 0 but
+                      biased up by about (E|X-X'| / N + E|Y-Y'| / M) / 2 -- two draws of the
+                      same law score that much, not 0; the U-statistic (i != j) is unbiased,
+                      so it scatters around 0 for equal laws and may come out negative
     sliced W2         sqrt of the mean over random directions of the squared 1-D Wasserstein-2
                       distance between the projections (Rabin et al. 2011; Bonneel et al. 2015)
 
@@ -22,22 +26,33 @@ def _check_pair(x, y):
     return x, y
 
 
-def _mean_pairwise_distance(a, b):
+def _mean_pairwise_distance(a, b, skip_diagonal=False):
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T  # (N, M)
-    return np.sqrt(np.maximum(d2, 0.0)).mean()
+    total = np.sqrt(np.maximum(d2, 0.0)).sum()
+    if skip_diagonal:  # a is b: the N zero self-distances are left out of the mean
+        return total / (len(a) * (len(a) - 1))
+    return total / (len(a) * len(b))
 
 
-def energy_distance(x, y):
-    """Energy distance between the empirical laws of x (N, D) and y (M, D); >= 0, 0 iff equal laws.
+def energy_distance(x, y, unbiased=False):
+    """Energy distance between the laws of x (N, D) and y (M, D), estimated from the samples.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, D)
+    y : ndarray, shape (M, D)
+    unbiased : bool
+        False: the V-statistic, >= 0 (0 only for identical sets) but on average
+        (E|X-X'| / N + E|Y-Y'| / M) / 2 above the true distance. True: the U-statistic, whose
+        mean over draws is the true distance (0 for equal laws), so single values may be < 0.
 
     Returns
     -------
     float
     """
     x, y = _check_pair(x, y)
-    # V-statistic form (diagonal zeros included), so the value is >= 0 up to rounding.
-    return float(_mean_pairwise_distance(x, y)
-                 - 0.5 * (_mean_pairwise_distance(x, x) + _mean_pairwise_distance(y, y)))
+    within = _mean_pairwise_distance(x, x, unbiased) + _mean_pairwise_distance(y, y, unbiased)
+    return float(_mean_pairwise_distance(x, y) - 0.5 * within)
 
 
 def sliced_wasserstein(x, y, generator, num_projections=128):

@@ -18,7 +18,7 @@
 # really are.
 #
 # Run: `python lessons/06_latent_space.py [--out DIR] [--fast]` (measured on 2 cores shared
-# with other jobs: 86 s, and 9 s with --fast; retrain the shipped models with
+# with other jobs: 63-86 s, and 9 s with --fast; retrain the shipped models with
 # `python -m tinydiff.pretrained.train_shapes`).
 
 # %%
@@ -280,15 +280,15 @@ print(f"a latent step needs {flops_ratio:.1f}x fewer FLOPs (counted), and took {
 
 # %% [markdown]
 # What to notice: the FLOP ratio is a count and comes out the same on every machine; the time
-# ratio is a measurement of this machine at this moment. On the 2-core machine this lesson
-# was written on (shared with other jobs) it was 6.2x, the median of 9 rounds that ranged
-# from 1.8x (a round in which another job took the cores) to 6.9x: less than the 7.8x FLOP
-# ratio, because the latent UNet's small 8x8 maps give each kernel less work to spread over
-# the cores (it ran at 47 GFLOP/s, the pixel UNet at 63). Wall times move when anything else
-# runs: that is why the two UNets are timed in turn, round after round, and the median and
-# range are printed rather than one number. (An earlier version timed 4 calls of one model,
-# then 4 of the other, and printed 11.1x in one run: one such pair of timings is at the mercy
-# of whatever else runs meanwhile.)
+# ratio is a measurement of this machine at this moment. In two runs on the 2-core machine
+# this lesson was written on (shared with other jobs) the medians were 6.2x and 4.7x, from
+# rounds between 1.8x (another job had the cores) and 6.9x: below the 7.8x FLOP ratio,
+# because the latent UNet's small 8x8 maps give each kernel less work to spread over the
+# cores (in the first run it ran at 47 GFLOP/s, the pixel UNet at 63). That is why the two
+# UNets are timed in turn, round after round, and the median and range are printed rather
+# than one number. (An earlier version timed 4 calls of one model, then 4 of the other, and
+# printed 11.1x in one run: one such pair of timings is at the mercy of whatever else runs
+# meanwhile.)
 
 # %% [markdown]
 # ## What this lesson showed (checked)

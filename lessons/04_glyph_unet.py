@@ -164,7 +164,7 @@ print(f"final samples read as the requested label: {judge.score(x, same_labels)[
 # %%
 gif_labels = np.arange(10)
 write_gif(OUT / "denoising.gif", denoising_frames([(t, x[gif_labels], x0[gif_labels]) for t, x, x0 in trajectory],
-                                                  ncols=5, scale=zoom))
+                                                  ncols=5, scale=zoom, timesteps=ddim.timesteps))
 print("denoising.gif: left x_t, right predicted x_0")
 
 # %% [markdown]

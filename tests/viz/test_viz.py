@@ -110,8 +110,8 @@ def test_denoising_frames_count_the_runs_steps_and_name_the_halves():
     trajectory = [(int(t), x, x) for t in timesteps[[0, 2, 3]]]  # a subsampled (e.g. decoded) trajectory
     frames = denoising_frames(trajectory, timesteps=timesteps, labels=("decode(z_t)", "decode(z_0)"))
     assert len(frames) == 3 and frames[0].shape == frames[2].shape
-    frames_plain = denoising_frames(trajectory)
-    assert not np.array_equal(frames[1][:18], frames_plain[1][:18])  # "step 3/4", not "step 2/3"
+    frames_plain = denoising_frames(trajectory)  # without the run's timesteps: no step count, t only
+    assert not np.array_equal(frames[1][:18], frames_plain[1][:18])  # "step 3/4   t = 499" vs "t = 499"
     with pytest.raises(ValueError, match="timesteps"):
         denoising_frames(trajectory, timesteps=[999, 500])
 

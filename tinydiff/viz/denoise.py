@@ -20,10 +20,11 @@ def caption_bar(width, text, height=18):
 
 
 def _step_numbers(trajectory, timesteps):
-    """(1-based step of each trajectory entry, number of steps in the run). Without the run's
-    `timesteps` the trajectory is taken to hold every step."""
+    """(1-based step of each trajectory entry, number of steps in the run), from the run's
+    `timesteps`; None without them (a trajectory may hold only some steps: then its length
+    is not the run's, and a count made from it would be wrong)."""
     if timesteps is None:
-        return list(range(1, len(trajectory) + 1)), len(trajectory)
+        return None, None
     timesteps = [int(t) for t in np.asarray(timesteps).ravel()]
     missing = [int(t) for t, _, _ in trajectory if int(t) not in timesteps]
     if missing:
@@ -42,8 +43,8 @@ def denoising_frames(trajectory, ncols=None, scale=2, max_frames=40, timesteps=N
     ncols : int or None, images per row in each half
     scale : int, each pixel drawn as scale x scale
     max_frames : int, at most this many frames, evenly spaced, always including the last step
-    timesteps : the run's timesteps (all steps, e.g. scheduler.timesteps), so that "step k/n"
-        counts the run's steps when the trajectory holds only some of them
+    timesteps : the run's timesteps (all steps, e.g. scheduler.timesteps); with them the
+        captions say "step k/n" as well as t
     labels : (left, right) captions of the two halves
 
     Returns
@@ -59,7 +60,8 @@ def denoising_frames(trajectory, ncols=None, scale=2, max_frames=40, timesteps=N
         right = tile_images(np.clip(x0, -1, 1), ncols, scale=scale)
         gap = np.full((left.shape[0], 8, 3), 255, np.uint8)
         body = np.concatenate([left, gap, right], axis=1)
-        title = f"step {steps[i]}/{total}   t = {int(t):4d}      left: {labels[0]}      right: {labels[1]}"
+        step = "" if steps is None else f"step {steps[i]}/{total}   "
+        title = f"{step}t = {int(t):4d}      left: {labels[0]}      right: {labels[1]}"
         frames.append(np.concatenate([caption_bar(body.shape[1], title), body], axis=0))
     return frames
 

@@ -123,3 +123,25 @@ def test_denoising_strip_has_a_header_of_timesteps():
     body = 3 * (16 + 2) + 2
     assert strip.shape == (16 + body, 4 * (16 + 2) + 2, 3)
     assert (strip[:16] < 128).any()  # the header holds text
+
+
+def test_gif_palette_keeps_small_coloured_shapes_their_hue(tmp_path):
+    """Mostly black frames with small shapes of seven colours plus colourful noise (a latent
+    model's decoded trajectory): the palette must not spend itself on the background (red came
+    out magenta when it was fitted to the pixels rather than to their distinct colours)."""
+    rng = np.random.default_rng(0)
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255],
+                        [255, 255, 255]], np.uint8)
+    frames = []
+    for k in range(12):
+        f = np.zeros((96, 7 * 40, 3), np.uint8)
+        f[:40] = (rng.random((40, 7 * 40, 3)) * 255 * (k / 11)).astype(np.uint8)  # a strip of noise
+        for i, c in enumerate(colours):
+            f[60:80, i * 40 + 10:i * 40 + 30] = (c * (0.6 + 0.4 * k / 11)).astype(np.uint8)
+        frames.append(f)
+    im = Image.open(write_gif(tmp_path / "colours.gif", frames))
+    im.seek(im.n_frames - 1)
+    last = np.asarray(im.convert("RGB")).astype(int)
+    for i, c in enumerate(colours):
+        got = last[60:80, i * 40 + 10:i * 40 + 30].reshape(-1, 3).mean(axis=0)
+        assert np.abs(got - c).max() < 40, (c, got)

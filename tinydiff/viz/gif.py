@@ -7,7 +7,9 @@ that costs the picture least:
 
 1. frames identical to the one before are merged into one longer frame;
 2. every frame is mapped, without dithering, onto one shared palette of `colors` colours
-   (64 by default; fewer colours are fewer distinct values for LZW to code);
+   (64 by default; fewer colours are fewer distinct values for LZW to code), fitted to the
+   distinct colours of all frames so that small coloured shapes on a black background keep
+   their hue;
 3. if the file is still too big, fewer colours (32, then 16), then every second frame
    (the kept frames shown twice as long, so the animation lasts as long), until it fits.
 The last frame is always kept.
@@ -47,10 +49,17 @@ def _every(frames, durations, stride):
 
 def _encode(frames, durations, colors):
     """GIF bytes of `frames` mapped onto one palette of `colors` colours."""
-    # the palette is fitted to a sample of every frame's pixels (at most about 500k in all)
+    # The palette is fitted to the distinct colours of a sample of every frame's pixels: fitted
+    # to the pixels themselves, the black background (most of them) took most of the palette
+    # and red shapes came out magenta. The eight corners of the RGB cube (black and white for
+    # background and captions, and the pure colours) are always in it.
     step = max(1, sum(f.size // 3 for f in frames) // 500_000)
-    pixels = np.concatenate([f.reshape(-1, 3)[::step] for f in frames])  # (P, 3)
-    palette = Image.fromarray(pixels[:, None, :]).quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    distinct = np.unique(np.concatenate([f.reshape(-1, 3)[::step] for f in frames]), axis=0)  # (P, 3)
+    corners = [255 * ((k >> b) & 1) for k in range(8) for b in (2, 1, 0)]  # (0,0,0), (0,0,255), ... (255,255,255)
+    fitted = Image.fromarray(distinct[:, None, :]).quantize(colors=max(colors - 8, 1), method=Image.Quantize.MEDIANCUT)
+    entries = len(fitted.getcolors()) if fitted.getcolors() else max(colors - 8, 1)
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(fitted.getpalette()[:3 * entries] + corners)
     images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
@@ -74,8 +83,8 @@ def write_gif(path, frames, duration_ms=80, last_frame_ms=1200, max_bytes=MAX_BY
         if f.shape != shape or f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
             raise ValueError(f"frame {i} must be (H, W, 3) uint8 like frame 0 {shape}, got {f.shape} {f.dtype}")
         checked.append(f)
-    if not 2 <= int(colors) <= 256:
-        raise ValueError(f"colors must be in [2, 256], got {colors}")
+    if not 16 <= int(colors) <= 256:
+        raise ValueError(f"colors must be in [16, 256], got {colors}")
     durations = [duration_ms] * (len(checked) - 1) + [last_frame_ms]
     frames, durations = _merge_repeats(checked, durations)
     plans = [(c, 1) for c in sorted({int(colors), min(int(colors), 32), min(int(colors), 16)}, reverse=True)]

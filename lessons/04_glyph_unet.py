@@ -25,7 +25,7 @@
 # about 650 at 32x32, too few for clean digits. The digits are small, but they are digits.
 #
 # Run: `python lessons/04_glyph_unet.py [--train] [--out DIR] [--fast]` (measured on 2 cores
-# shared with other jobs: 52 s, and 4 s with --fast once Numba's compiled kernels are cached). With
+# shared with other jobs: 31-52 s, and 4 s with --fast once Numba's compiled kernels are cached). With
 # `--train` the model is trained from scratch first (about 30 minutes on 2 cores, with a
 # progress bar).
 

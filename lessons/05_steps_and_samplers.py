@@ -57,9 +57,10 @@ print(f"figures go to {OUT.resolve()}")
 # ## The ruler first: how far apart are two sets of *real* glyphs?
 # The Frechet distance fits a Gaussian to the classifier's 64 features of each set and compares
 # the two Gaussians. With a finite set the fitted mean and covariance are noisy, and that noise
-# only ever *adds* distance: two independent sets of real glyphs are far from 0 apart, the more
-# so the smaller they are (we measured 0.48 +- 0.06 at 50 images, 0.35 +- 0.04 at 100, 0.28 +-
-# 0.02 at 200, 0.22 +- 0.01 at 1000; mean +- standard deviation over 5 seeds). No sampler can
+# adds distance on average (it is squared): two independent sets of real glyphs are far from
+# 0 apart, the more so the smaller they are (we measured 0.48 +- 0.06 at 50 images, 0.35 +-
+# 0.04 at 100, 0.28 +- 0.02 at 200, 0.22 +- 0.01 at 1000, each against the judge's 1000
+# reference glyphs; mean +- standard deviation over 5 seeds). No sampler can
 # score below this floor except by luck, and two samplers whose scores differ by less than its
 # spread are not shown to differ. So every number below is a mean over several seeds, printed
 # with its spread, beside the floor measured here at the same sample size.
@@ -87,8 +88,8 @@ print(f"real glyphs vs real glyphs, {num} images: Frechet {floor.mean():.3f} +- 
 # (Lin et al. 2023), which starts every run at the last training timestep t = 999 where x_T
 # really is pure noise. The shipped model's config says "leading" (diffusers' DDPM default):
 # a 5-step run would then start at t = 800 for DDIM and t = 830 for DPM-Solver++, where the
-# sample should still hold 26-31% of the image (sqrt(alpha_bar)); the last section measures
-# what that costs.
+# sample should still hold 26-31% of the image (sqrt(alpha_bar)); the ODE section below
+# measures what that costs.
 
 # %%
 SPACING = "trailing"

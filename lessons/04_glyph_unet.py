@@ -91,7 +91,7 @@ print(f"trained with {scheduler_config['num_train_timesteps']} timesteps, "
 steps = 5 if args.fast else 50
 per_digit = 2 if args.fast else 10
 labels = np.tile(np.arange(10), per_digit)  # 0..9, 0..9, ...
-ddim = scheduler_from_config("ddim", {**scheduler_config, "timestep_spacing": "trailing"})  # start at t = 999 (lesson 05)
+ddim = scheduler_from_config("ddim", {**scheduler_config, "timestep_spacing": "trailing"})  # from t = 999
 samples, trajectory = sample(model, ddim, (len(labels), 1, size, size), rng, steps, class_labels=labels,
                              record=True, progress=True)
 save_image_grid(OUT / "samples_grid.png", samples, ncols=10, scale=zoom // 2)

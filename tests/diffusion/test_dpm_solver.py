@@ -121,7 +121,8 @@ def test_converges_at_second_order_on_the_exact_denoiser(prediction_type):
         return np.sqrt(((_ode_endpoints(scheduler, model, x_T, steps) - exact) ** 2).sum(1).mean())
 
     dpm20, dpm40 = error(DPMSolverMultistepScheduler(**kw), 20), error(DPMSolverMultistepScheduler(**kw), 40)
-    ddim20, ddim40 = error(DDIMScheduler(clip_sample=False, **kw), 20), error(DDIMScheduler(clip_sample=False, **kw), 40)
+    ddim20 = error(DDIMScheduler(clip_sample=False, **kw), 20)
+    ddim40 = error(DDIMScheduler(clip_sample=False, **kw), 40)
     assert dpm20 < 0.6 * ddim20, (dpm20, ddim20)
     assert dpm40 < 0.35 * dpm20, (dpm20, dpm40)  # second order: about 1/4
     assert ddim40 > 0.4 * ddim20, (ddim20, ddim40)  # first order: about 1/2

@@ -22,8 +22,9 @@ def tiny_glyph_model(tmp_path_factory):
 
 
 @pytest.mark.parametrize("script, outputs", [
-    ("04_glyph_unet.py", ["samples_grid.png", "reverse_process_strip.png", "denoising.gif"]),
-    ("05_steps_and_samplers.py", ["quality_vs_steps.png", "few_steps_side_by_side.png", "quality_vs_steps.txt"]),
+    ("04_glyph_unet.py", ["samples_grid.png", "reverse_process_strip.png", "same_noise_all_labels.png", "denoising.gif"]),
+    ("05_steps_and_samplers.py", ["quality_vs_steps.png", "ode_error_vs_steps.png", "few_steps_side_by_side.png",
+                                  "quality_vs_steps.txt"]),
 ])
 def test_glyph_lesson_runs_fast(script, outputs, tiny_glyph_model, tmp_path):
     out = tmp_path / "out"
@@ -34,3 +35,5 @@ def test_glyph_lesson_runs_fast(script, outputs, tiny_glyph_model, tmp_path):
     assert "all checks passed" in result.stdout and str(out) in result.stdout
     for name in outputs:
         assert (out / name).is_file() and (out / name).stat().st_size > 500, name
+        if name.endswith(".gif"):
+            assert (out / name).stat().st_size <= 2_000_000, name

@@ -20,8 +20,9 @@ class RecordingTrainer:
 
     built = None
 
-    def __init__(self, model, scheduler, data, config, out):
-        RecordingTrainer.built = dict(model=model, scheduler=scheduler, data=data, config=config, out=out)
+    def __init__(self, model, scheduler, data, config, out, settings=None):
+        RecordingTrainer.built = dict(model=model, scheduler=scheduler, data=data, config=config, out=out,
+                                      settings=settings)
 
     def run(self, resume=False, until=None):
         return [(0, 0.0)]
@@ -75,3 +76,12 @@ def test_expansion_leaves_other_commands_alone_and_an_unknown_recipe_to_argparse
     with pytest.raises(SystemExit):
         main(["train", "--recipe", "nonesuch", "--out", "x"])
     assert "invalid choice: 'nonesuch'" in capsys.readouterr().err
+
+
+def test_a_recipe_run_records_the_flags_it_stands_for_not_its_name(built_by_cli):
+    """--resume compares the recorded flags, so a run started with --recipe glyphs resumes with
+    the same flags typed out (and the other way round)."""
+    by_name = built_by_cli("--recipe", "glyphs")["settings"]
+    typed = built_by_cli(*recipe_argv("glyphs"))["settings"]
+    assert "recipe" not in by_name
+    assert by_name == typed

@@ -326,7 +326,8 @@ def cmd_sample(args):
     save_image_grid(args.out, x, ncols=ncols, scale=zoom)
     print(f"wrote {args.out}")
     if args.gif:
-        write_gif(args.gif, denoising_frames(trajectory, scale=zoom))
+        halves = ("decode(z_t)", "decode(predicted z_0)") if vae is not None else ("x_t", "predicted x_0")
+        write_gif(args.gif, denoising_frames(trajectory, scale=zoom, timesteps=scheduler.timesteps, labels=halves))
         print(f"wrote {args.gif}")
     if args.npz:
         arrays = {"samples": np.clip(x, -1, 1)}

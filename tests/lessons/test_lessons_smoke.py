@@ -25,8 +25,10 @@ CASES = [
     ("03_train_a_2d_denoiser.py",
      ["loss_curves.png", "denoising_field.png", "samples_vs_data.png", "sample_quality_over_seeds.png",
       "training_run/final/unet/diffusion_pytorch_model.safetensors"]),
-    ("04_glyph_unet.py", ["samples_grid.png", "reverse_process_strip.png", "denoising.gif"]),
-    ("05_steps_and_samplers.py", ["quality_vs_steps.png", "few_steps_side_by_side.png", "quality_vs_steps.txt"]),
+    ("04_glyph_unet.py", ["samples_grid.png", "reverse_process_strip.png", "denoising.gif",
+                          "same_noise_all_labels.png"]),
+    ("05_steps_and_samplers.py", ["quality_vs_steps.png", "few_steps_side_by_side.png", "quality_vs_steps.txt",
+                                 "ode_error_vs_steps.png"]),
     ("06_latent_space.py", ["reconstructions.png", "latent_channels.png", "interpolation.png", "vae_vs_latent_diffusion.png"]),
 ]
 

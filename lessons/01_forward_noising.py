@@ -15,8 +15,8 @@
 # how much of training is spent on nearly clean images and how much on nearly pure noise.
 # Because x_T is (almost) N(0, I) whatever the picture was, sampling can start from noise.
 #
-# Run: `python lessons/01_forward_noising.py [--out DIR] [--fast]`. Measured on 2 cores shared
-# with other jobs: about 3 s wall-clock, full or `--fast` (2.7 s of CPU). The numbers
+# Run: `python lessons/01_forward_noising.py [--out DIR] [--fast]`. Measured on a quiet 2-core machine (nothing else running):
+# 3 s, full or `--fast`. The numbers
 # quoted in the text are the full run's; `--fast` draws a 32x32 picture, which moves some of
 # them in the second decimal.
 

@@ -13,9 +13,9 @@
 # belongs to the *sampler*: how it discretises the reverse process, how many steps it takes,
 # and whether it injects noise. That is the cleanest way to compare samplers.
 #
-# Run: `python lessons/02_reverse_with_an_exact_denoiser.py [--out DIR] [--fast]`. Measured on
-# 2 cores shared with other jobs: about 1 min (59 s wall-clock, 47 s of CPU, at load ~2.5;
-# 2 min 26 s at load 7.6); `--fast` 6 s (21 s at load 7). The numbers quoted in the text are
+# Run: `python lessons/02_reverse_with_an_exact_denoiser.py [--out DIR] [--fast]`. Measured
+# on a quiet 2-core machine (nothing else running): 55 s; `--fast` 6 s. Other jobs on the cores slow it
+# several times (2 min 26 s at load average 7.6). The numbers quoted in the text are
 # the full run's.
 
 # %%

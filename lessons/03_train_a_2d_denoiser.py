@@ -20,11 +20,9 @@
 # lesson 02 computed — so a trained network plugs into the same samplers unchanged. In 2-D
 # you can *see* what it learned, which no image model lets you do.
 #
-# Run: `python lessons/03_train_a_2d_denoiser.py [--out DIR] [--fast]`. Measured on 2 cores
-# shared with other jobs: about 1.5 min (92 s wall-clock at load ~2.5, of which training 8000
-# steps took 36 s, 4.5 ms a step; the lesson prints its own time). Other jobs slow it a lot:
-# 2 min 43 s at load ~4 (training 10 ms a step), 9 min at load 6-7 (53 ms a step).
-# `--fast`: 20 s at load ~2.5, 54 s at load 7. The numbers
+# Run: `python lessons/03_train_a_2d_denoiser.py [--out DIR] [--fast]`. Measured on a quiet 2-core machine (nothing else running):
+# 79 s, of which training 8000 steps takes about 36 s (4.5 ms a step; the lesson prints its own
+# time); `--fast` 20 s. Other jobs slow it a lot: 2 min 43 s at load average ~4, 9 min at 6-7. The numbers
 # quoted in the text are the full run's.
 
 # %%

@@ -24,10 +24,10 @@
 # half hour of training this model had buys about 2250 steps of 64 images at 16x16 but only
 # about 650 at 32x32, too few for clean digits. The digits are small, but they are digits.
 #
-# Run: `python lessons/04_glyph_unet.py [--train] [--out DIR] [--fast]` (measured on 2 cores
-# shared with other jobs: 31-52 s, and 4 s with --fast once Numba's compiled kernels are cached). With
-# `--train` the model is trained from scratch first (about 30 minutes on 2 cores, with a
-# progress bar).
+# Run: `python lessons/04_glyph_unet.py [--train] [--out DIR] [--fast]` (measured on a quiet 2-core machine (nothing else running): 22 s, and 4 s with --fast once Numba's compiled
+# kernels are cached). With `--train` the model is trained from scratch first (about 13
+# minutes on 2 cores in two processes, the README's estimate from the first 500 steps; a
+# progress bar shows it).
 
 # %%
 import argparse
@@ -50,7 +50,7 @@ from tinydiff.viz.tiles import save_image_grid
 parser = argparse.ArgumentParser(description="Lesson 04: the glyph UNet")
 parser.add_argument("--out", help="folder for the figures",
                     default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "04_glyph_unet"))
-parser.add_argument("--train", action="store_true", help="train the model from scratch first (~30 min)")
+parser.add_argument("--train", action="store_true", help="train the model from scratch first (~13 min on 2 cores)")
 parser.add_argument("--model", type=Path, default=None, help="a model folder to use instead of the shipped one")
 parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
                     help="few samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")

@@ -24,9 +24,9 @@
 # at t = 999 (the config's "leading" spacing starts it late, which an earlier version of this
 # lesson mistook for a worse sampler).
 #
-# Run: `python lessons/05_steps_and_samplers.py [--num N] [--out DIR] [--fast]`. Measured on 2
-# cores shared with other jobs (load average 4-7): 11.4 minutes, most of it the 50-step runs
-# and the 100-step reference; 18 s with --fast.
+# Run: `python lessons/05_steps_and_samplers.py [--num N] [--out DIR] [--fast]`. Measured on a quiet 2-core machine (nothing else running):
+# 3.7 minutes, most of it the 50-step runs and the 100-step reference; 18 s with --fast (11.4
+# minutes while other jobs kept the cores busy, load average 4-7).
 
 # %%
 import argparse

@@ -17,8 +17,8 @@
 # normal latents gives coloured textures, not shapes. Diffusion learns where the latents
 # really are.
 #
-# Run: `python lessons/06_latent_space.py [--out DIR] [--fast]` (measured on 2 cores shared
-# with other jobs: 63-86 s, and 9 s with --fast; retrain the shipped models with
+# Run: `python lessons/06_latent_space.py [--out DIR] [--fast]` (measured on a quiet 2-core machine (nothing else running):
+# 35 s, and 9 s with --fast; retrain the shipped models with
 # `python -m tinydiff.pretrained.train_shapes`).
 
 # %%
@@ -284,9 +284,9 @@ print(f"a latent step needs {flops_ratio:.1f}x fewer FLOPs (counted), and took {
 
 # %% [markdown]
 # What to notice: the FLOP ratio is a count and comes out the same on every machine; the time
-# ratio is a measurement of this machine at this moment. In two runs on the 2-core machine
-# this lesson was written on (shared with other jobs) the medians were 6.2x and 4.7x, from
-# rounds between 1.8x (another job had the cores) and 6.9x: below the 7.8x FLOP ratio,
+# ratio is a measurement of this machine at this moment. On a quiet 2-core machine the
+# median was 5.6x (rounds 4.9-8.7x); in two runs with other jobs on the cores, 6.2x and 4.7x,
+# from rounds between 1.8x (another job had the cores) and 6.9x: below the 7.8x FLOP ratio,
 # because the latent UNet's small 8x8 maps give each kernel less work to spread over the
 # cores (in the first run it ran at 47 GFLOP/s, the pixel UNet at 63). That is why the two
 # UNets are timed in turn, round after round, and the median and range are printed rather

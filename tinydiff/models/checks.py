@@ -94,6 +94,23 @@ def config_names(value, name, owner, allowed, length=None):
     return values
 
 
+def config_levels(c, owner, down_allowed, up_allowed):
+    """Check a config's resolution levels in place: block_out_channels (whole numbers >= 1),
+    down_block_types and up_block_types (one allowed name per level) as tuples of equal length.
+    Returns the channels."""
+    channels = c["block_out_channels"] = config_ints(c["block_out_channels"], "block_out_channels", owner)
+    n = len(channels)
+    down = config_sequence(c["down_block_types"], "down_block_types", owner)
+    up = config_sequence(c["up_block_types"], "up_block_types", owner)
+    if len(down) != n or len(up) != n:
+        raise ValueError(
+            f"{owner}: down_block_types, up_block_types and block_out_channels must have the same length "
+            f"(one entry per resolution level), got {len(down)}, {len(up)}, {n}")
+    c["down_block_types"] = config_names(down, "down_block_types", owner, down_allowed)
+    c["up_block_types"] = config_names(up, "up_block_types", owner, up_allowed)
+    return channels
+
+
 def config_floats(value, name, owner, length):
     """A list of `length` finite numbers, as a list of Python floats (JSON-friendly)."""
     values = config_sequence(value, name, owner, length)

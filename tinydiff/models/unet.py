@@ -11,8 +11,8 @@ DOWN_BLOCKS / UP_BLOCKS, so a state dict moves between the two by name.
 
 import numpy as np
 
-from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_int, config_ints,
-                                    config_names, config_number, config_optional_int, config_sequence)
+from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_int, config_levels,
+                                    config_number, config_optional_int)
 from tinydiff.models.unet_blocks import DOWN_BLOCKS, UP_BLOCKS, TimestepEmbedding, UNetMidBlock2D
 from tinydiff.nn import Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU, SinusoidalTimestepEmbedding
 from tinydiff.nn.checks import check_float_array
@@ -27,16 +27,8 @@ def validate_config(c):
     for key in ("sample_size", "in_channels", "out_channels", "layers_per_block", "attention_head_dim",
                 "norm_num_groups"):
         c[key] = config_int(c[key], key, OWNER)
-    channels = c["block_out_channels"] = config_ints(c["block_out_channels"], "block_out_channels", OWNER)
+    channels = config_levels(c, OWNER, DOWN_BLOCKS, UP_BLOCKS)
     n = len(channels)
-    down = config_sequence(c["down_block_types"], "down_block_types", OWNER)
-    up = config_sequence(c["up_block_types"], "up_block_types", OWNER)
-    if len(down) != n or len(up) != n:
-        raise ValueError(
-            f"{OWNER}: down_block_types, up_block_types and block_out_channels must have the same length "
-            f"(one entry per resolution level), got {len(down)}, {len(up)}, {n}")
-    c["down_block_types"] = config_names(down, "down_block_types", OWNER, DOWN_BLOCKS)
-    c["up_block_types"] = config_names(up, "up_block_types", OWNER, UP_BLOCKS)
     c["norm_eps"] = config_number(c["norm_eps"], "norm_eps", OWNER, positive=True)
     c["dropout"] = config_number(c["dropout"], "dropout", OWNER, minimum=0.0, maximum=1.0)
     if c["dropout"] == 1.0:

@@ -27,7 +27,7 @@ tinydiff measures them from data (tinydiff.pipelines.vae_training).
 import numpy as np
 
 from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_floats, config_int,
-                                    config_ints, config_names, config_number, config_sequence)
+                                    config_levels, config_number)
 from tinydiff.models.vae_blocks import Decoder, Encoder
 from tinydiff.nn import Conv2d, Module
 from tinydiff.nn.checks import check_float_array, describe
@@ -96,16 +96,8 @@ def validate_config(c):
     for key in ("in_channels", "out_channels", "layers_per_block", "latent_channels", "norm_num_groups",
                 "sample_size"):
         c[key] = config_int(c[key], key, OWNER)
-    channels = c["block_out_channels"] = config_ints(c["block_out_channels"], "block_out_channels", OWNER)
+    channels = config_levels(c, OWNER, ("DownEncoderBlock2D",), ("UpDecoderBlock2D",))
     n = len(channels)
-    down = config_sequence(c["down_block_types"], "down_block_types", OWNER)
-    up = config_sequence(c["up_block_types"], "up_block_types", OWNER)
-    if len(down) != n or len(up) != n:
-        raise ValueError(
-            f"{OWNER}: down_block_types, up_block_types and block_out_channels must have the same length "
-            f"(one entry per resolution level), got {len(down)}, {len(up)}, {n}")
-    c["down_block_types"] = config_names(down, "down_block_types", OWNER, ("DownEncoderBlock2D",))
-    c["up_block_types"] = config_names(up, "up_block_types", OWNER, ("UpDecoderBlock2D",))
     check_divisible(channels, "every block_out_channels entry", c["norm_num_groups"], "norm_num_groups", OWNER)
     if c["sample_size"] % 2 ** (n - 1):
         raise ValueError(f"{OWNER}: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)} "

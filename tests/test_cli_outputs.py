@@ -293,3 +293,39 @@ def test_flag_defaults_are_the_values_parsing_gives(argv):
     command = parser.commands[argv[0]]
     assert {k: v for k, v in parsed.items() if command.get_default(k) != v} == \
         {"command": argv[0], "out": Path("x"), **({"dataset": "glyphs"} if argv[0] == "train" else {})}
+
+
+
+SHORT = ["train", *TINY, "--steps", "2", "--checkpoint-every", "1"]
+
+
+@pytest.mark.parametrize("where", ["final/MY_NOTES.txt", "final/unet/extra.npy", "checkpoints/step-0000002/thesis.tex",
+                                   "checkpoints/latest.tmp/notes.txt", "checkpoints/.step-0000009.tmp-ab/notes.txt"])
+def test_overwrite_never_removes_a_users_file_inside_a_runs_folders(where, tmp_path, capsys):
+    """--overwrite removes checkpoints/ and final/ only when every file below them is one tinydiff
+    writes there: a user's file anywhere inside is found, named, and nothing is removed."""
+    out = tmp_path / "run"
+    assert main(SHORT + ["--out", str(out)]) == 0
+    if where.startswith("checkpoints/latest.tmp"):
+        (out / "checkpoints" / "latest.tmp").mkdir()
+    mine = out / where
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("the user's work\n")
+    before = digest(out)
+    with pytest.raises(SystemExit) as refused:
+        main(SHORT + ["--out", str(out), "--overwrite"])
+    assert "was not written by tinydiff" in str(refused.value) and mine.name in str(refused.value)
+    assert digest(out) == before and mine.read_text() == "the user's work\n"
+
+
+def test_export_overwrite_never_replaces_a_model_folder_holding_a_users_file(tmp_path):
+    out = tmp_path / "run"
+    assert main(SHORT + ["--out", str(out)]) == 0
+    exported = tmp_path / "hf"
+    assert main(["export", "--model", str(out / "final"), "--diffusers", str(exported)]) == 0
+    (exported / "README.txt").write_text("mine\n")
+    with pytest.raises(SystemExit, match="README.txt"):
+        main(["export", "--model", str(out / "final"), "--diffusers", str(exported), "--overwrite"])
+    assert (exported / "README.txt").read_text() == "mine\n"
+    (exported / "README.txt").unlink()
+    assert main(["export", "--model", str(out / "final"), "--diffusers", str(exported), "--overwrite"]) == 0

@@ -185,7 +185,7 @@ def add_train_vae_parser(sub):
 def cmd_train_vae(args):
     import numpy as np
 
-    from tinydiff.cli_run import TRAIN_VAE_PARTS, prepare_run_folder, run_to_the_end
+    from tinydiff.cli_run import TRAIN_VAE_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
     from tinydiff.models import AutoencoderKL
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
@@ -204,7 +204,7 @@ def cmd_train_vae(args):
             rng=np.random.default_rng(args.seed))
         config = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                                 reconstruction=args.reconstruction,
-                                warmup_steps=state["config"]["warmup_steps"] if state else min(100, args.steps - 1),
+                                warmup_steps=resumed_warmup(state, 100, args.steps),
                                 ema_decay=args.ema_decay, latent_norm=args.latent_norm,
                                 seed=args.seed, checkpoint_every=args.checkpoint_every,
                                 sample_every=args.sample_every)

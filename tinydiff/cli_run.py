@@ -32,8 +32,9 @@ def prepare_run_folder(args, parts, defaults):
 def resumed_warmup(state, warmup_steps, steps):
     """The warm-up of a resumed run is the run's own (a larger --steps does not repeat it);
     a new run's is at most steps - 1."""
-    if state is not None and isinstance(state.get("run_settings"), dict):
-        return state["config"]["warmup_steps"]
+    saved = state.get("config") if isinstance(state, dict) else None
+    if isinstance(saved, dict) and "warmup_steps" in saved:  # checkpoints from before run_settings too
+        return saved["warmup_steps"]
     return min(warmup_steps, steps - 1)
 
 
@@ -57,3 +58,6 @@ def run_to_the_end(trainer, command, resume):
         raise SystemExit(INTERRUPTED) from None
     except (TrainingDiverged, SaveFailed, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"tinydiff {command}: {err}") from None
+    except RuntimeError as err:  # a worker process failed or died (tinydiff.parallel); its traceback went to stderr
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SystemExit(f"tinydiff {command}: {first}; {_where_to_resume(trainer)}") from None

@@ -115,13 +115,42 @@ def _json_has_version(file):
     return isinstance(data, dict) and "_tinydiff_version" in data
 
 
+# every file tinydiff writes in a model folder (save_model, save_pipeline) and in a training
+# checkpoint (Trainer.save_checkpoint); a folder holding anything else holds the user's work too
+MODEL_FILES = frozenset({"config.json", "diffusion_pytorch_model.safetensors", "model_index.json",
+                         "scheduler/scheduler_config.json", "unet/config.json",
+                         "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
+                         "vae/diffusion_pytorch_model.safetensors"})
+CHECKPOINT_FILES = frozenset({"config.json", "diffusion_pytorch_model.safetensors", "ema.safetensors",
+                              "optimizer.safetensors", "optimizer_state.json", "scheduler_config.json",
+                              "trainer_state.json"})
+
+
+def foreign_entries(folder, files):
+    """Entries below `folder` that are not among `files` (paths relative to it) or the folders
+    holding them; links count as foreign. Returns paths, in sorted order."""
+    folder = Path(folder)
+    subfolders = {str(Path(f).parent) for f in files} - {"."}
+    foreign = []
+    for entry in sorted(folder.rglob("*")):
+        rel = entry.relative_to(folder).as_posix()
+        if entry.is_symlink():
+            foreign.append(entry)
+        elif entry.is_dir() and rel not in subfolders:
+            foreign.append(entry)
+        elif entry.is_file() and rel not in files:
+            foreign.append(entry)
+    return foreign
+
+
 def written_by_tinydiff(folder):
     """True for a model folder tinydiff wrote: its config.json or model_index.json (or, in
     pipeline folders written before model_index.json carried it, unet/config.json) has
     `_tinydiff_version`."""
     folder = Path(folder)
-    return folder.is_dir() and any(_json_has_version(folder / name) for name in
-                                   ("model_index.json", "config.json", "unet/config.json"))
+    return (folder.is_dir() and not folder.is_symlink()
+            and any(_json_has_version(folder / name) for name in ("model_index.json", "config.json", "unet/config.json"))
+            and not foreign_entries(folder, MODEL_FILES))
 
 
 def check_model_destination(path, flag, overwrite):
@@ -136,8 +165,8 @@ def check_model_destination(path, flag, overwrite):
             raise OutputError(f"{flag}: {path} exists and is not empty; pass --overwrite to replace it "
                               f"(only a model folder tinydiff wrote is replaced)")
         if not written_by_tinydiff(path):
-            raise OutputError(f"{flag}: {path} was not written by tinydiff (no _tinydiff_version in its "
-                              f"config.json or model_index.json), so it is not replaced; choose another folder")
+            raise OutputError(f"{flag}: {path} was not written by tinydiff, or holds files it did not write "
+                              f"({_named(path)}), so it is not replaced; choose another folder")
 
 
 # ---- training run folders ------------------------------------------------------------------------
@@ -147,16 +176,41 @@ SAMPLE_NAME = re.compile(r"step-\d+\.png$")
 
 
 def _is_ours(part):
-    """Whether an entry of a run folder (checkpoints/, samples/, final/, vae/) is what
-    tinydiff writes there."""
+    """Whether an entry of a run folder (checkpoints/, samples/, final/, vae/) holds only what
+    tinydiff writes there, down to the last file."""
     if not part.is_dir() or part.is_symlink():
         return False
     if part.name == "checkpoints":
-        return all(e.name in ("latest", "latest.tmp") or (STEP_NAME.match(e.name) and e.is_dir())
-                   or (e.name.startswith(".step-") and e.is_dir()) for e in part.iterdir())
+        return all(_is_checkpoint_entry(e) for e in part.iterdir())
     if part.name == "samples":
-        return all(SAMPLE_NAME.match(e.name) and e.is_file() for e in part.iterdir())
+        return all(SAMPLE_NAME.match(e.name) and e.is_file() and not e.is_symlink() for e in part.iterdir())
     return written_by_tinydiff(part)
+
+
+def _is_checkpoint_entry(entry):
+    """The `latest` pointer (and its temporary twin) or a step folder, finished or temporary,
+    holding checkpoint files only."""
+    if entry.is_symlink():
+        return False
+    if entry.name in ("latest", "latest.tmp"):
+        return entry.is_file()
+    if STEP_NAME.match(entry.name) or entry.name.startswith(".step-"):
+        return entry.is_dir() and not foreign_entries(entry, CHECKPOINT_FILES)
+    return False
+
+
+def _named(folder, most=3):
+    """A few of the entries of `folder` tinydiff did not write, for messages."""
+    folder = Path(folder)
+    if folder.name == "checkpoints":
+        odd = [e for e in sorted(folder.iterdir()) if not _is_checkpoint_entry(e)]
+        odd += [f for e in odd if e.is_dir() and not e.is_symlink() for f in foreign_entries(e, CHECKPOINT_FILES)]
+    elif folder.name == "samples":
+        odd = [e for e in sorted(folder.iterdir()) if not (SAMPLE_NAME.match(e.name) and e.is_file())]
+    else:
+        odd = foreign_entries(folder, MODEL_FILES) if folder.is_dir() else [folder]
+    shown = ", ".join(str(e) for e in odd[:most]) or "no _tinydiff_version in its config.json or model_index.json"
+    return shown + (f" and {len(odd) - most} more" if len(odd) > most else "")
 
 
 def latest_step(out):
@@ -193,8 +247,9 @@ def check_run_folder(out, parts, resume, overwrite, flag="--out"):
     present = [out / name for name in parts if os.path.lexists(out / name)]
     for part in present:
         if not _is_ours(part):
-            raise OutputError(f"{flag}: {part} was not written by tinydiff, and training would write "
-                              f"there; move it away or choose another {flag}")
+            raise OutputError(f"{flag}: {part} was not written by tinydiff, or holds what it did not write "
+                              f"({_named(part)}), and training would write there; move it away or choose "
+                              f"another {flag}")
     if resume:
         if latest_step(out) is None:
             raise OutputError(f"--resume: no checkpoint in {out / 'checkpoints'} to continue from")
@@ -210,6 +265,9 @@ def remove_run(out, present):
     """Remove the parts of a run that check_run_folder found (tinydiff's own), and any of their
     temporary or set-aside copies (.final.tmp-*, .final.old-*)."""
     for part in present:
+        if not _is_ours(part):  # checked again: data and model building took a while
+            raise OutputError(f"--overwrite: {part} changed since it was checked and now holds what tinydiff "
+                              f"did not write ({_named(part)}); nothing was removed from it")
         shutil.rmtree(part)
         for leftover in Path(out).glob(f".{part.name}.*"):
             if leftover.is_dir() and re.search(r"\.(tmp|old)-[0-9a-f]+$", leftover.name):

@@ -94,3 +94,30 @@ def test_export_writes_a_vae_diffusers_loads(latent_run, tmp_path):
         np.testing.assert_allclose(ours.eval().encode(x).mean, mean, rtol=1e-4, atol=1e-5)
         z = mean
         np.testing.assert_allclose(ours.decode(z), theirs.decode(torch.tensor(z)).sample.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_resuming_on_another_vae_is_refused(tmp_path):
+    """A latent run's checkpoints decode with the VAE kept in OUT/vae; resuming while the
+    --latent VAE's weights changed meanwhile (retrained in place) would train on other latents,
+    so it is refused in one line; with the VAE put back the run resumes."""
+    from tinydiff.pipelines import checkpoint as ckpt
+
+    assert main(["train-vae", "--dataset", "shapes", "--out", str(tmp_path / "vae"), "--steps", "2",
+                 "--batch-size", "4", "--image-size", "16", "--channels", "8,8", "--groups", "4",
+                 "--latent-channels", "2", "--sample-every", "0"]) == 0
+    argv = ["train", "--dataset", "shapes", "--latent", str(tmp_path / "vae"), "--latent-images", "16",
+            "--out", str(tmp_path / "ldm"), "--steps", "2", "--batch-size", "4", "--image-size", "16",
+            "--channels", "8,16", "--attention", "0,1", "--checkpoint-every", "1", "--sample-every", "0",
+            "--warmup-steps", "1"]
+    assert main(argv) == 0
+    weights_file = tmp_path / "vae" / "final" / ckpt.WEIGHTS_NAME
+    original = weights_file.read_bytes()
+    weights = ckpt.load_arrays(weights_file)
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 0.01  # "retrained"
+    ckpt.save_arrays(weights_file, weights)
+    longer = [*argv[:argv.index("--steps") + 1], "3", *argv[argv.index("--steps") + 2:], "--resume"]
+    with pytest.raises(SystemExit, match="differs from the one the run"):
+        main(longer)
+    weights_file.write_bytes(original)
+    assert main(longer) == 0

@@ -174,6 +174,19 @@ def load_pipeline_vae(path):
     return None
 
 
+def same_weights(vae, folder):
+    """Whether `vae` has the config and float32 weights of the model folder `folder`."""
+    stored = ckpt.read_json(Path(folder) / ckpt.CONFIG_NAME)
+    mine = ckpt.model_config(vae)
+    if {k: v for k, v in stored.items() if not k.startswith("_")} != \
+            {k: v for k, v in mine.items() if not k.startswith("_")}:
+        return False
+    weights = ckpt.load_arrays(Path(folder) / ckpt.WEIGHTS_NAME)
+    state = vae.state_dict()
+    return weights.keys() == state.keys() and all(
+        np.array_equal(weights[k], np.asarray(v, dtype=np.float32)) for k, v in state.items())
+
+
 class LatentTrainer(Trainer):
     """Trainer for a UNet on VAE latents: data(step) must return scaled latents (LatentEpochs).
     out_dir also gets vae/ (a copy of the frozen VAE); final/ is a pipeline folder with vae/,
@@ -182,8 +195,15 @@ class LatentTrainer(Trainer):
     def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True, settings=None):
         super().__init__(model, scheduler, data, config, out_dir, progress, settings)
         self.vae = vae
-        if not (self.out_dir / "vae" / ckpt.CONFIG_NAME).is_file():
-            ckpt.save_model(vae, self.out_dir / "vae")
+        kept = self.out_dir / "vae"
+        if not (kept / ckpt.CONFIG_NAME).is_file():
+            ckpt.save_model(vae, kept)
+        elif not same_weights(vae, kept):
+            # a run's latents are this VAE's: resuming on another one (the --latent folder
+            # retrained meanwhile) would train on other latents than its checkpoints decode with
+            raise ValueError(f"--latent: this VAE differs from the one the run in {self.out_dir} was trained "
+                             f"on (a copy is kept in {kept}); put that VAE back in the --latent folder, or "
+                             f"start a new run")
 
     def save_final(self):
         with self.ema.swap_in():

@@ -240,3 +240,14 @@ def test_guidance_needs_a_null_class_and_a_conditional_model():
     with pytest.raises(ValueError, match="guidance_scale.*class-conditional"):
         sample(model, scheduler, (2, 2), np.random.default_rng(0), 2, guidance_scale=2.0)
     sample(model, scheduler, (2, 2), np.random.default_rng(0), 2, guidance_scale=1.0)  # s = 1 needs nothing
+
+
+def test_a_unet_with_a_null_class_samples_with_guidance():
+    from tinydiff.models import UNet2DModel
+
+    model = UNet2DModel(rng=np.random.default_rng(0), sample_size=8, in_channels=1, out_channels=1,
+                        block_out_channels=(4, 8), norm_num_groups=2, attention_head_dim=4, num_class_embeds=4,
+                        class_embed_null_index=3)
+    x = sample(model, DDIMScheduler(), (2, 1, 8, 8), np.random.default_rng(0), 2, class_labels=[0, 2],
+               guidance_scale=3.0, guidance_rescale=0.7)
+    assert x.shape == (2, 1, 8, 8) and x.dtype == np.float32 and np.isfinite(x).all()

@@ -95,3 +95,15 @@ def test_bad_guidance_numbers_are_usage_errors(runs, tmp_path, capsys):
         with pytest.raises(SystemExit):
             sample_npz(runs, "null", tmp_path, *flags)
         assert expected in capsys.readouterr().err
+
+
+def test_a_resumed_run_keeps_its_own_drop_probability():
+    from types import SimpleNamespace
+
+    from tinydiff.cli import resolve_cond_drop_prob
+
+    args = SimpleNamespace(cond_drop_prob=None, class_conditional=True)
+    assert resolve_cond_drop_prob(args, None) == 0.1
+    assert resolve_cond_drop_prob(args, {"config": {"cond_drop_prob": 0.2}}) == 0.2
+    assert resolve_cond_drop_prob(args, {"config": {"steps": 10}}) == 0.0  # a run older than the flag
+    assert resolve_cond_drop_prob(SimpleNamespace(cond_drop_prob=None, class_conditional=False), None) == 0.0

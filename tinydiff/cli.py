@@ -82,14 +82,15 @@ def add_train_parser(sub):
 
 
 def resolve_cond_drop_prob(args, state):
-    """--cond-drop-prob as given; unset: 0.1 for a class-conditional run, 0 otherwise, and 0 for
-    a resumed run older than the flag (it was trained without a null class)."""
+    """--cond-drop-prob as given; unset: a resumed run's own (0 for runs older than the flag,
+    trained without a null class), else 0.1 for a class-conditional run; 0 without labels."""
     if args.cond_drop_prob is not None:
         if args.cond_drop_prob > 0 and not args.class_conditional:
             raise ValueError(f"--cond-drop-prob: {args.cond_drop_prob} needs --class-conditional (it drops labels)")
         return args.cond_drop_prob
-    older = state is not None and "cond_drop_prob" not in state.get("run_settings", {})
-    return 0.1 if args.class_conditional and not older else 0.0
+    if not args.class_conditional:
+        return 0.0
+    return 0.1 if state is None else state["config"].get("cond_drop_prob", 0.0)
 
 
 def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=False):

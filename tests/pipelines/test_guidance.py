@@ -75,28 +75,28 @@ def closed_form(x, a, labels, s, prediction_type):
     return {"epsilon": eps, "sample": x0, "v_prediction": forward.velocity(x0, eps, a)}[prediction_type]
 
 
-def recording(cls):
+def recording(cls, prediction_type="epsilon"):
+    """A scheduler of class cls that keeps, per step, (t, x_t, model_output, x_prev, history)."""
     class Recording(cls):
-        def step(self, model_output, timestep, sample, *args, **kw):
-            out = super().step(model_output, timestep, sample, *args, **kw)
+        def step(self, model_output, timestep, sample, *args, **options):
+            out = super().step(model_output, timestep, sample, *args, **options)
             self.record.append((int(timestep), np.array(sample), np.array(model_output), out.prev_sample,
                                 [None if h is None else h.copy() for h in getattr(self, "model_outputs", [])]))
             return out
-    scheduler = Recording(prediction_type=PT, clip_sample=False) if cls is not DPMSolverMultistepScheduler \
-        else Recording(prediction_type=PT)
+
+    clip = {} if cls is DPMSolverMultistepScheduler else {"clip_sample": False}  # exact math, no clipping
+    scheduler = Recording(prediction_type=prediction_type, **clip)
     scheduler.record = []
     return scheduler
 
 
-PT = "epsilon"
 LABELS = np.array([0, 1, 0, 1, 1, 0])
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
 @pytest.mark.parametrize("s", [0.0, 2.5])
-def test_guided_output_equals_closed_form_for_each_prediction_type(prediction_type, s, monkeypatch):
-    monkeypatch.setitem(globals(), "PT", prediction_type)
-    scheduler = recording(DDIMScheduler)
+def test_guided_output_equals_closed_form_for_each_prediction_type(prediction_type, s):
+    scheduler = recording(DDIMScheduler, prediction_type)
     model = ExactClassModel(scheduler.alphas_cumprod, prediction_type)
     sample(model, scheduler, (len(LABELS), 2), np.random.default_rng(0), num_inference_steps=8,
            class_labels=LABELS, guidance_scale=s)

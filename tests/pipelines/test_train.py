@@ -16,7 +16,8 @@ from tinydiff.models import MLPDenoiser, UNet2DModel
 from tinydiff.pipelines import TrainConfig, Trainer, TrainingDiverged, load_pipeline
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.data_sources import make_source
-from tinydiff.pipelines.train import drop_condition, loss_weights, training_target
+from tinydiff.pipelines.guidance import drop_condition
+from tinydiff.pipelines.train import loss_weights, training_target
 
 
 def toy_trainer(out_dir, steps=60, prediction_type="epsilon", min_snr_gamma=0.0, lr=3e-3):

@@ -15,6 +15,9 @@ Why it works: eps is a scaled score, eps = -sqrt(1 - alpha_bar) * grad log p(x_t
 guided output is the score of p(x_t | c)^s p(x_t)^(1 - s), i.e. of p(x_t) p(c | x_t)^s: an
 implicit classifier raised to the power s sharpens samples towards what says "c".
 
+Training (Algorithm 1) drops the condition: with probability p_uncond a sample's label is
+replaced by the null class, so the one network learns both outputs (drop_condition).
+
 The condition is one array whose first axis is the batch: class labels (B,) today, text
 embeddings (B, N, D) later. The null condition has the same shape. Both halves run as one
 batch of 2B, as diffusers' pipelines do.
@@ -106,3 +109,23 @@ def guided_output(model_fn, x, t, cond, null_cond, guidance_scale, guidance_resc
     if guidance_rescale > 0:
         guided = rescale_noise_cfg(guided, out_cond, guidance_rescale)
     return guided.astype(out.dtype, copy=False)
+
+
+# ---- training: condition dropout ---------------------------------------------------------
+
+def real_classes(config):
+    """How many real classes a model's config has: num_class_embeds without the null class."""
+    classes = config.get("num_class_embeds")
+    return classes - 1 if classes and config.get("class_embed_null_index") is not None else classes
+
+
+def drop_condition(labels, prob, null_label, key):
+    """Condition dropout (Ho & Salimans 2022, Algorithm 1, line 3: "c <- null with probability
+    p_uncond"): each label (B,) is replaced by null_label with probability prob, drawn from
+    np.random.default_rng(key), so a step's mask depends on (seed, step) alone: a resumed run
+    and every process of a parallel run draw the same one. labels come back untouched (the
+    same object) when prob is 0 or labels is None."""
+    if labels is None or prob == 0:
+        return labels
+    drop = np.random.default_rng(key).random(len(labels)) < prob  # (B,) bool
+    return np.where(drop, null_label, labels).astype(np.asarray(labels).dtype, copy=False)

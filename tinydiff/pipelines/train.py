@@ -29,6 +29,7 @@ from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
+from tinydiff.pipelines.guidance import drop_condition, real_classes
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_labelled_grid
@@ -66,24 +67,6 @@ def training_target(scheduler, x0, noise, t):
     if kind == "sample":
         return x0
     return scheduler.get_velocity(x0, noise, t)
-
-
-def real_classes(config):
-    """How many real classes a model's config has: num_class_embeds without the null class."""
-    classes = config.get("num_class_embeds")
-    return classes - 1 if classes and config.get("class_embed_null_index") is not None else classes
-
-
-def drop_condition(labels, prob, null_label, key):
-    """Condition dropout (Ho & Salimans 2022, Algorithm 1, line 3: "c <- null with probability
-    p_uncond"): each label (B,) is replaced by null_label with probability prob, drawn from
-    np.random.default_rng(key), so a step's mask depends on (seed, step) alone: a resumed run
-    and every process of a parallel run draw the same one. labels come back untouched (the
-    same object) when prob is 0 or labels is None."""
-    if labels is None or prob == 0:
-        return labels
-    drop = np.random.default_rng(key).random(len(labels)) < prob  # (B,) bool
-    return np.where(drop, null_label, labels).astype(np.asarray(labels).dtype, copy=False)
 
 
 class Trainer:

@@ -91,8 +91,9 @@ def choose_labels(args, config, folder):
     --unconditional and --guidance-scale; SystemExit with one line when they do not fit the model."""
     import numpy as np
 
-    classes, null = config.get("num_class_embeds"), config.get("class_embed_null_index")
-    real = classes - 1 if classes and null is not None else classes
+    from tinydiff.pipelines.guidance import real_classes
+
+    classes, null, real = config.get("num_class_embeds"), config.get("class_embed_null_index"), real_classes(config)
     scale = args.guidance_scale
     if not classes:
         if args.label or args.unconditional:

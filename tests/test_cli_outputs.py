@@ -200,7 +200,7 @@ def test_checkpoints_from_before_run_settings_still_resume_or_say_why(place, tmp
         state_file.write_text(json.dumps(state))
     resume = [a.replace("{run}", str(run)) for a in RESUME]
     with pytest.raises(SystemExit, match=r"the model's num_class_embeds \(--class-conditional\): "
-                                         r"the run used 10, now not set"):
+                                         r"the run used 11, now not set"):  # 10 digits + the null class
         main([a for a in resume if a != "--class-conditional"])
     assert main(resume) == 0
 
@@ -225,7 +225,7 @@ def test_class_count_comes_from_the_data_set(tmp_path):
                  "--steps", "3", "--image-size", "8", "--channels", "8,8", "--attention", "0,1",
                  "--processes", "1", "--out", str(out)]) == 0
     config = json.loads((out / "final" / "unet" / "config.json").read_text())
-    assert config["num_class_embeds"] == 10
+    assert config["num_class_embeds"] == 11 and config["class_embed_null_index"] == 10  # 10 digits + null
     from PIL import Image
 
     assert Image.open(out / "samples" / "step-0000003.png").size[0] >= 256  # 8 px glyphs, zoomed

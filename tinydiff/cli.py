@@ -15,8 +15,8 @@ from pathlib import Path
 import tinydiff
 from tinydiff.cli_info import cmd_info
 from tinydiff.cli_sample import add_sample_parser, default_model_dir
-from tinydiff.cli_types import (decay, flag_list, int_list, nonnegative_float, nonnegative_int, positive_float,
-                                positive_int)
+from tinydiff.cli_types import (decay, drop_probability, flag_list, int_list, nonnegative_float, nonnegative_int,
+                                positive_float, positive_int)
 from tinydiff.recipes import RECIPES, expand_recipe
 
 
@@ -52,6 +52,10 @@ def add_train_parser(sub):
                    help="1 where a resolution level gets self-attention, e.g. 0,0,1 (default)")
     p.add_argument("--layers-per-block", type=positive_int, default=1, help="resnets per level (default 1)")
     p.add_argument("--class-conditional", action="store_true", help="condition on the data set's labels")
+    p.add_argument("--cond-drop-prob", type=drop_probability, default=None,
+                   help="with --class-conditional: the share of labels replaced by a null class, so the model "
+                        "also learns the unconditional case that classifier-free guidance needs (Ho & Salimans "
+                        "2022); default 0.1; 0 builds no null class (no guidance)")
     p.add_argument("--prediction-type", default="epsilon", choices=("epsilon", "v_prediction", "sample"),
                    help="what the network predicts (default epsilon)")
     p.add_argument("--beta-schedule", default="squaredcos_cap_v2",
@@ -77,7 +81,21 @@ def add_train_parser(sub):
     p.set_defaults(func=cmd_train)
 
 
-def build_denoiser(args, in_channels, num_classes, sample_size=None):
+def resolve_cond_drop_prob(args, state):
+    """--cond-drop-prob as given; unset: a resumed run's own (0 for runs older than the flag,
+    trained without a null class), else 0.1 for a class-conditional run; 0 without labels."""
+    if args.cond_drop_prob is not None:
+        if args.cond_drop_prob > 0 and not args.class_conditional:
+            raise ValueError(f"--cond-drop-prob: {args.cond_drop_prob} needs --class-conditional (it drops labels)")
+        return args.cond_drop_prob
+    if not args.class_conditional:
+        return 0.0
+    return 0.1 if state is None else state["config"].get("cond_drop_prob", 0.0)
+
+
+def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=False):
+    """The run's denoiser; with null_class, a class-conditional UNet gets num_classes + 1
+    embedding rows, the last one the null class of classifier-free guidance."""
     from tinydiff.models import MLPDenoiser, UNet2DModel
     import numpy as np
 
@@ -93,7 +111,9 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None):
         block_out_channels=args.channels, layers_per_block=args.layers_per_block,
         down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
         up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
-        norm_num_groups=8, attention_head_dim=8, num_class_embeds=num_classes, rng=rng)
+        norm_num_groups=8, attention_head_dim=8, rng=rng,
+        num_class_embeds=num_classes + 1 if null_class else num_classes,
+        class_embed_null_index=num_classes if null_class else None)
 
 
 def cmd_train(args):
@@ -113,6 +133,7 @@ def cmd_train(args):
         if args.class_conditional and labels is None:
             raise ValueError(f"--class-conditional: data set {args.dataset!r} has no labels")
         num_classes = data.num_classes if args.class_conditional else None
+        cond_drop_prob = resolve_cond_drop_prob(args, state)
         vae = None
         if args.latent is not None:
             from tinydiff.pipelines.latent import latent_source, load_vae_folder
@@ -125,10 +146,10 @@ def cmd_train(args):
                                  labelled=args.class_conditional)
             x0, _ = data(0)
         model = build_denoiser(args, x0.shape[1] if x0.ndim == 4 else None, num_classes,
-                               sample_size=x0.shape[2] if vae is not None else None)
+                               sample_size=x0.shape[2] if vae is not None else None, null_class=cond_drop_prob > 0)
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              warmup_steps=resumed_warmup(state, args.warmup_steps, args.steps), ema_decay=args.ema_decay,
-                             min_snr_gamma=args.min_snr_gamma, seed=args.seed,
+                             min_snr_gamma=args.min_snr_gamma, seed=args.seed, cond_drop_prob=cond_drop_prob,
                              checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
                              # toy 2-D models are too small for a second process to pay
                              processes=args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))

@@ -4,7 +4,9 @@ is checked before the model is even loaded."""
 
 from pathlib import Path
 
-from tinydiff.cli_types import positive_int
+from tinydiff.cli_types import nonnegative_float, positive_int, unit_interval
+
+GUIDANCE_KEY = "_tinydiff_guidance_scale"  # a model folder's recommended guidance scale
 
 
 def add_sample_parser(sub):
@@ -20,6 +22,15 @@ def add_sample_parser(sub):
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
     p.add_argument("--label", type=int, action="append",
                    help="class to draw (repeatable); default: cycle through all classes, one grid column each")
+    p.add_argument("--unconditional", action="store_true",
+                   help="draw from a class-conditional model's null class: its unconditional samples")
+    p.add_argument("--guidance-scale", type=nonnegative_float, metavar="S",
+                   help="classifier-free guidance, diffusers' convention: uncond + S * (cond - uncond), S = 1 + w "
+                        "of Ho & Salimans 2022; 1 = none, 0 = unconditional; needs a model with a null class "
+                        f"(default: the model folder's recommended {GUIDANCE_KEY}, else 1)")
+    p.add_argument("--guidance-rescale", type=unit_interval, default=0.0, metavar="PHI",
+                   help="Lin et al. 2023's rescale in [0, 1]: pull the guided output's std back to the "
+                        "conditional one's, mixed by PHI (default 0: off; 0.7 is their choice)")
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
     p.add_argument("--gif", type=Path, help="also write an animated GIF of x_t and predicted x_0")
     p.add_argument("--npz", type=Path, help="also save the samples as array `samples` (N, C, H, W) in [-1, 1]")
@@ -55,6 +66,63 @@ def default_model_dir():
     return folder
 
 
+def recommended_guidance_scale(folder):
+    """The guidance scale a model folder recommends (GUIDANCE_KEY in model_index.json, or in the
+    model's config.json), or None."""
+    import json
+    import math
+
+    for path in (folder / "model_index.json", folder / "unet" / "config.json", folder / "config.json"):
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text()).get(GUIDANCE_KEY)
+            except (ValueError, AttributeError):
+                continue  # load_pipeline names a broken file; here it only recommends nothing
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{path}: {GUIDANCE_KEY}: expected a number >= 0, got {value!r}")
+            return float(value)
+    return None
+
+
+def choose_labels(args, config, folder):
+    """(labels (num,) or None, the real class count or None, guidance scale) from --label,
+    --unconditional and --guidance-scale; SystemExit with one line when they do not fit the model."""
+    import numpy as np
+
+    from tinydiff.pipelines.guidance import real_classes
+
+    classes, null, real = config.get("num_class_embeds"), config.get("class_embed_null_index"), real_classes(config)
+    scale = args.guidance_scale
+    if not classes:
+        if args.label or args.unconditional:
+            flag = "--label" if args.label else "--unconditional"
+            raise SystemExit(f"tinydiff sample: {flag} given, but the model is not class-conditional")
+        if scale not in (None, 1.0):
+            raise SystemExit(f"tinydiff sample: --guidance-scale {scale} needs a class-conditional model; "
+                             f"this one is unconditional (use 1)")
+        return None, None, 1.0
+    if scale not in (None, 1.0) and null is None:
+        raise SystemExit(f"tinydiff sample: --guidance-scale {scale} needs a model trained with a null class "
+                         f"(tinydiff train --cond-drop-prob); this one has none (use 1)")
+    if args.unconditional:
+        if null is None:
+            raise SystemExit("tinydiff sample: --unconditional needs a model trained with a null class "
+                             "(tinydiff train --cond-drop-prob); this one has none")
+        if args.label or scale not in (None, 1.0):
+            raise SystemExit(f"tinydiff sample: --unconditional draws the null class; drop "
+                             f"{'--label' if args.label else '--guidance-scale'}")
+        return np.full(args.num, null), real, 1.0
+    chosen = args.label or list(range(real))
+    bad = [c for c in chosen if not 0 <= c < real]
+    if bad:
+        raise SystemExit(f"tinydiff sample: --label must be in [0, {real}), got {bad}")
+    if scale is None:
+        scale = (recommended_guidance_scale(folder) if null is not None else None) or 1.0
+    return np.resize(np.array(chosen), args.num), real, scale
+
+
 def cmd_sample(args):
     import numpy as np
 
@@ -85,19 +153,14 @@ def cmd_sample(args):
     config = model.config
     if "sample_size" not in config:
         raise SystemExit(f"tinydiff sample: {folder} holds a {type(model).__name__}, not an image model")
-    labels = None
-    classes = config.get("num_class_embeds")
-    if classes:
-        chosen = args.label or list(range(classes))
-        bad = [c for c in chosen if not 0 <= c < classes]
-        if bad:
-            raise SystemExit(f"tinydiff sample: --label must be in [0, {classes}), got {bad}")
-        labels = np.resize(np.array(chosen), args.num)
-    elif args.label:
-        raise SystemExit("tinydiff sample: --label given, but the model is not class-conditional")
+    try:
+        labels, classes, scale = choose_labels(args, config, folder)
+    except ValueError as err:
+        raise SystemExit(f"tinydiff sample: {err}") from None
     shape = (args.num, config["in_channels"], config["sample_size"], config["sample_size"])
     result = sample(model, scheduler, shape, np.random.default_rng(args.seed), args.steps,
-                    class_labels=labels, eta=args.eta, record=args.gif is not None, progress=True)
+                    class_labels=labels, eta=args.eta, record=args.gif is not None, progress=True,
+                    guidance_scale=scale, guidance_rescale=args.guidance_rescale)
     x, trajectory = result if args.gif else (result, None)
     if vae is not None:  # the UNet sampled latents: decode them to pixels
         x = decode_latents(vae, x)
@@ -107,9 +170,9 @@ def cmd_sample(args):
             path.parent.mkdir(parents=True, exist_ok=True)
     zoom = max(2, 64 // x.shape[-1])  # small images (the shipped 16x16 glyphs) are drawn larger
     # cycling through every class: one column per class, so that each column is one class
-    ncols = classes if classes and not args.label else None
+    ncols = classes if classes and not args.label and not args.unconditional else None
     save_image_grid(args.out, x, ncols=ncols, scale=zoom)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}" + (f" (guidance scale {scale:g})" if scale != 1.0 else ""))
     if args.gif:
         halves = ("decode(z_t)", "decode(predicted z_0)") if vae is not None else ("x_t", "predicted x_0")
         write_gif(args.gif, denoising_frames(trajectory, scale=zoom, timesteps=scheduler.timesteps, labels=halves))

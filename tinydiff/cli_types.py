@@ -65,6 +65,22 @@ def decay(text):
     return value
 
 
+def drop_probability(text):
+    """A probability in [0, 1) (condition dropout: 1 would never show the model a label)."""
+    value = _finite(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), e.g. 0.1, got {text!r}")
+    return value
+
+
+def unit_interval(text):
+    """A number in [0, 1] (guidance rescale's phi)."""
+    value = _finite(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], e.g. 0.7, got {text!r}")
+    return value
+
+
 def int_list(text):
     """Comma-separated whole numbers >= 1, e.g. 32,64,64 -> (32, 64, 64)."""
     try:

@@ -33,6 +33,9 @@ def glyph_flags():
         "--prediction-type": scheduler["prediction_type"],
         "--beta-schedule": scheduler["beta_schedule"],
         "--min-snr-gamma": training["min_snr_gamma"],
+        # the shipped model has no null class yet (no condition dropout); it is read from the
+        # shipped training settings so that retraining with dropout changes one place
+        "--cond-drop-prob": training.get("cond_drop_prob", 0.0),
         "--lr": training["lr"],
         "--warmup-steps": training["warmup_steps"],
         "--ema-decay": training["ema_decay"],

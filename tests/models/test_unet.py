@@ -76,3 +76,13 @@ def test_same_outputs_and_gradients_as_diffusers():
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, their_grads[name].grad.numpy(), rtol=1e-6, atol=1e-8, err_msg=name)
 
+
+
+def test_null_class_index_is_checked_and_kept_out_of_configs_without_one():
+    assert "class_embed_null_index" not in UNet2DModel(rng=np.random.default_rng(0), num_class_embeds=3, **TINY).config
+    model = UNet2DModel(rng=np.random.default_rng(0), num_class_embeds=4, class_embed_null_index=3, **TINY)
+    assert model.config["class_embed_null_index"] == 3
+    with pytest.raises(ValueError, match=r"class_embed_null_index: expected an index in \[0, 4\)"):
+        UNet2DModel(num_class_embeds=4, class_embed_null_index=4, **TINY)
+    with pytest.raises(ValueError, match="class_embed_null_index: given .*no class embedding"):
+        UNet2DModel(class_embed_null_index=0, **TINY)

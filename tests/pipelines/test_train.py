@@ -16,6 +16,7 @@ from tinydiff.models import MLPDenoiser, UNet2DModel
 from tinydiff.pipelines import TrainConfig, Trainer, TrainingDiverged, load_pipeline
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.data_sources import make_source
+from tinydiff.pipelines.guidance import drop_condition
 from tinydiff.pipelines.train import loss_weights, training_target
 
 
@@ -166,3 +167,62 @@ def test_unet_training_writes_a_loadable_pipeline_and_samples(tmp_path):
     np.testing.assert_array_equal(from_checkpoint.conv_out.weight.data, loaded.conv_out.weight.data)
     with pytest.raises(FileNotFoundError, match="not a tinydiff model"):
         load_pipeline(tmp_path)
+
+
+# ---- condition dropout (Ho & Salimans 2022, Algorithm 1) ------------------------------------
+
+def conditional_unet_trainer(out_dir, steps=4, cond_drop_prob=0.2, null=True):
+    model = UNet2DModel(rng=np.random.default_rng(0), sample_size=8, in_channels=1, out_channels=1,
+                        block_out_channels=(4, 8), norm_num_groups=2, attention_head_dim=4,
+                        num_class_embeds=11 if null else 10, class_embed_null_index=10 if null else None)
+    config = TrainConfig(steps=steps, batch_size=8, warmup_steps=1, checkpoint_every=2, sample_steps=2,
+                         num_samples=4, cond_drop_prob=cond_drop_prob)
+    return Trainer(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+                   make_source("glyphs", 8, 0, image_size=8, labelled=True), config, out_dir, progress=False)
+
+
+@pytest.mark.parametrize("prob", [0.1, 0.5])
+def test_condition_dropout_replaces_a_share_p_of_labels_by_the_null_class(prob):
+    labels = np.arange(1000) % 10
+    dropped = sum((drop_condition(labels, prob, 10, (0, 19, step)) == 10).sum() for step in range(20))
+    n = 20 * len(labels)
+    assert abs(dropped - prob * n) < 5 * np.sqrt(n * prob * (1 - prob))  # binomial, 5 standard deviations
+    kept = drop_condition(labels, prob, 10, (0, 19, 3))
+    assert np.array_equal(kept[kept != 10], labels[kept != 10])  # only ever replaced by the null class
+
+
+def test_condition_dropout_mask_is_a_function_of_seed_and_step():
+    labels = np.arange(64) % 10
+    a, b = drop_condition(labels, 0.3, 10, (0, 19, 5)), drop_condition(labels, 0.3, 10, (0, 19, 5))
+    assert np.array_equal(a, b) and a.dtype == labels.dtype
+    assert not np.array_equal(a, drop_condition(labels, 0.3, 10, (0, 19, 6)))
+    assert drop_condition(labels, 0.0, 10, (0, 19, 5)) is labels
+    assert drop_condition(None, 0.3, 10, (0, 19, 5)) is None
+
+
+def test_trainer_drops_labels_only_when_asked(tmp_path):
+    with_drop = conditional_unet_trainer(tmp_path / "a", cond_drop_prob=0.5)
+    without = conditional_unet_trainer(tmp_path / "b", cond_drop_prob=0.0, null=False)
+    labels = [with_drop.batch(step)[2] for step in range(6)]
+    assert any((lab == 10).any() for lab in labels)
+    for step in range(6):
+        _, raw = without.data(step)
+        np.testing.assert_array_equal(without.batch(step)[2], raw)
+    with pytest.raises(ValueError, match="cond_drop_prob.*null class"):
+        conditional_unet_trainer(tmp_path / "c", cond_drop_prob=0.1, null=False)
+    with pytest.raises(ValueError, match="cond_drop_prob"):
+        TrainConfig(cond_drop_prob=1.0).validate()
+
+
+def test_resumed_run_with_condition_dropout_equals_an_uninterrupted_one(tmp_path):
+    straight = conditional_unet_trainer(tmp_path / "straight")
+    straight.run()
+    conditional_unet_trainer(tmp_path / "chunks").run(until=2)
+    resumed = conditional_unet_trainer(tmp_path / "chunks")
+    resumed.run(resume=True)
+    for (name, a), (_, b) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+    for a, b in zip(straight.ema.shadow, resumed.ema.shadow):
+        np.testing.assert_array_equal(a, b)
+    loaded, _ = load_pipeline(tmp_path / "straight" / "final")
+    assert loaded.config["class_embed_null_index"] == 10 and loaded.config["num_class_embeds"] == 11

@@ -39,6 +39,14 @@ def validate_config(c):
     c["flip_sin_to_cos"] = config_bool(c["flip_sin_to_cos"], "flip_sin_to_cos", OWNER)
     c["add_attention"] = config_bool(c["add_attention"], "add_attention", OWNER)
     c["num_class_embeds"] = config_optional_int(c["num_class_embeds"], "num_class_embeds", OWNER)
+    if c.get("class_embed_null_index") is not None:  # the null class of classifier-free guidance
+        if not c["num_class_embeds"]:
+            raise ValueError(f"{OWNER}: class_embed_null_index: given ({c['class_embed_null_index']!r}), but the "
+                             f"model has no class embedding (num_class_embeds=None)")
+        c["class_embed_null_index"] = config_int(c["class_embed_null_index"], "class_embed_null_index", OWNER, 0)
+        if c["class_embed_null_index"] >= c["num_class_embeds"]:
+            raise ValueError(f"{OWNER}: class_embed_null_index: expected an index in [0, {c['num_class_embeds']}) "
+                             f"(num_class_embeds), got {c['class_embed_null_index']}")
     check_divisible(channels, "every block_out_channels entry", c["norm_num_groups"], "norm_num_groups", OWNER)
     attention = [channels[i] for i in attention_levels(c)]
     check_divisible(attention, "block_out_channels at levels with attention", c["attention_head_dim"],
@@ -96,8 +104,13 @@ class UNet2DModel(Module):
                  up_block_types=("AttnUpBlock2D", "UpBlock2D"), block_out_channels=(32, 64),
                  layers_per_block=1, attention_head_dim=8, norm_num_groups=8, norm_eps=1e-5,
                  dropout=0.0, mid_block_scale_factor=1.0, flip_sin_to_cos=True, freq_shift=0,
-                 num_class_embeds=None, add_attention=True, rng=None):
+                 num_class_embeds=None, add_attention=True, class_embed_null_index=None, rng=None):
         super().__init__()
+        # class_embed_null_index: tinydiff's key (diffusers ignores it, with a warning): which
+        # class_embedding row is the null class that classifier-free guidance runs beside the
+        # real ones (Ho & Salimans 2022); kept out of the config when None, so folders written
+        # before it stay the same.
+        null = {} if class_embed_null_index is None else {"class_embed_null_index": class_embed_null_index}
         self.config = c = validate_config(dict(
             sample_size=sample_size, in_channels=in_channels, out_channels=out_channels,
             down_block_types=down_block_types, up_block_types=up_block_types,
@@ -105,7 +118,7 @@ class UNet2DModel(Module):
             attention_head_dim=attention_head_dim, norm_num_groups=norm_num_groups, norm_eps=norm_eps,
             dropout=dropout, mid_block_scale_factor=mid_block_scale_factor,
             flip_sin_to_cos=flip_sin_to_cos, freq_shift=freq_shift, num_class_embeds=num_class_embeds,
-            add_attention=add_attention))
+            add_attention=add_attention, **null))
         rng = generator(rng)
         channels = c["block_out_channels"]
         groups, eps, head_dim, dropout = c["norm_num_groups"], c["norm_eps"], c["attention_head_dim"], c["dropout"]

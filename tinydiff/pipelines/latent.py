@@ -113,14 +113,15 @@ def decode_latents(vae, z, batch_size=128):
 
 
 def sample_latent(model, scheduler, vae, num, rng, num_inference_steps=50, class_labels=None, eta=0.0,
-                  record=False, progress=False):
-    """Sample `num` latents with tinydiff.pipelines.sample and decode them to images.
+                  record=False, progress=False, guidance_scale=1.0, guidance_rescale=0.0):
+    """Sample `num` latents with tinydiff.pipelines.sample (guidance as there) and decode them.
 
     Returns images (num, C, H, W) float32, and with record=True also the latent trajectory
     (a list of (t, z_t, predicted z_0), see decode_trajectory)."""
     c, s = model.config["in_channels"], model.config["sample_size"]
     result = sample(model, scheduler, (num, c, s, s), rng, num_inference_steps, class_labels=class_labels,
-                    eta=eta, record=record, progress=progress)
+                    eta=eta, record=record, progress=progress, guidance_scale=guidance_scale,
+                    guidance_rescale=guidance_rescale)
     z, trajectory = result if record else (result, None)
     images = decode_latents(vae, z)
     return (images, trajectory) if record else images

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinydiff.diffusion import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from tinydiff.pipelines.guidance import check_guidance, guided_output, null_class_label
 
 SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
 
@@ -31,9 +32,25 @@ def scheduler_config(scheduler):
 
 
 def call_model(model, x, t, class_labels):
+    """model(x, t) or model(x, t, class_labels); t an int array (B,) or one int for all."""
+    t = np.broadcast_to(np.asarray(t), (x.shape[0],))
     if class_labels is None:
-        return model(x, np.full(x.shape[0], t))
-    return model(x, np.full(x.shape[0], t), class_labels)
+        return model(x, t)
+    return model(x, t, class_labels)
+
+
+def null_labels_for_guidance(model, guidance_scale, class_labels):
+    """The null class labels (B,) guidance runs beside class_labels, or None when s = 1."""
+    if guidance_scale == 1.0:
+        return None
+    if class_labels is None:
+        raise ValueError(f"guidance_scale: {guidance_scale} needs a class-conditional model (classifier-free "
+                         f"guidance mixes conditional and unconditional outputs); use guidance_scale=1")
+    null = null_class_label(model)
+    if null is None:
+        raise ValueError(f"guidance_scale: {guidance_scale} needs a model trained with a null class (condition "
+                         f"dropout; its config has no class_embed_null_index); use guidance_scale=1")
+    return np.full_like(class_labels, null)
 
 
 def check_shape(model, shape):
@@ -99,7 +116,7 @@ def check_steps(num_inference_steps, scheduler):
 
 
 def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=None, eta=0.0,
-           record=False, progress=False):
+           record=False, progress=False, guidance_scale=1.0, guidance_rescale=0.0):
     """Generate samples by running the reverse process from x_T ~ N(0, I).
 
     Parameters
@@ -117,6 +134,17 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
         Required by a class-conditional model (one label per sample, or one int for all).
     eta : float in [0, 1]
         DDIM only: 0 is deterministic DDIM, 1 matches DDPM's variance.
+    guidance_scale : float >= 0
+        Classifier-free guidance, diffusers' convention: guided = uncond + s * (cond - uncond),
+        s = 1 + w of Ho & Salimans 2022, eq. 6 (their w = 0 is our s = 1). s = 1 is no guidance
+        and costs one forward of B; s = 0 samples the unconditional model; any s != 1 runs the
+        conditional and null-class halves as one forward of 2B. Needs a model with a null class
+        (config class_embed_null_index). The schedulers, DPM-Solver++'s history included, only
+        ever see the guided output.
+    guidance_rescale : float in [0, 1]
+        phi of Lin et al. 2023, sec. 3.4: the guided output's per-sample std is pulled back to
+        the conditional output's, then mixed by phi. It acts on the model's output, so its effect
+        depends on the scheduler's prediction_type (epsilon, v or sample), as in diffusers.
     record : bool
         Also return the trajectory: a list of (t, x_t, predicted x_0), one per step.
     progress : bool
@@ -132,12 +160,19 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
     num_inference_steps = check_steps(num_inference_steps, scheduler)
     class_labels = check_class_labels(model, class_labels, shape[0])
     eta = check_eta(eta, scheduler)
+    guidance_scale, guidance_rescale = check_guidance(guidance_scale, guidance_rescale)
+    null_labels = null_labels_for_guidance(model, guidance_scale, class_labels)
+
+    def model_fn(x, t, labels):
+        return call_model(model, x, t, labels)
+
     model.eval()
     scheduler.set_timesteps(num_inference_steps)
     x = (rng.standard_normal(shape) * scheduler.init_noise_sigma).astype(np.float32)
     trajectory = []
     for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
-        model_output = call_model(model, x, int(t), class_labels)
+        model_output = guided_output(model_fn, x, int(t), class_labels, null_labels, guidance_scale,
+                                     guidance_rescale)
         if isinstance(scheduler, DDIMScheduler):
             out = scheduler.step(model_output, t, x, eta=eta, generator=rng)
         elif isinstance(scheduler, DDPMScheduler):

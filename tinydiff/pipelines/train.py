@@ -29,6 +29,7 @@ from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
+from tinydiff.pipelines.guidance import drop_condition, real_classes
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_labelled_grid
@@ -101,12 +102,17 @@ class Trainer:
         self.step = 0
         self.log = []  # (step, mean loss over the last log_every steps)
         self.snr = scheduler.alphas_cumprod / (1.0 - scheduler.alphas_cumprod)
+        self.null_label = model.config.get("class_embed_null_index")
+        if config.cond_drop_prob > 0 and self.null_label is None:
+            raise ValueError(f"cond_drop_prob: {config.cond_drop_prob} needs a class-conditional model with a null "
+                             f"class (config class_embed_null_index), got a model without one")
 
     # ---- one step ----------------------------------------------------------------------
     def batch(self, step):
         """Everything step `step` trains on: (x_t, t, labels, target, per-sample weight)."""
         cfg, sched = self.config, self.scheduler
         x0, labels = self.data(step)
+        labels = drop_condition(labels, cfg.cond_drop_prob, self.null_label, (cfg.seed, 19, step))
         rng = np.random.default_rng((cfg.seed, 3, step))
         t = rng.integers(0, sched.config.num_train_timesteps, size=len(x0))
         noise = rng.standard_normal(x0.shape).astype(np.float32)
@@ -291,7 +297,7 @@ class Trainer:
         """How this Trainer differs from checkpoint `path` (trainer_state `state`): the
         training settings (except how the run is watched; steps may grow: it is extended), the
         model's config and the scheduler's config, which checkpoints have always held."""
-        saved, now = state["config"], asdict(self.config)
+        saved, now = {"cond_drop_prob": 0.0, **state["config"]}, asdict(self.config)  # older runs: no dropout
         problems = [f"{key}: the run used {old}, now {new}" for key, old, new in
                     run_settings.differences(saved, now, run_settings.IGNORED_CONFIG | {"steps"})]
         problems.append(run_settings.steps_problem("steps", saved["steps"], now["steps"]))
@@ -322,7 +328,7 @@ class Trainer:
 
     def sample_labels(self):
         """The class of each sample of a grid (cycling through the classes), or None."""
-        classes = self.model.config.get("num_class_embeds")
+        classes = real_classes(self.model.config)
         return None if not classes else np.arange(self.config.num_samples) % classes
 
     def save_grid(self, x, labels, title=None):
@@ -332,7 +338,7 @@ class Trainer:
         folder.mkdir(parents=True, exist_ok=True)
         ncols = col_labels = None
         title = title or f"step {self.step}"
-        classes = self.model.config.get("num_class_embeds")
+        classes = real_classes(self.model.config)
         if labels is not None and classes <= 16:
             ncols, col_labels = classes, [str(c) for c in range(classes)]
             title += "; one column per class"

@@ -51,6 +51,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     min_snr_gamma: float = 0.0  # 0: plain loss; 5 is Hang et al. 2023's choice
+    # classifier-free guidance's condition dropout (Ho & Salimans 2022, Algorithm 1): each
+    # sample's class label becomes the model's null class (config class_embed_null_index) with
+    # this probability, so one network learns p(x | c) and p(x). 0: never (no null class needed).
+    cond_drop_prob: float = 0.0
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -76,5 +80,6 @@ class TrainConfig:
             check_float_field(name, getattr(self, name), 0)
         check_float_field("grad_clip", self.grad_clip, 0, low_open=True)
         check_float_field("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        check_float_field("cond_drop_prob", self.cond_drop_prob, 0, 1, high_open=True)
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps: expected fewer than steps={self.steps}, got {self.warmup_steps}")

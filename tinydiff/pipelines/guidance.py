@@ -25,6 +25,10 @@ batch of 2B, as diffusers' pipelines do.
 
 import numpy as np
 
+# The key in a model folder's model_index.json under which it recommends a guidance scale,
+# the default of `tinydiff sample` (save_pipeline(..., guidance_scale=) writes it).
+GUIDANCE_SCALE_KEY = "_tinydiff_guidance_scale"
+
 
 def check_guidance(guidance_scale, guidance_rescale):
     """guidance_scale: a finite number >= 0; guidance_rescale: a number in [0, 1]."""

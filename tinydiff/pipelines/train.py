@@ -29,7 +29,7 @@ from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
-from tinydiff.pipelines.guidance import drop_condition, real_classes
+from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, check_guidance, drop_condition, real_classes
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_labelled_grid
@@ -345,10 +345,14 @@ class Trainer:
         return save_labelled_grid(folder / f"step-{self.step:07d}.png", x, title, col_labels, ncols)
 
 
-def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
+def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None, guidance_scale=None):
     """A folder in diffusers' pipeline layout: model_index.json, unet/ (config + weights),
     scheduler/scheduler_config.json, and vae/ for a latent diffusion model (the UNet then
-    denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole."""
+    denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole.
+    `guidance_scale`, if given, is stored in model_index.json as the scale that `tinydiff
+    sample` uses by default (GUIDANCE_SCALE_KEY; diffusers ignores keys starting with _)."""
+    if guidance_scale is not None:
+        guidance_scale, _ = check_guidance(guidance_scale, 0.0)
     kind = {"DDPMScheduler": "DDPMScheduler", "DDIMScheduler": "DDIMScheduler"}.get(
         type(scheduler).__name__, "DDPMScheduler")
 
@@ -357,6 +361,8 @@ def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
         (tmp / "scheduler").mkdir()
         index = {"_class_name": "DDPMPipeline", "_tinydiff_version": tinydiff.__version__,
                  "unet": ["diffusers", type(model).__name__], "scheduler": ["diffusers", kind]}
+        if guidance_scale is not None:
+            index[GUIDANCE_SCALE_KEY] = guidance_scale
         if vae is not None:
             # diffusers has no unconditional pipeline with an AutoencoderKL; each part loads
             # with from_pretrained(DIR, subfolder=...)

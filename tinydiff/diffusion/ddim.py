@@ -16,15 +16,8 @@ call does not assume. tinydiff steps to the next entry of `timesteps`; the two a
 import numpy as np
 
 from tinydiff.diffusion import forward
-from tinydiff.diffusion.checks import check_choice, check_float
-from tinydiff.diffusion.scheduling_base import (
-    TIMESTEP_SPACINGS,
-    SchedulerBase,
-    SchedulerOutput,
-    make_config,
-    spaced_timesteps,
-)
-from tinydiff.diffusion.schedules import BETA_SCHEDULES
+from tinydiff.diffusion.checks import check_float
+from tinydiff.diffusion.scheduling_base import SchedulerBase, SchedulerOutput, spaced_timesteps
 
 
 class DDIMScheduler(SchedulerBase):
@@ -52,22 +45,15 @@ class DDIMScheduler(SchedulerBase):
                  trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
                  prediction_type="epsilon", clip_sample_range=1.0, timestep_spacing="leading",
                  rescale_betas_zero_snr=False):
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
-        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
-        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        clip_sample_range = check_float("clip_sample_range", clip_sample_range, 0.0, low_open=True)
-        self._init_schedule(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                            rescale_betas_zero_snr)
-        spaced_timesteps(num_train_timesteps, 1, timestep_spacing, steps_offset)  # validates steps_offset
-        self.config = make_config(
-            num_train_timesteps=int(num_train_timesteps), beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, clip_sample=bool(clip_sample), set_alpha_to_one=bool(set_alpha_to_one),
-            steps_offset=int(steps_offset), prediction_type=prediction_type, clip_sample_range=clip_sample_range,
-            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=bool(rescale_betas_zero_snr))
+        self._init_schedule_and_config(dict(
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, clip_sample=clip_sample, set_alpha_to_one=bool(set_alpha_to_one),
+            steps_offset=steps_offset, prediction_type=prediction_type, clip_sample_range=clip_sample_range,
+            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
+        spaced_timesteps(self.config.num_train_timesteps, 1, timestep_spacing, steps_offset)  # offset < T
         # alpha_bar after the last step: 1 means "clean data" (DDIM paper), alpha_bar_0 keeps
         # the tiny noise of timestep 0.
         self.final_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
-        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)[::-1].copy()
 
     def set_timesteps(self, num_inference_steps):
         """Choose n spaced timesteps (see scheduling_base.spaced_timesteps); n in [1, T]."""
@@ -80,7 +66,7 @@ class DDIMScheduler(SchedulerBase):
         i, _ = self._index_of(timestep)
         return int(self.timesteps[i + 1]) if i + 1 < len(self.timesteps) else -1
 
-    def _get_variance(self, timestep, prev_timestep):
+    def _posterior_variance(self, timestep, prev_timestep):
         """beta tilde of the step t -> prev (DDIM eq. 16 with eta = 1; Ho et al. eq. 7)."""
         alpha_bar_t = self.alphas_cumprod[timestep]
         alpha_bar_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
@@ -134,7 +120,7 @@ class DDIMScheduler(SchedulerBase):
                 pred_eps = forward.x0_to_epsilon(pred_x0, sample, alpha_bar_t)
 
         # 5. sigma_t (DDIM eq. 16).
-        std_dev_t = eta * np.sqrt(self._get_variance(t, prev_t))
+        std_dev_t = eta * np.sqrt(self._posterior_variance(t, prev_t))
 
         # 6. "direction pointing to x_t" (DDIM eq. 12, middle term).
         direction = np.sqrt(1.0 - alpha_bar_prev - std_dev_t**2) * pred_eps

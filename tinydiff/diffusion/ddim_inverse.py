@@ -17,15 +17,8 @@ for "trailing" spacing when n divides T.
 import numpy as np
 
 from tinydiff.diffusion import forward
-from tinydiff.diffusion.checks import check_choice, check_float
-from tinydiff.diffusion.scheduling_base import (
-    TIMESTEP_SPACINGS,
-    SchedulerBase,
-    SchedulerOutput,
-    make_config,
-    spaced_timesteps,
-)
-from tinydiff.diffusion.schedules import BETA_SCHEDULES
+from tinydiff.diffusion.checks import check_float
+from tinydiff.diffusion.scheduling_base import SchedulerBase, SchedulerOutput, spaced_timesteps
 
 
 class DDIMInverseScheduler(SchedulerBase):
@@ -41,20 +34,14 @@ class DDIMInverseScheduler(SchedulerBase):
                  trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
                  prediction_type="epsilon", clip_sample_range=1.0, timestep_spacing="leading",
                  rescale_betas_zero_snr=False):
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
-        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
-        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        clip_sample_range = check_float("clip_sample_range", clip_sample_range, 0.0, low_open=True)
-        self._init_schedule(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                            rescale_betas_zero_snr)
-        spaced_timesteps(num_train_timesteps, 1, timestep_spacing, steps_offset)  # validates steps_offset
-        self.config = make_config(
-            num_train_timesteps=int(num_train_timesteps), beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, clip_sample=bool(clip_sample), set_alpha_to_one=bool(set_alpha_to_one),
-            steps_offset=int(steps_offset), prediction_type=prediction_type, clip_sample_range=clip_sample_range,
-            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=bool(rescale_betas_zero_snr))
+        self._init_schedule_and_config(dict(
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, clip_sample=clip_sample, set_alpha_to_one=bool(set_alpha_to_one),
+            steps_offset=steps_offset, prediction_type=prediction_type, clip_sample_range=clip_sample_range,
+            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
+        spaced_timesteps(self.config.num_train_timesteps, 1, timestep_spacing, steps_offset)  # offset < T
         self.initial_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
-        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)
+        self.timesteps = self.timesteps[::-1].copy()  # inversion walks from data to noise
 
     def set_timesteps(self, num_inference_steps):
         """The same n timesteps DDIMScheduler would use, in ascending order."""

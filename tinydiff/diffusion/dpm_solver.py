@@ -23,14 +23,7 @@ import numpy as np
 
 from tinydiff.diffusion import forward
 from tinydiff.diffusion.checks import check_choice, check_int
-from tinydiff.diffusion.scheduling_base import (
-    TIMESTEP_SPACINGS,
-    SchedulerBase,
-    SchedulerOutput,
-    make_config,
-    spaced_timesteps,
-)
-from tinydiff.diffusion.schedules import BETA_SCHEDULES
+from tinydiff.diffusion.scheduling_base import TIMESTEP_SPACINGS, SchedulerBase, SchedulerOutput
 
 ALGORITHM_TYPES = ("dpmsolver++",)
 SOLVER_TYPES = ("midpoint",)
@@ -95,30 +88,22 @@ class DPMSolverMultistepScheduler(SchedulerBase):
                  trained_betas=None, solver_order=2, prediction_type="epsilon", algorithm_type="dpmsolver++",
                  solver_type="midpoint", lower_order_final=True, final_sigmas_type="zero",
                  timestep_spacing="linspace", steps_offset=0, rescale_betas_zero_snr=False):
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
-        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
         check_choice("algorithm_type", algorithm_type, ALGORITHM_TYPES)
         check_choice("solver_type", solver_type, SOLVER_TYPES)
         check_choice("solver_order", solver_order, (1, 2))
         check_choice("final_sigmas_type", final_sigmas_type, FINAL_SIGMAS_TYPES)
-        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        self._init_schedule(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                            rescale_betas_zero_snr)
+        self._init_schedule_and_config(dict(
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, solver_order=int(solver_order), prediction_type=prediction_type,
+            algorithm_type=algorithm_type, solver_type=solver_type, lower_order_final=bool(lower_order_final),
+            final_sigmas_type=final_sigmas_type, timestep_spacing=timestep_spacing, steps_offset=steps_offset,
+            rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
         if rescale_betas_zero_snr:
             # alpha_bar = 0 would make lambda = -inf at the first step; diffusers uses 2**-24.
             self.alphas_cumprod[-1] = 2.0**-24
-        check_int("steps_offset", steps_offset, 0)
-        self.config = make_config(
-            num_train_timesteps=int(num_train_timesteps), beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, solver_order=int(solver_order), prediction_type=prediction_type,
-            algorithm_type=algorithm_type, solver_type=solver_type, lower_order_final=bool(lower_order_final),
-            final_sigmas_type=final_sigmas_type,
-            timestep_spacing=timestep_spacing, steps_offset=int(steps_offset),
-            rescale_betas_zero_snr=bool(rescale_betas_zero_snr))
         self.alpha_t = np.sqrt(self.alphas_cumprod)
         self.sigma_t = np.sqrt(1.0 - self.alphas_cumprod)
         self.lambda_t = np.log(self.alpha_t) - np.log(self.sigma_t)
-        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)[::-1].copy()
         self._reset_history()
 
     def _reset_history(self):

@@ -17,7 +17,6 @@ for "trailing" spacing when n divides T.
 import numpy as np
 
 from tinydiff.diffusion import forward
-from tinydiff.diffusion.checks import check_float
 from tinydiff.diffusion.scheduling_base import SchedulerBase, SchedulerOutput, spaced_timesteps
 
 

@@ -20,7 +20,36 @@ from tinydiff.diffusion.checks import check_float
 from tinydiff.diffusion.scheduling_base import SchedulerBase, SchedulerOutput, spaced_timesteps
 
 
-class DDIMScheduler(SchedulerBase):
+class DDIMSchedulerBase(SchedulerBase):
+    """The arguments, config and schedule that DDIMScheduler and DDIMInverseScheduler share
+    (diffusers gives the two the same arguments); see DDIMScheduler for their meaning.
+
+    Attributes
+    ----------
+    clean_alpha_cumprod : float, alpha_bar at the clean end of the chain, where DDIM sampling
+        stops and inversion starts: 1 (clean data, the DDIM paper's alpha_0 = 1) with
+        set_alpha_to_one, else alpha_bar_0, which keeps the tiny noise of timestep 0.
+    """
+
+    order = 1
+    walks_from_data_to_noise = False  # the order of `timesteps` before set_timesteps
+
+    def __init__(self, num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                 trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
+                 prediction_type="epsilon", clip_sample_range=1.0, timestep_spacing="leading",
+                 rescale_betas_zero_snr=False):
+        self._init_schedule_and_config(dict(
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, clip_sample=clip_sample, set_alpha_to_one=bool(set_alpha_to_one),
+            steps_offset=steps_offset, prediction_type=prediction_type, clip_sample_range=clip_sample_range,
+            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
+        spaced_timesteps(self.config.num_train_timesteps, 1, timestep_spacing, steps_offset)  # offset < T
+        self.clean_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
+        if self.walks_from_data_to_noise:
+            self.timesteps = self.timesteps[::-1].copy()
+
+
+class DDIMScheduler(DDIMSchedulerBase):
     """Denoising diffusion implicit model sampler (Song et al. 2021, eq. 12).
 
     Parameters
@@ -39,22 +68,6 @@ class DDIMScheduler(SchedulerBase):
     rescale_betas_zero_snr : bool (Lin et al. 2023)
     """
 
-    order = 1
-
-    def __init__(self, num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
-                 trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
-                 prediction_type="epsilon", clip_sample_range=1.0, timestep_spacing="leading",
-                 rescale_betas_zero_snr=False):
-        self._init_schedule_and_config(dict(
-            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, clip_sample=clip_sample, set_alpha_to_one=bool(set_alpha_to_one),
-            steps_offset=steps_offset, prediction_type=prediction_type, clip_sample_range=clip_sample_range,
-            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
-        spaced_timesteps(self.config.num_train_timesteps, 1, timestep_spacing, steps_offset)  # offset < T
-        # alpha_bar after the last step: 1 means "clean data" (DDIM paper), alpha_bar_0 keeps
-        # the tiny noise of timestep 0.
-        self.final_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
-
     def set_timesteps(self, num_inference_steps):
         """Choose n spaced timesteps (see scheduling_base.spaced_timesteps); n in [1, T]."""
         self.timesteps = spaced_timesteps(self.config.num_train_timesteps, num_inference_steps,
@@ -69,7 +82,7 @@ class DDIMScheduler(SchedulerBase):
     def _posterior_variance(self, timestep, prev_timestep):
         """beta tilde of the step t -> prev (DDIM eq. 16 with eta = 1; Ho et al. eq. 7)."""
         alpha_bar_t = self.alphas_cumprod[timestep]
-        alpha_bar_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        alpha_bar_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.clean_alpha_cumprod
         return (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t) * (1.0 - alpha_bar_t / alpha_bar_prev)
 
     def step(self, model_output, timestep, sample, eta=0.0, use_clipped_model_output=False, generator=None,
@@ -106,7 +119,7 @@ class DDIMScheduler(SchedulerBase):
 
         # 2. alpha_bar at both ends.
         alpha_bar_t = self.alphas_cumprod[t]
-        alpha_bar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
+        alpha_bar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.clean_alpha_cumprod
 
         # 3. x_0 and eps estimates from the model output ("predicted x_0" of DDIM eq. 12).
         pred_x0, pred_eps = forward.predict_x0_and_epsilon(model_output, sample, alpha_bar_t,

@@ -94,7 +94,8 @@ class DDPMScheduler(SchedulerBase):
         return self.alphas_cumprod[int(timestep)], alpha_bar_prev
 
     def _step_noise_variance(self, t):
-        """Variance of the noise added when stepping from t (Ho et al. 2020, sec. 3.2)."""
+        """Variance of the noise added when stepping from t (Ho et al. 2020, sec. 3.2: sigma_t^2 is
+        beta_t or the posterior's beta tilde of eq. 7)."""
         alpha_bar_t, alpha_bar_prev = self._alpha_bar_pair(t)
         _, _, beta_tilde = forward.posterior_coefficients(alpha_bar_t, alpha_bar_prev)
         if self.variance_type == "fixed_large":
@@ -124,7 +125,8 @@ class DDPMScheduler(SchedulerBase):
         # 1. alpha_bar at t and at the step's target; the effective beta of this step.
         alpha_bar_t, alpha_bar_prev = self._alpha_bar_pair(t)
 
-        # 2. the x_0 estimate from the model output (Ho et al. 2020, eq. 15 for epsilon).
+        # 2. the x_0 estimate from the model output (Ho et al. 2020, eq. 15 for epsilon;
+        #    Salimans & Ho 2022, sec. 4 for v).
         pred_x0, _ = forward.predict_x0_and_epsilon(model_output, sample, alpha_bar_t, self.config.prediction_type)
 
         # 3. clip only the x_0 estimate: data lives in [-1, 1], x_t does not.
@@ -132,7 +134,9 @@ class DDPMScheduler(SchedulerBase):
             r = self.config.clip_sample_range
             pred_x0 = np.clip(pred_x0, -r, r)
 
-        # 4. posterior mean mu_tilde(x_t, x_0) (Ho et al. 2020, eq. 7).
+        # 4. posterior mean mu_tilde(x_t, x_0) (Ho et al. 2020, eq. 7). For an eps model without
+        #    clipping this is eq. 11, mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)
+        #    (forward.posterior_mean_from_epsilon); going through x_0 lets stage 3 clip it.
         c0, ct, _ = forward.posterior_coefficients(alpha_bar_t, alpha_bar_prev)
         prev_sample = c0 * pred_x0 + ct * sample
 

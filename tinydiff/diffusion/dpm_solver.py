@@ -9,13 +9,15 @@ Notation (Lu et al. 2022):
     h         lambda_next - lambda_current, the step in lambda
     D         the data prediction x_0(x_t, t)
 
-The probability-flow ODE solved exactly in its linear part gives (eq. 9)
+The probability-flow ODE solved exactly in its linear part (Lu et al. 2022, sec. 4) gives
+the update of Algorithm 2 (DPM-Solver++(2M))
 
     x_next = (sigma_next / sigma_s) x_s - alpha_next (exp(-h) - 1) * D
 
-with D the model's x_0 at the current point (first order, = DDIM), or the second-order
-multistep correction D = (1 + 1 / (2 r)) D_s - 1 / (2 r) D_prev with r = h_prev / h
-(eq. 13, "midpoint" form), which reuses the previous step's x_0 instead of a new model call.
+with D the model's x_0 at the current point (first order, Algorithm 2's first step; equals
+DDIM), or the second-order multistep correction D = (1 + 1 / (2 r)) D_s - 1 / (2 r) D_prev
+with r = h_prev / h (Algorithm 2's later steps), which reuses the previous step's x_0 instead
+of a new model call.
 By default the final step goes to sigma = 0 (x_0 itself) and is first order.
 """
 
@@ -183,10 +185,11 @@ class DPMSolverMultistepScheduler(SchedulerBase):
             lambda_next = np.log(alpha_next) - np.log(sigma_next)
             h = lambda_next - lambda_s
             if use_first:
-                # 4b. first-order update (Lu et al. 2022, eq. 9 with D = x0; equals DDIM).
+                # 4b. first-order update (Lu et al. 2022, Algorithm 2, first step; equals DDIM).
                 prev_sample = (sigma_next / sigma_s) * sample - alpha_next * np.expm1(-h) * x0
             else:
-                # 4c. second-order multistep update (Lu et al. 2022, Algorithm 2, "midpoint").
+                # 4c. second-order multistep update (Lu et al. 2022, Algorithm 2, later steps):
+                #     D = (1 + 1 / (2r)) x0 - 1 / (2r) x0_prev = d0 + 0.5 * d1.
                 alpha_p, sigma_p = self._alpha_sigma_at(i - 1)
                 h_prev = lambda_s - (np.log(alpha_p) - np.log(sigma_p))
                 r = h_prev / h

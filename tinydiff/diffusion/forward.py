@@ -52,7 +52,8 @@ def q_sample(x0, noise, alpha_bar):
 
 
 def velocity(x0, noise, alpha_bar):
-    """v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022, sec. 4); shape of x0."""
+    """v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022, sec. 4 and
+    appendix D); shape of x0."""
     x0 = as_float_array("sample", x0)
     noise = as_float_array("noise", noise)
     check_same_shape("sample", x0, "noise", noise)
@@ -154,7 +155,8 @@ def predict_x0_and_epsilon(model_output, x_t, alpha_bar, prediction_type):
 
 
 def posterior_coefficients(alpha_bar_t, alpha_bar_prev):
-    """Mean coefficients and variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 6-7).
+    """Mean coefficients and variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 6-7; the
+    mean written with eps instead of x_0 is eq. 11, see posterior_mean_from_epsilon).
 
     With beta_t = 1 - alpha_bar_t / alpha_bar_prev (the effective beta of a possibly
     respaced step from t to prev):
@@ -175,3 +177,26 @@ def posterior_coefficients(alpha_bar_t, alpha_bar_prev):
     ct = np.sqrt(1.0 - beta_t) * (1.0 - ab_prev) / (1.0 - ab_t)
     variance = (1.0 - ab_prev) / (1.0 - ab_t) * beta_t
     return c0, ct, variance
+
+
+def posterior_mean_from_epsilon(eps, x_t, alpha_bar_t, alpha_bar_prev):
+    """The reverse step's mean written with an eps estimate (Ho et al. 2020, eq. 11):
+
+        mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t)
+
+    with alpha_t = 1 - beta_t = alpha_bar_t / alpha_bar_prev (the effective beta of a possibly
+    respaced step). It is the posterior mean of eq. 7 with x_0 replaced by its eq. 15 estimate
+    from eps; DDPMScheduler.step takes that longer route because it may clip x_0 in between.
+
+    Parameters
+    ----------
+    eps, x_t : ndarray, shape (B, ...)
+    alpha_bar_t, alpha_bar_prev : float
+
+    Returns
+    -------
+    mu : ndarray, shape (B, ...)
+    """
+    alpha_t = alpha_bar_t / alpha_bar_prev
+    beta_t = 1.0 - alpha_t
+    return (x_t - beta_t / np.sqrt(1.0 - alpha_bar_t) * eps) / np.sqrt(alpha_t)  # Ho et al. 2020, eq. 11

@@ -23,7 +23,7 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
 
 
 def linear_betas(num_train_timesteps, beta_start=1e-4, beta_end=0.02):
-    """Betas evenly spaced from beta_start to beta_end (Ho et al. 2020, section 4).
+    """Betas evenly spaced from beta_start to beta_end (Ho et al. 2020, sec. 4).
 
     Returns
     -------

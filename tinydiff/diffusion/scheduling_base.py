@@ -144,7 +144,7 @@ class SchedulerBase:
         return forward.add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
 
     def get_velocity(self, sample, noise, timesteps):
-        """The v-prediction target (Salimans & Ho 2022); see forward.get_velocity."""
+        """The v-prediction target (Salimans & Ho 2022, sec. 4); see forward.get_velocity."""
         return forward.get_velocity(self.alphas_cumprod, sample, noise, timesteps)
 
     # ---- helpers for step() ------------------------------------------------------------

@@ -46,7 +46,7 @@ class SaveFailed(RuntimeError):
 
 
 def loss_weights(snr, prediction_type, gamma):
-    """Min-SNR-gamma weights (Hang et al. 2023, eq. 9 and sec. 3.4), per sample.
+    """Min-SNR-gamma weights (Hang et al. 2023, sec. 3.4), per sample.
 
     The loss on x_0 weighted by min(SNR, gamma) equals, in the other parameterisations,
     min(SNR, gamma) / SNR on epsilon and min(SNR, gamma) / (SNR + 1) on v."""
@@ -61,6 +61,8 @@ def loss_weights(snr, prediction_type, gamma):
 
 
 def training_target(scheduler, x0, noise, t):
+    """What the model regresses on in the simple loss (Ho et al. 2020, eq. 14): eps, x_0, or v
+    (Salimans & Ho 2022, sec. 4), as the scheduler's prediction_type says."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return noise

@@ -1,23 +1,11 @@
-"""The `tinydiff` command line.
+"""`tinydiff train` and `tinydiff train-vae`: their flags, and the runs they start (the run
+folder's checks and the one-line endings are in tinydiff.cli.run)."""
 
-    tinydiff --version
-    tinydiff info                         versions, Numba threading and the BLAS NumPy uses
-    tinydiff train --dataset glyphs ...   train a diffusion model (see tinydiff train --help)
-    tinydiff train-vae --dataset shapes   train an AutoencoderKL (then: tinydiff train --latent DIR)
-    tinydiff sample ...                   sample a trained (or the shipped) model to a PNG grid / GIF / npz
-    tinydiff export --diffusers DIR       write a model folder diffusers' from_pretrained loads
-"""
-
-import argparse
-import sys
 from pathlib import Path
 
-import tinydiff
-from tinydiff.cli_info import cmd_info
-from tinydiff.cli_sample import add_sample_parser, default_model_dir
-from tinydiff.cli_types import (decay, drop_probability, flag_list, int_list, nonnegative_float, nonnegative_int,
+from tinydiff.cli.flag_types import (decay, drop_probability, flag_list, int_list, nonnegative_float, nonnegative_int,
                                 positive_float, positive_int)
-from tinydiff.recipes import RECIPES, expand_recipe
+from tinydiff.recipes import RECIPES
 
 
 RESUME_HELP = (
@@ -119,7 +107,7 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
     from tinydiff.parallel import default_processes
-    from tinydiff.cli_run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
+    from tinydiff.cli.run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
     from tinydiff.pipelines import TrainConfig, Trainer
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
@@ -206,7 +194,7 @@ def add_train_vae_parser(sub):
 def cmd_train_vae(args):
     import numpy as np
 
-    from tinydiff.cli_run import TRAIN_VAE_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
+    from tinydiff.cli.run import TRAIN_VAE_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
     from tinydiff.models import AutoencoderKL
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
@@ -244,79 +232,10 @@ def cmd_train_vae(args):
     return 0
 
 
-
-def add_export_parser(sub):
-    p = sub.add_parser("export", help="write a model folder that diffusers loads", description=(
-        "Write MODEL as a diffusers pipeline folder (model_index.json, unet/, scheduler/) with float32 "
-        "weights: UNet2DModel.from_pretrained(DIR, subfolder='unet') loads it, and training can go on "
-        "on a GPU with diffusers."))
-    p.add_argument("--diffusers", type=Path, required=True, metavar="DIR", help="folder to write")
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace DIR if it is not empty; only a model folder tinydiff wrote is replaced")
-    p.set_defaults(func=cmd_export)
-
-
-def cmd_export(args):
-    from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
-    from tinydiff.pipelines.outputs import OutputError, check_model_destination
-
-    try:
-        check_model_destination(args.diffusers, "--diffusers", args.overwrite)
-    except OutputError as err:
-        raise SystemExit(f"tinydiff export: {err}") from None
-    folder = args.model or default_model_dir()
-    try:
-        model, scheduler_config = load_pipeline(folder)
-        from tinydiff.pipelines.latent import load_pipeline_vae
-
-        vae = load_pipeline_vae(folder)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"tinydiff export: {err}") from None
-    if type(model).__name__ != "UNet2DModel":
-        raise SystemExit(f"tinydiff export: diffusers has no counterpart of {type(model).__name__}")
-    save_pipeline(args.diffusers, model, scheduler_from_config("ddpm", scheduler_config), vae=vae)
-    if vae is not None:
-        print(f"wrote the VAE to {args.diffusers / 'vae'} (diffusers.AutoencoderKL.from_pretrained(DIR, subfolder='vae'))")
-    print(f"wrote {args.diffusers} (load with diffusers.UNet2DModel.from_pretrained(DIR, subfolder='unet'))")
-    return 0
-
-
 def command_defaults(command, args):
     """{flag dest: its default} for `command`'s flags: a flag a run's checkpoints do not record
     (the run is older than the flag) must keep its default on --resume."""
+    from tinydiff.cli.main import build_parser
+
     sub = build_parser().commands[command]
     return {key: sub.get_default(key) for key in vars(args)}
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="tinydiff",
-        description="Diffusion models from scratch in NumPy and Numba, made to teach.",
-    )
-    parser.add_argument("--version", action="version", version=f"tinydiff {tinydiff.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    info = sub.add_parser("info", help="print versions, Numba threading and the BLAS in use")
-    info.set_defaults(func=cmd_info)
-    add_train_parser(sub)
-    add_train_vae_parser(sub)
-    add_sample_parser(sub)
-    add_export_parser(sub)
-    parser.commands = sub.choices  # name -> its parser (command_defaults reads them)
-    return parser
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(expand_recipe(sys.argv[1:] if argv is None else argv))
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:  # one line; training says itself where it stopped
-        sys.stderr.write(f"\ntinydiff {args.command}: interrupted\n")
-        raise SystemExit(130) from None
-    except OSError as err:  # a full disk or a lost permission while writing: the outputs were checked before
-        where = f" ({err.filename})" if err.filename else ""
-        raise SystemExit(f"tinydiff {args.command}: {err.strerror or err}{where}") from None

@@ -17,6 +17,28 @@ OVERWRITE_RUN_HELP = ("start over in an OUT that holds a run: removes its checkp
                       "(only what tinydiff wrote there; your other files stay)")
 
 
+def add_run_flags(p, steps, batch_size, ema_decay, checkpoint_every, sample_every, samples):
+    """The flags of a training run that train and train-vae share, with each command's defaults:
+    where the data comes from and the run goes, its length, pace and seed, its checkpoints and
+    sample grids, and what happens to an OUT that holds a run."""
+    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--steps", type=positive_int, default=steps, help=f"training steps (default {steps})")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                   help=f"images per step (default {batch_size})")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
+    p.add_argument("--ema-decay", type=decay, default=ema_decay,
+                   help=f"EMA decay of the weights that are sampled and saved (default {ema_decay})")
+    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
+                   help="steps between checkpoints")
+    p.add_argument("--sample-every", type=nonnegative_int, default=sample_every,
+                   help=f"steps between {samples} (0: only at the end)")
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
+
+
 def add_train_parser(sub):
     from tinydiff.pipelines.data_sources import DATASETS
 
@@ -26,14 +48,7 @@ def add_train_parser(sub):
         "EMA weights, loadable with `tinydiff sample --model OUT/final`)."))
     p.add_argument("--dataset", required=True, choices=DATASETS, help="what to learn: generated on the fly "
                    "(glyphs, shapes, 2-D toys) or your own files (mnist: a folder of idx files, folder: images)")
-    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--steps", type=positive_int, default=3000, help="training steps (default 3000)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="images per step (default 64)")
-    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
     p.add_argument("--warmup-steps", type=nonnegative_int, default=100, help="linear warm-up steps (default 100)")
-    p.add_argument("--ema-decay", type=decay, default=0.999, help="EMA decay of the sampled weights (default 0.999)")
-    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(32, 64, 64),
                    help="UNet block_out_channels, one per resolution (default 32,64,64)")
     p.add_argument("--attention", type=flag_list, default=(0, 0, 1),
@@ -50,15 +65,10 @@ def add_train_parser(sub):
                    choices=("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"),
                    help="noise schedule (default squaredcos_cap_v2, Nichol & Dhariwal's cosine)")
     p.add_argument("--min-snr-gamma", type=nonnegative_float, default=0.0, help="min-SNR loss weighting, e.g. 5 (default off)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=nonnegative_int, default=500, help="steps between sample grids (0: only at the end)")
     p.add_argument("--processes", type=positive_int, default=None,
                    help="processes that train together, each on a slice of every batch (default for images: "
                         "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
                         "kernels split over the cores); see tinydiff.parallel")
-    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
-    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
     p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
                    "this VAE (a `tinydiff train-vae` output folder or a model folder); the UNet's sample size "
                    "becomes the latent's and OUT/final gets the VAE in vae/")
@@ -66,6 +76,8 @@ def add_train_parser(sub):
                    help="with --latent: how many images are encoded once and trained on (default 8192)")
     p.add_argument("--recipe", choices=sorted(RECIPES), help="the flags of a named training run, e.g. glyphs: the "
                    "shipped glyph model's; flags you give override them (tinydiff/recipes.py)")
+    add_run_flags(p, steps=3000, batch_size=64, ema_decay=0.999, checkpoint_every=500, sample_every=500,
+                  samples="sample grids")
     p.set_defaults(func=cmd_train)
 
 
@@ -167,15 +179,8 @@ def add_train_vae_parser(sub):
         "held-out images (latents_mean and latents_std per channel, or one scaling_factor); then `tinydiff train --latent OUT ...` trains a UNet on its latents."))
     p.add_argument("--dataset", default="shapes", choices=("shapes", "glyphs", "mnist", "folder"),
                    help="images to encode (default shapes)")
-    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--steps", type=positive_int, default=1600, help="training steps (default 1600)")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default 16)")
-    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
     p.add_argument("--beta", type=nonnegative_float, default=1e-4, help="weight of the KL per pixel (default 1e-4)")
     p.add_argument("--reconstruction", default="mse", choices=("l1", "mse"), help="reconstruction loss (default mse)")
-    p.add_argument("--ema-decay", type=decay, default=0.99, help="EMA decay of the saved weights (default 0.99)")
-    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(16, 32, 64),
                    help="block_out_channels; each level after the first halves the resolution (default 16,32,64: 1/4)")
     p.add_argument("--latent-channels", type=positive_int, default=4, help="latent channels (default 4)")
@@ -183,11 +188,8 @@ def add_train_vae_parser(sub):
     p.add_argument("--latent-norm", default="channel", choices=("channel", "global"),
                    help="how the diffusion model's latents are normalised: per-channel mean and std "
                         "(default), or one scaling_factor as in Stable Diffusion 1.x")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=nonnegative_int, default=400, help="steps between reconstruction grids (0: only at the end)")
-    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
-    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
+    add_run_flags(p, steps=1600, batch_size=16, ema_decay=0.99, checkpoint_every=200, sample_every=400,
+                  samples="reconstruction grids")
     p.set_defaults(func=cmd_train_vae)
 
 

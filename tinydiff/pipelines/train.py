@@ -95,7 +95,7 @@ class Trainer:
         config.validate()
         self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
-        self.net = model  # what predict and backward run: the model, or its DataParallel during run()
+        self.runner = model  # runs the model on a batch: the model itself, or its DataParallel during run()
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()
@@ -124,7 +124,7 @@ class Trainer:
         return x_t, t, labels, target, weight
 
     def predict(self, x_t, t, labels):
-        return self.net(x_t, t) if labels is None else self.net(x_t, t, labels)
+        return self.runner(x_t, t) if labels is None else self.runner(x_t, t, labels)
 
     def train_step(self, step):
         cfg = self.config
@@ -132,7 +132,7 @@ class Trainer:
         self.model.train()
         loss, dpred = mse_loss(self.predict(x_t, t, labels), target, weight)  # raises if not finite
         self.model.zero_grad()
-        self.net.backward(dpred)
+        self.runner.backward(dpred)
         grad_norm = clip_grad_norm_(self.params, cfg.grad_clip)  # raises if not finite
         self.optimizer.lr = cosine_with_warmup(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
         self.optimizer.step()
@@ -157,11 +157,11 @@ class Trainer:
         stop = cfg.steps if until is None else min(until, cfg.steps)
         if cfg.processes > 1 and self.step < stop:
             with DataParallel(self.model, cfg.processes) as parallel:
-                self.net = parallel
+                self.runner = parallel
                 try:
                     return self._loop(stop)
                 finally:
-                    self.net = self.model
+                    self.runner = self.model
         return self._loop(stop)
 
     def _loop(self, stop):

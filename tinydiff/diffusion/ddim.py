@@ -52,20 +52,9 @@ class DDIMSchedulerBase(SchedulerBase):
 class DDIMScheduler(DDIMSchedulerBase):
     """Denoising diffusion implicit model sampler (Song et al. 2021, eq. 12).
 
-    Parameters
-    ----------
-    num_train_timesteps : int, T
-    beta_start, beta_end : float in (0, 1)
-    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
-    trained_betas : ndarray (T,) or None
-    clip_sample : bool, clip the x_0 estimate to [-clip_sample_range, clip_sample_range]
+    Parameters: those every scheduler takes (SchedulerBase), and
     set_alpha_to_one : bool
         The last step goes to alpha_bar = 1 (clean data) if True, else to alpha_bar_0.
-    steps_offset : int >= 0
-    prediction_type : {"epsilon", "sample", "v_prediction"}
-    clip_sample_range : float > 0
-    timestep_spacing : {"leading", "trailing", "linspace"}
-    rescale_betas_zero_snr : bool (Lin et al. 2023)
     """
 
     def set_timesteps(self, num_inference_steps):

@@ -19,21 +19,10 @@ VARIANCE_TYPES = ("fixed_small", "fixed_large")
 class DDPMScheduler(SchedulerBase):
     """Denoising diffusion probabilistic model sampler (Ho et al. 2020, Algorithm 2).
 
-    Parameters
-    ----------
-    num_train_timesteps : int, T
-    beta_start, beta_end : float in (0, 1)
-    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
-    trained_betas : ndarray (T,) or None, used instead of the named schedule
+    Parameters: those every scheduler takes (SchedulerBase), and
     variance_type : {"fixed_small", "fixed_large"}
         "fixed_small" uses the posterior variance beta tilde (Ho eq. 7), "fixed_large" uses
-        beta_t itself; Ho et al. section 3.2 found both to give similar samples.
-    clip_sample : bool, clip the x_0 estimate to [-clip_sample_range, clip_sample_range]
-    clip_sample_range : float > 0
-    prediction_type : {"epsilon", "sample", "v_prediction"}
-    timestep_spacing : {"leading", "trailing", "linspace"}
-    steps_offset : int >= 0
-    rescale_betas_zero_snr : bool (Lin et al. 2023)
+        beta_t itself; Ho et al. sec. 3.2 found both to give similar samples.
     """
 
     order = 1

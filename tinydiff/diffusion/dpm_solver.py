@@ -62,14 +62,8 @@ def dpm_spaced_timesteps(num_train_timesteps, num_inference_steps, timestep_spac
 class DPMSolverMultistepScheduler(SchedulerBase):
     """Multistep DPM-Solver++ of order 1 or 2 for 10-20-step sampling.
 
-    Parameters
-    ----------
-    num_train_timesteps : int, T
-    beta_start, beta_end : float in (0, 1)
-    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
-    trained_betas : ndarray (T,) or None
+    Parameters: those every scheduler takes (SchedulerBase) except clip_sample, and
     solver_order : {1, 2}
-    prediction_type : {"epsilon", "sample", "v_prediction"}
     algorithm_type : {"dpmsolver++"}
     solver_type : {"midpoint"}
     lower_order_final : bool
@@ -78,8 +72,7 @@ class DPMSolverMultistepScheduler(SchedulerBase):
         always first order anyway.
     final_sigmas_type : {"zero", "sigma_min"}
         Where the last step lands: sigma = 0 (x_0 itself), or the noise level of timestep 0.
-    timestep_spacing : {"linspace", "leading", "trailing"}
-    steps_offset : int >= 0
+    timestep_spacing : default "linspace" here (diffusers' default for this scheduler)
     rescale_betas_zero_snr : bool; the last alpha_bar is then set to 2**-24 (as diffusers)
         so that lambda stays finite.
     """

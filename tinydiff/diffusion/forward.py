@@ -61,6 +61,15 @@ def velocity(x0, noise, alpha_bar):
     return (np.sqrt(a) * noise - np.sqrt(1.0 - a) * x0).astype(x0.dtype, copy=False)
 
 
+def _batch_and_alpha_bar(name, x0, alphas_cumprod, timesteps):
+    """x0 as a float array with a batch axis (B, ...), and alpha_bar at each sample's timestep (B,)."""
+    x0 = as_float_array(name, x0)
+    if x0.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis (B, ...), got a scalar")
+    t = check_timesteps_array("timesteps", timesteps, len(alphas_cumprod), x0.shape[0])
+    return x0, np.asarray(alphas_cumprod)[t]
+
+
 def add_noise(alphas_cumprod, original_samples, noise, timesteps):
     """q(x_t | x_0) in closed form with one timestep per sample (Ho et al. 2020, eq. 4).
 
@@ -74,11 +83,8 @@ def add_noise(alphas_cumprod, original_samples, noise, timesteps):
     -------
     noisy_samples : ndarray, shape (B, ...)
     """
-    x0 = as_float_array("original_samples", original_samples)
-    if x0.ndim == 0:
-        raise ValueError("original_samples must have a batch axis (B, ...), got a scalar")
-    t = check_timesteps_array("timesteps", timesteps, len(alphas_cumprod), x0.shape[0])
-    return q_sample(x0, noise, np.asarray(alphas_cumprod)[t])
+    x0, alpha_bar = _batch_and_alpha_bar("original_samples", original_samples, alphas_cumprod, timesteps)
+    return q_sample(x0, noise, alpha_bar)
 
 
 def get_velocity(alphas_cumprod, sample, noise, timesteps):
@@ -94,11 +100,8 @@ def get_velocity(alphas_cumprod, sample, noise, timesteps):
     -------
     v : ndarray, shape (B, ...)
     """
-    x0 = as_float_array("sample", sample)
-    if x0.ndim == 0:
-        raise ValueError("sample must have a batch axis (B, ...), got a scalar")
-    t = check_timesteps_array("timesteps", timesteps, len(alphas_cumprod), x0.shape[0])
-    return velocity(x0, noise, np.asarray(alphas_cumprod)[t])
+    x0, alpha_bar = _batch_and_alpha_bar("sample", sample, alphas_cumprod, timesteps)
+    return velocity(x0, noise, alpha_bar)
 
 
 def epsilon_to_x0(eps, x_t, alpha_bar):

@@ -73,6 +73,19 @@ def spaced_timesteps(num_train_timesteps, num_inference_steps, timestep_spacing=
 class SchedulerBase:
     """The training noise schedule and the forward process, shared by every scheduler.
 
+    Parameters every scheduler takes (diffusers' names and meaning)
+    ----------------------------------------------------------------
+    num_train_timesteps : int, T
+    beta_start, beta_end : float in (0, 1)
+    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
+    trained_betas : ndarray (T,) or None, used instead of the named schedule
+    prediction_type : {"epsilon", "sample", "v_prediction"}, what the model outputs
+    timestep_spacing : {"leading", "trailing", "linspace"}, see spaced_timesteps
+    steps_offset : int >= 0, added to "leading" timesteps
+    rescale_betas_zero_snr : bool, rescale to zero terminal SNR (Lin et al. 2023)
+    clip_sample, clip_sample_range : bool, float > 0 (not DPM-Solver): clip the x_0 estimate
+        to [-clip_sample_range, clip_sample_range]
+
     Attributes
     ----------
     betas, alphas, alphas_cumprod : ndarray, shape (T,)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tinydiff.pipelines import load_pipeline, save_pipeline
-from tinydiff.pretrained import HERE
+from tinydiff.pretrained.folders import HERE
 
 
 def script_parser(doc, parts, work):

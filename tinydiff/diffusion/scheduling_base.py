@@ -113,20 +113,11 @@ class SchedulerBase:
             config["clip_sample_range"] = check_float("clip_sample_range", config["clip_sample_range"], 0.0,
                                                       low_open=True)
         T = check_int("num_train_timesteps", config["num_train_timesteps"], 1)
-        if trained_betas is not None:
-            betas = schedules.check_betas(trained_betas, "trained_betas")
-            if betas.size != T:
-                raise ValueError(f"trained_betas must have num_train_timesteps={T} entries, got {betas.size}")
-        else:
-            betas = schedules.make_betas(config["beta_schedule"], T, config["beta_start"], config["beta_end"])
-        rescale = config["rescale_betas_zero_snr"]
-        if not isinstance(rescale, (bool, np.bool_)):
-            raise TypeError(f"rescale_betas_zero_snr must be a bool, got {rescale!r}")
-        if rescale:
-            betas = schedules.rescale_zero_terminal_snr(betas)
+        betas = schedules.training_betas(T, config["beta_schedule"], config["beta_start"], config["beta_end"],
+                                         trained_betas, config["rescale_betas_zero_snr"])
         config["num_train_timesteps"] = T
         config["steps_offset"] = check_int("steps_offset", config["steps_offset"], 0)
-        config["rescale_betas_zero_snr"] = bool(rescale)
+        config["rescale_betas_zero_snr"] = bool(config["rescale_betas_zero_snr"])
         self.config = make_config(**config)
         self.betas = betas
         self.alphas = 1.0 - betas

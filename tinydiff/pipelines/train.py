@@ -61,8 +61,7 @@ def loss_weights(snr, prediction_type, gamma):
 
 
 def training_target(scheduler, x0, noise, t):
-    """What the model regresses on in the simple loss (Ho et al. 2020, eq. 14): eps, x_0, or v
-    (Salimans & Ho 2022, sec. 4), as the scheduler's prediction_type says."""
+    """The target of the simple loss (Ho et al. 2020, eq. 14): eps, x_0 or v (Salimans & Ho 2022, sec. 4)."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return noise

@@ -12,7 +12,10 @@ from kernel_checks import RTOL, assert_close, conv_arrays
 from tinydiff.kernels import (conv, conv2d_backward, conv2d_backward_input,
                               conv2d_backward_input_ref, conv2d_backward_ref,
                               conv2d_backward_weight, conv2d_backward_weight_ref, conv2d_forward,
-                              conv2d_forward_ref, winograd)
+                              conv2d_forward_ref)
+from tinydiff.kernels.conv import batch, dispatch
+from tinydiff.kernels.conv import winograd as winograd_conv
+from tinydiff.kernels.conv import winograd_transforms as winograd
 
 # Lavin & Gray 2016, section 4.1: F(2x2, 3x3)
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -128,13 +131,13 @@ def test_transforms_touch_only_their_images():
 @contextlib.contextmanager
 def winograd_for_all_channels():
     """Winograd on, down to 1 channel (the default leaves few channels to im2col)."""
-    before = conv._WINOGRAD_MIN_CHANNELS
-    conv._WINOGRAD_MIN_CHANNELS = 1
+    before = dispatch.WINOGRAD_MIN_CHANNELS
+    dispatch.WINOGRAD_MIN_CHANNELS = 1
     try:
         with conv.winograd_enabled(True):
             yield
     finally:
-        conv._WINOGRAD_MIN_CHANNELS = before
+        dispatch.WINOGRAD_MIN_CHANNELS = before
 
 
 def check_against_reference(case, dtype, rtol):
@@ -178,9 +181,9 @@ def test_unet_sized_convolutions_take_the_chosen_algorithm_and_match(monkeypatch
 @pytest.mark.parametrize("min_images", [1, 2])
 def test_winograd_splits_the_batch_into_chunks_correctly(monkeypatch, min_images):
     # a tiny chunk budget: chunks of min_images, a shorter one left over at the end
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv, "_SPLIT_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv, "_WINOGRAD_MIN_IMAGES", min_images)
+    monkeypatch.setattr(batch, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(batch, "SPLIT_CHUNK_BYTES", 1)
+    monkeypatch.setattr(winograd_conv, "MIN_IMAGES", min_images)
     case = dict(batch=7, c_in=8, c_out=9, hw=(5, 6), kernel=(3, 3), stride=1, padding=1,
                 bias=True, seed=6)
     with conv.winograd_enabled(True):
@@ -190,9 +193,9 @@ def test_winograd_splits_the_batch_into_chunks_correctly(monkeypatch, min_images
 def test_winograd_enabled_restores_the_setting_after_an_error():
     with pytest.raises(RuntimeError):
         with conv.winograd_enabled(False):
-            assert not conv._use_winograd
+            assert not dispatch._winograd_on
             raise RuntimeError("inside")
-    assert conv._use_winograd
+    assert dispatch._winograd_on
 
 
 def test_a_conv_layer_transforms_its_filters_once_per_forward_and_backward(monkeypatch):

@@ -1,4 +1,7 @@
-"""Winograd F(2x2, 3x3): a 3x3, stride-1, padding-1 convolution with 2.25x fewer multiplications.
+"""Winograd F(2x2, 3x3)'s transforms, in Numba: the additions around the 16 products.
+
+A 3x3, stride-1, padding-1 convolution with 2.25x fewer multiplications; winograd.py runs it
+chunk by chunk of images, this file holds the transforms it calls.
 
 Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", section 4) compute each
 2x2 block of outputs from the 4x4 block of inputs around it as

@@ -115,3 +115,24 @@ def test_use_switches_at_once_and_as_a_block_and_names_the_choices():
     finally:
         kernels.use("fast")
     assert kernels.pick(kernels.silu_forward, kernels.silu_forward_ref) is kernels.silu_forward
+
+
+def test_data_parallel_workers_run_on_the_calling_processs_backend():
+    # the worker's slice of the batch equals, to the bit, that slice run here on the same backend
+    # (both single-threaded), and the two backends' results differ in their last bits
+    from tinydiff.parallel import DataParallel
+    from tinydiff.parallel_worker import _single_threaded
+    rng = np.random.default_rng(3)
+    model = UNet2DModel(rng=rng, **UNET).eval()
+    x = rng.standard_normal((4, 2, 8, 8)).astype(np.float32)
+    t = np.array([1, 200, 500, 900])
+    worker_slice = {}
+    with DataParallel(model, processes=2) as parallel:
+        parallel.eval()
+        for backend in kernels.BACKENDS:
+            with kernels.use(backend):
+                worker_slice[backend] = parallel(x, t)[2:]
+                with _single_threaded():
+                    here = model(x[2:], t[2:])
+            np.testing.assert_array_equal(worker_slice[backend], here, err_msg=backend)
+    assert not np.array_equal(worker_slice["fast"], worker_slice["reference"])

@@ -97,7 +97,8 @@ def test_no_fast_kernel_runs_on_the_reference_backend(monkeypatch):
 
 def test_use_switches_at_once_and_as_a_block_and_names_the_choices():
     assert kernels.current_backend() == "fast"
-    with pytest.raises(ValueError, match=r"backend must be one of \('fast', 'reference'\), got 'slow'"):
+    choices = r"backend must be one of \('fast', 'reference'\), got 'slow'"
+    with pytest.raises(ValueError, match=choices):
         kernels.use("slow")
     assert kernels.current_backend() == "fast"
     with pytest.raises(RuntimeError):
@@ -111,7 +112,8 @@ def test_use_switches_at_once_and_as_a_block_and_names_the_choices():
     kernels.use("reference")
     try:
         assert kernels.current_backend() == "reference"
-        assert kernels.pick(kernels.silu_forward, kernels.silu_forward_ref) is kernels.silu_forward_ref
+        picked = kernels.pick(kernels.silu_forward, kernels.silu_forward_ref)
+        assert picked is kernels.silu_forward_ref
     finally:
         kernels.use("fast")
     assert kernels.pick(kernels.silu_forward, kernels.silu_forward_ref) is kernels.silu_forward

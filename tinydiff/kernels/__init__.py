@@ -1,4 +1,4 @@
-"""Compute kernels: slow NumPy references (kernels/reference/) and the fast Numba versions beside them.
+"""Compute kernels: slow NumPy references (kernels/reference/) and fast Numba versions beside them.
 
 Every fast kernel takes the same arguments and returns the same arrays as its `_ref` twin; the
 fused group_norm_silu_* pair (norm_silu.py) equals group_norm_* followed by silu_* to the bit.

@@ -55,7 +55,8 @@ def describe_path(kernel_hw, stride, padding, n_c=64, n_o=64):
                 f"chunk of images (im2col below {WINOGRAD_MIN_CHANNELS} channels)")
     if chosen == "pointwise":
         if threads > 1:
-            return "pointwise: no im2col; " + way + "single-threaded BLAS sgemm per image (y, dx, dW)"
+            return ("pointwise: no im2col; " + way
+                    + "single-threaded BLAS sgemm per image (y, dx, dW)")
         return "pointwise: no im2col; BLAS sgemm per image (y, dx), one over the batch (dW)"
     if threads > 1:
         return (way + f"Numba im2col/col2im in {batch.SPLIT_CHUNK_BYTES >> 10} KB chunks, "

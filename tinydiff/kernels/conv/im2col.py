@@ -125,7 +125,8 @@ def backward_input(dy, w, input_hw, stride, padding):
     dx = np.empty((n_b, n_c) + tuple(input_hw), dtype=dy.dtype)
 
     def run_images(first, stop, chunk_bytes):
-        chunk = batch.images_per_chunk(stop - first, rows * h_out * w_out * dy.itemsize, chunk_bytes)
+        per_image = rows * h_out * w_out * dy.itemsize
+        chunk = batch.images_per_chunk(stop - first, per_image, chunk_bytes)
         dcols = np.empty((chunk, rows, h_out * w_out), dtype=dy.dtype)
         for b0 in range(first, stop, chunk):
             nb = min(chunk, stop - b0)

@@ -45,6 +45,8 @@ class GELU(Module):
 
     approximate="none" (PyTorch's default) uses erf; "tanh" uses
     Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2, like PyTorch's approximate="tanh".
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends).
     """
 
     def __init__(self, approximate="none"):
@@ -82,6 +84,8 @@ class Dropout(Module):
     (inverted dropout, Srivastava et al. 2014), so eval mode is the identity.
 
     rng : numpy.random.Generator, optional — draws the masks (reproducible runs).
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends).
     """
 
     def __init__(self, p=0.5, rng=None):

@@ -113,7 +113,10 @@ def layer_norm_backward(dy, cache):
 
 
 class LayerNorm(Module):
-    """Normalise over the trailing `normalized_shape` dimensions (an int or a tuple)."""
+    """Normalise over the trailing `normalized_shape` dimensions (an int or a tuple).
+
+    Reference: layer_norm_forward and layer_norm_backward above, in NumPy (no fast kernel: the
+    same code runs on both kernel backends)."""
 
     def __init__(self, normalized_shape, eps=1e-5):
         super().__init__()

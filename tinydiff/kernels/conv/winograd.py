@@ -23,8 +23,9 @@ What bounds it. The 16 products reach 90-100 GFLOP/s on one core while a chunk's
 in its L2 cache; the transforms take about 40% of the time (benchmarks/bench_kernels.py prints
 the current figures).
 
-Reference: tinydiff.kernels.reference.winograd_conv2d_forward_ref (the same equations, per tile,
-in einsum), and conv2d_forward_ref, which any convolution equals.
+Reference: tinydiff.kernels.reference.winograd_conv2d_forward_ref and
+winograd_conv2d_backward_ref (the same equations, every tile at once in einsum), and
+conv2d_forward_ref, which any convolution equals.
 """
 
 import numpy as np

@@ -46,7 +46,7 @@ class SaveFailed(RuntimeError):
 
 
 def loss_weights(snr, prediction_type, gamma):
-    """Min-SNR-gamma weights (Hang et al. 2023, eq. 9 and sec. 3.4), per sample.
+    """Min-SNR-gamma weights (Hang et al. 2023, sec. 3.4), per sample.
 
     The loss on x_0 weighted by min(SNR, gamma) equals, in the other parameterisations,
     min(SNR, gamma) / SNR on epsilon and min(SNR, gamma) / (SNR + 1) on v."""
@@ -61,6 +61,7 @@ def loss_weights(snr, prediction_type, gamma):
 
 
 def training_target(scheduler, x0, noise, t):
+    """The target of the simple loss (Ho et al. 2020, eq. 14): eps, x_0 or v (Salimans & Ho 2022, sec. 4)."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return noise
@@ -93,7 +94,7 @@ class Trainer:
         config.validate()
         self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
-        self.net = model  # what predict and backward run: the model, or its DataParallel during run()
+        self.runner = model  # runs the model on a batch: the model itself, or its DataParallel during run()
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()
@@ -122,7 +123,7 @@ class Trainer:
         return x_t, t, labels, target, weight
 
     def predict(self, x_t, t, labels):
-        return self.net(x_t, t) if labels is None else self.net(x_t, t, labels)
+        return self.runner(x_t, t) if labels is None else self.runner(x_t, t, labels)
 
     def train_step(self, step):
         cfg = self.config
@@ -130,7 +131,7 @@ class Trainer:
         self.model.train()
         loss, dpred = mse_loss(self.predict(x_t, t, labels), target, weight)  # raises if not finite
         self.model.zero_grad()
-        self.net.backward(dpred)
+        self.runner.backward(dpred)
         grad_norm = clip_grad_norm_(self.params, cfg.grad_clip)  # raises if not finite
         self.optimizer.lr = cosine_with_warmup(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
         self.optimizer.step()
@@ -155,11 +156,11 @@ class Trainer:
         stop = cfg.steps if until is None else min(until, cfg.steps)
         if cfg.processes > 1 and self.step < stop:
             with DataParallel(self.model, cfg.processes) as parallel:
-                self.net = parallel
+                self.runner = parallel
                 try:
                     return self._loop(stop)
                 finally:
-                    self.net = self.model
+                    self.runner = self.model
         return self._loop(stop)
 
     def _loop(self, stop):

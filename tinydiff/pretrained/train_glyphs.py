@@ -35,17 +35,23 @@ GLYPH_UNET = dict(
     sample_size=GLYPH_SIZE, in_channels=1, out_channels=1, block_out_channels=(32, 64, 128), layers_per_block=1,
     down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
     up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-    norm_num_groups=8, attention_head_dim=8, num_class_embeds=10,
+    norm_num_groups=8, attention_head_dim=8,
+    # ten digits and the null class of classifier-free guidance (Ho & Salimans 2022): training
+    # replaces a label by the null index 10 with probability cond_drop_prob
+    num_class_embeds=11, class_embed_null_index=10,
 )
 # v-prediction (Salimans & Ho 2022) keeps the model's estimate of x_0 bounded at high noise,
 # where an epsilon-model's estimate (x_t - sqrt(1 - abar) eps) / sqrt(abar) blows its errors up
 # and short runs draw grey, noisy backgrounds; min-SNR-5 weighting (Hang et al. 2023) stops the
 # many nearly clean timesteps from dominating the loss.
 GLYPH_SCHEDULER = dict(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
-GLYPH_TRAINING = dict(lr=2e-3, warmup_steps=100, ema_decay=0.998, min_snr_gamma=5.0)
+GLYPH_TRAINING = dict(lr=2e-3, warmup_steps=100, ema_decay=0.998, min_snr_gamma=5.0, cond_drop_prob=0.1)
 # The length of the run and its bookkeeping. `tinydiff train --recipe glyphs` reads all four
 # dicts (tinydiff/recipes.py), so the command line trains this same model.
-GLYPH_RUN = dict(steps=2250, batch_size=64, seed=UNET_SEED, checkpoint_every=250, sample_every=500)
+# The guidance scale `tinydiff sample` uses for this model unless told otherwise (stored in its
+# model_index.json): chosen from benchmarks/bench_guidance.py, whose table the README quotes.
+GLYPH_GUIDANCE_SCALE = 3.0
+GLYPH_RUN = dict(steps=3000, batch_size=64, seed=UNET_SEED, checkpoint_every=250, sample_every=500)
 DEFAULT_STEPS = GLYPH_RUN["steps"]
 
 
@@ -72,7 +78,7 @@ def train_unet(out, steps, batch_size, work_dir, until=None):
     if trainer.step < steps:
         print(f"unet: stopped at step {trainer.step} of {steps} ({minutes:.1f} min); run again to continue")
         return minutes
-    ship_pipeline(Path(work_dir) / "final", out / "glyphs", scheduler)
+    ship_pipeline(Path(work_dir) / "final", out / "glyphs", scheduler, guidance_scale=GLYPH_GUIDANCE_SCALE)
     print(f"unet: {steps} steps of batch {batch_size} in {minutes:.1f} min (this run)")
     return minutes
 

@@ -2,7 +2,7 @@
 
 For each case (a UNet config at one resolution, batch 64 by default) it measures tinydiff as
 `tinydiff train` runs it -- in one process per core (--processes), each running the model on a
-slice of the batch (tinydiff.parallel.DataParallel) -- and in one process, its kernels split
+slice of the batch (tinydiff.runtime.parallel.DataParallel) -- and in one process, its kernels split
 over the cores:
 
 - train step: forward, MSE loss against a noise target, backward, AdamW step (lr 1e-4,
@@ -76,7 +76,8 @@ from tinydiff.metrics.cost import count_macs
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
 from tinydiff.optim import AdamW
-from tinydiff.parallel import DataParallel, default_processes, reset_peak_rss, status_kib
+from tinydiff.runtime import process_settings
+from tinydiff.runtime.parallel import DataParallel, default_processes, reset_peak_rss, status_kib
 
 REFERENCE = dict(
     in_channels=3, out_channels=3, block_out_channels=(32, 64, 128), layers_per_block=1,
@@ -155,7 +156,7 @@ def batch_for(config, batch, seed=0):
 
 class TinydiffSteps:
     """tinydiff's steps, in one process (processes=1) or, as `tinydiff train` runs them, in
-    `processes` processes that each take a slice of the batch (tinydiff.parallel)."""
+    `processes` processes that each take a slice of the batch (tinydiff.runtime.parallel)."""
 
     def __init__(self, config, batch, processes=1):
         self.model = UNet2DModel(rng=np.random.default_rng(0), **config)
@@ -518,7 +519,7 @@ def print_table(rows, torch_note):
                   f"{fmt(one, '.3f'):>12}{fmt(one_ratio, '.2f'):>7}"
                   f"{ours_mem:>20}{fmt(theirs and theirs[f'{kind}_rss_mib'], '.0f'):>10}{fmt(mem, '.2f'):>10}")
     print("tinydiff s: as tinydiff runs it -- training in the processes the header names (each a slice of "
-          "the batch, tinydiff.parallel), sampling in one; 1 process s: training in one process, its kernels "
+          "the batch, tinydiff.runtime.parallel), sampling in one; 1 process s: training in one process, its kernels "
           "split over the cores")
     print("speed ratio = torch time / tinydiff time (>= 1: tinydiff is at least as fast); ratio: the same "
           "for 1 process (timed in a pair of its own with torch); mem ratio = tinydiff RSS rise (all its processes) / torch's; in brackets, "
@@ -570,7 +571,7 @@ def main():
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), diffusers {diffusers.__version__}")
     print(f"tinydiff {tinydiff.__version__}, numpy {np.__version__}, numba {numba.__version__} "
           f"({numba.get_num_threads()} threads), {platform.processor() or platform.machine()}, "
-          f"OPENBLAS_THREAD_TIMEOUT {tinydiff.blas_thread_timeout()}")
+          f"OPENBLAS_THREAD_TIMEOUT {process_settings.blas_thread_timeout()}")
 
     sgemm = sgemm_gflops()
     print(f"NumPy BLAS float32 sgemm 2048^2: {sgemm:.1f} GFLOP/s")

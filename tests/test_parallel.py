@@ -11,7 +11,7 @@ import pytest
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
-from tinydiff.parallel import DataParallel, _send, default_processes
+from tinydiff.runtime.parallel import DataParallel, _send, default_processes
 from tinydiff.pipelines import TrainConfig, Trainer
 from tinydiff.pipelines.data_sources import make_source
 

@@ -9,7 +9,7 @@ import tinydiff.pipelines
 from tinydiff.cli import main
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import UNet2DModel
-from tinydiff.parallel import default_processes
+from tinydiff.runtime.parallel import default_processes
 from tinydiff.pipelines import TrainConfig
 from tinydiff.pretrained import train_glyphs
 from tinydiff.recipes import expand_recipe, recipe_argv

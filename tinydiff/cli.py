@@ -68,7 +68,7 @@ def add_train_parser(sub):
     p.add_argument("--processes", type=positive_int, default=None,
                    help="processes that train together, each on a slice of every batch (default for images: "
                         "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
-                        "kernels split over the cores); see tinydiff.parallel")
+                        "kernels split over the cores); see tinydiff.runtime.parallel")
     p.add_argument("--resume", action="store_true", help=RESUME_HELP)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
     p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
@@ -118,7 +118,7 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=
 
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
-    from tinydiff.parallel import default_processes
+    from tinydiff.runtime.parallel import default_processes
     from tinydiff.cli_run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
     from tinydiff.pipelines import TrainConfig, Trainer
     from tinydiff.pipelines.data_sources import make_source

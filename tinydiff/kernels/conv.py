@@ -25,7 +25,7 @@ Two ways to run that over the batch:
   products in the BLAS's own threads. Threads of two runtimes then take turns, and each keeps
   spinning for a while after its turn: OpenBLAS's workers after every product hold the second
   core (for 2^28 cycles by default; importing tinydiff first shortens that to 2^16, see
-  tinydiff/__init__.py), and Numba's OpenMP workers after a prange region would too (which
+  tinydiff/runtime/process_settings.py), and Numba's OpenMP workers after a prange region would too (which
   made the whole convolution about three times slower on 2 cores, see threads.py).
 
 Winograd. A 3x3, stride-1, padding-1 convolution with 8 or more input and output channels (all

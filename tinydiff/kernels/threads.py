@@ -98,7 +98,7 @@ _this_thread = threading.local()
 @contextlib.contextmanager
 def serial():
     """Within the block, split_run and share_out called from this thread run their parts in
-    turn on it (as they do inside a part): a process that keeps to one core (tinydiff.parallel)."""
+    turn on it (as they do inside a part): a process that keeps to one core (tinydiff.runtime.parallel)."""
     before = getattr(_this_thread, "in_part", False)
     _this_thread.in_part = True
     try:

@@ -16,7 +16,7 @@ import numpy as np
 from tinydiff.data import GlyphDataset
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import UNet2DModel
-from tinydiff.parallel import default_processes
+from tinydiff.runtime.parallel import default_processes
 from tinydiff.pipelines import TrainConfig, Trainer, load_pipeline, sample, scheduler_from_config
 from tinydiff.pipelines.checkpoint import load_model, save_model
 from tinydiff.pipelines.classifier import accuracy, train_glyph_classifier

@@ -1,6 +1,6 @@
-"""The worker side of tinydiff.parallel.DataParallel: the pipe protocol (arrays as raw bytes
+"""The worker side of tinydiff.runtime.parallel.DataParallel: the pipe protocol (arrays as raw bytes
 after a JSON header, no pickle), the shared-memory layout of the parameters, and the loop a
-worker process runs. Read tinydiff/parallel.py first; this is its other half.
+worker process runs. Read tinydiff/runtime/parallel.py first; this is its other half.
 """
 
 import contextlib

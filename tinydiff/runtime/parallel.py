@@ -52,7 +52,7 @@ import numpy as np
 
 # the worker's half, and the helpers both halves use (status_kib and reset_peak_rss are also
 # benchmarks/bench_train.py's)
-from tinydiff.parallel_worker import (_dropouts, _Layout, _receive, _send, _serve, _single_threaded,  # noqa: F401
+from tinydiff.runtime.parallel_worker import (_dropouts, _Layout, _receive, _send, _serve, _single_threaded,  # noqa: F401
                                       reset_peak_rss, status_kib)
 
 _START_TIMEOUT_S = 300  # a worker imports tinydiff and loads Numba's compiled kernels

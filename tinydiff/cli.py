@@ -118,7 +118,7 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=
 
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
-    from tinydiff.runtime.parallel import default_processes
+    from tinydiff.runtime.parallel import ParallelRunner, default_processes
     from tinydiff.cli_run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
     from tinydiff.pipelines import TrainConfig, Trainer
     from tinydiff.pipelines.data_sources import make_source
@@ -150,18 +150,19 @@ def cmd_train(args):
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              warmup_steps=resumed_warmup(state, args.warmup_steps, args.steps), ema_decay=args.ema_decay,
                              min_snr_gamma=args.min_snr_gamma, seed=args.seed, cond_drop_prob=cond_drop_prob,
-                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                             # toy 2-D models are too small for a second process to pay
-                             processes=args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))
+                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+        # toy 2-D models are too small for a second process to pay
+        runner = ParallelRunner(args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))
         scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type,
                                   clip_sample=vae is None)  # latents are not confined to [-1, 1]
         remove_run(args.out, removal)  # --overwrite: only now that everything else is known to work
         if vae is None:
-            trainer = Trainer(model, scheduler, data, config, args.out, settings=flag_settings(args))
+            trainer = Trainer(model, scheduler, data, config, args.out, settings=flag_settings(args), runner=runner)
         else:
             from tinydiff.pipelines.latent import LatentTrainer
 
-            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out, settings=flag_settings(args))
+            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out, settings=flag_settings(args),
+                                    runner=runner)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff train: {err}") from None
     print(f"training {type(model).__name__} ({model.num_parameters() / 1e6:.2f} M parameters) on "

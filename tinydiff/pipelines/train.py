@@ -26,7 +26,6 @@ import tinydiff
 
 from tinydiff.nn import Dropout, mse_loss
 from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
-from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
 from tinydiff.pipelines.guidance import drop_condition, real_classes
@@ -77,6 +76,7 @@ class Trainer:
     model : Module
         Called as model(x_t, t) or model(x_t, t, labels); has a `config` dict.
     scheduler : DDPMScheduler (or any scheduler: its betas and prediction_type are used)
+        None only for a subclass that trains without a noise schedule (VAETrainer).
     data : callable
         data(step) -> (x0 float32 array, labels or None); see data_sources.
     config : TrainConfig
@@ -87,13 +87,19 @@ class Trainer:
         trainer_state.json as `run_settings` for the caller to compare on resume
         (tinydiff.pipelines.run_settings). The Trainer itself compares on resume its config,
         the model's config and the scheduler's config.
+    runner : optional
+        What runs the model on each batch while run() trains: None runs it in this process; a
+        caller that wants several processes hands in tinydiff.runtime.parallel.ParallelRunner
+        (its `running(model)` block yields what to call in the model's place). Not a setting of
+        the run: a run may resume with another.
     """
 
-    def __init__(self, model, scheduler, data, config, out_dir, progress=True, settings=None):
+    def __init__(self, model, scheduler, data, config, out_dir, progress=True, settings=None, runner=None):
         config.validate()
         self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
-        self.net = model  # what predict and backward run: the model, or its DataParallel during run()
+        self.runner = runner
+        self.net = model  # what predict and backward run: the model, or what runner.running() yields during run()
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()
@@ -101,6 +107,8 @@ class Trainer:
         self.ema = EMA(self.params, decay=config.ema_decay)
         self.step = 0
         self.log = []  # (step, mean loss over the last log_every steps)
+        if scheduler is None:
+            return
         self.snr = scheduler.alphas_cumprod / (1.0 - scheduler.alphas_cumprod)
         self.null_label = model.config.get("class_embed_null_index")
         if config.cond_drop_prob > 0 and self.null_label is None:
@@ -153,9 +161,9 @@ class Trainer:
         if resume:
             self.load_latest()
         stop = cfg.steps if until is None else min(until, cfg.steps)
-        if cfg.processes > 1 and self.step < stop:
-            with DataParallel(self.model, cfg.processes) as parallel:
-                self.net = parallel
+        if self.runner is not None and self.step < stop:
+            with self.runner.running(self.model) as net:
+                self.net = net
                 try:
                     return self._loop(stop)
                 finally:

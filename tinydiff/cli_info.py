@@ -41,7 +41,7 @@ def cmd_info(args):
     import numba
     import numpy as np
 
-    from tinydiff.kernels import blas as kernel_blas
+    from tinydiff.kernels.threads import blas as kernel_blas
     from tinydiff.kernels.conv import describe_path as conv_path
     from tinydiff.runtime import process_settings
 

@@ -54,8 +54,8 @@ import contextlib
 import numba
 import numpy as np
 
-from tinydiff.kernels import blas, winograd
-from tinydiff.kernels.threads import share_out, split_run
+from tinydiff.kernels import winograd
+from tinydiff.kernels.threads import blas, share_out, split_run
 
 # The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
 # shared L3 cache (32 MB here) between im2col writing it and BLAS reading it, and is reused by

@@ -50,7 +50,7 @@ convolution cost the same as with F(2x2, 3x3) (within 3% at 32 channels 16x16, 6
 import numba
 import numpy as np
 
-from tinydiff.kernels.threads import FAST_MATH
+from tinydiff.kernels.fast_math import FAST_MATH
 
 M = 2  # output tile
 A = 4  # input tile, and transformed tile

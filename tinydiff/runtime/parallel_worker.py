@@ -12,7 +12,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from tinydiff.kernels import blas, threads
+from tinydiff.kernels.threads import blas, serial
 
 
 # ---- arrays over a pipe, without pickle ------------------------------------------------------
@@ -69,9 +69,9 @@ def _dropouts(model):
 
 @contextlib.contextmanager
 def _single_threaded():
-    """Within the block this thread's kernels run serially (threads.split_run runs its parts in
+    """Within the block this thread's kernels run serially (split_run runs its parts in
     turn) and BLAS on one thread: each process keeps to its own core."""
-    with threads.serial(), blas.single_threaded():
+    with serial(), blas.single_threaded():
         yield
 
 

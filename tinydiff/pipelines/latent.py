@@ -26,8 +26,9 @@ import numpy as np
 
 from tinydiff.models.vae import AutoencoderKL
 from tinydiff.pipelines import checkpoint as ckpt
+from tinydiff.pipelines.pipeline_folder import save_pipeline
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
-from tinydiff.pipelines.train import Trainer, save_pipeline
+from tinydiff.pipelines.train import Trainer
 from tinydiff.pipelines.vae_training import in_batches
 
 

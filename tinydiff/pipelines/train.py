@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-import tinydiff
-
 from tinydiff.nn import Dropout, mse_loss
 from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
 from tinydiff.pipelines.guidance import drop_condition, real_classes
+from tinydiff.pipelines.pipeline_folder import save_pipeline
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_labelled_grid
@@ -351,62 +350,3 @@ class Trainer:
             ncols, col_labels = classes, [str(c) for c in range(classes)]
             title += "; one column per class"
         return save_labelled_grid(folder / f"step-{self.step:07d}.png", x, title, col_labels, ncols)
-
-
-def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
-    """A folder in diffusers' pipeline layout: model_index.json, unet/ (config + weights),
-    scheduler/scheduler_config.json, and vae/ for a latent diffusion model (the UNet then
-    denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole."""
-    kind = {"DDPMScheduler": "DDPMScheduler", "DDIMScheduler": "DDIMScheduler"}.get(
-        type(scheduler).__name__, "DDPMScheduler")
-
-    def write(tmp):
-        (tmp / "unet").mkdir()
-        (tmp / "scheduler").mkdir()
-        index = {"_class_name": "DDPMPipeline", "_tinydiff_version": tinydiff.__version__,
-                 "unet": ["diffusers", type(model).__name__], "scheduler": ["diffusers", kind]}
-        if vae is not None:
-            # diffusers has no unconditional pipeline with an AutoencoderKL; each part loads
-            # with from_pretrained(DIR, subfolder=...)
-            index["_class_name"] = "LatentDiffusionPipeline"
-            index["vae"] = ["diffusers", type(vae).__name__]
-            (tmp / "vae").mkdir()
-            ckpt.write_json(tmp / "vae" / ckpt.CONFIG_NAME, ckpt.model_config(vae))
-            ckpt.save_arrays(tmp / "vae" / ckpt.WEIGHTS_NAME, vae.state_dict(), dtype)
-        ckpt.write_json(tmp / "model_index.json", index)
-        ckpt.write_json(tmp / "unet" / ckpt.CONFIG_NAME, ckpt.model_config(model))
-        ckpt.save_arrays(tmp / "unet" / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
-        ckpt.write_json(tmp / "scheduler" / "scheduler_config.json",
-                        {"_class_name": kind, **scheduler_config(scheduler)})
-
-    ckpt.write_folder_atomically(path, write)
-
-
-def load_pipeline(path):
-    """(model, scheduler config dict) from a pipeline folder (final/, a shipped model) or from
-    a training checkpoint folder (whose EMA weights are used).
-
-    A problem with the folder is one line naming the file: FileNotFoundError when `path` is not
-    such a folder (saying what it is instead: a VAE, a training run's output folder, ...),
-    ValueError when a file in it is corrupt."""
-    path = Path(path)
-    ckpt.recover_folder(path)
-    if (path / "model_index.json").is_file():
-        ckpt.check_pipeline_index(path)
-        model = ckpt.load_model(path / "unet")
-        config_file = path / "scheduler" / "scheduler_config.json"
-    elif (path / "trainer_state.json").is_file() and ckpt.class_name(path) != "AutoencoderKL":
-        state_file = path / "trainer_state.json"
-        ckpt.check_fields(ckpt.read_json(state_file), ("step", "config"), state_file)
-        model = ckpt.model_from_checkpoint(path)
-        config_file = path / "scheduler_config.json"
-    else:
-        raise FileNotFoundError(ckpt.not_a_pipeline(path))
-    if type(model).__name__ not in ("UNet2DModel", "MLPDenoiser"):
-        raise ValueError(f"{path}: holds a {type(model).__name__}, not a denoiser (UNet2DModel or MLPDenoiser)")
-    config = {k: v for k, v in ckpt.read_json(config_file).items() if not k.startswith("_")}
-    try:
-        scheduler_from_config("ddpm", config)  # the values a sampler will be built from
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{config_file}: {err}") from None
-    return model, config

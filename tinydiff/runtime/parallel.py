@@ -51,7 +51,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 # the worker's half, and the helpers both halves use (status_kib and reset_peak_rss are also
-# benchmarks/bench_train.py's)
+# benchmarks/bench_train_memory.py's)
 from tinydiff.runtime.parallel_worker import (_dropouts, _Layout, _receive, _send, _serve, _single_threaded,  # noqa: F401
                                       reset_peak_rss, status_kib)
 

@@ -43,7 +43,7 @@ def _receive(conn):
 
 def status_kib(field):
     """A field of /proc/self/status (Linux), in KiB: the workers' memory report, and
-    benchmarks/bench_train.py's."""
+    benchmarks/bench_train_memory.py's."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):

@@ -43,7 +43,7 @@ from tinydiff import kernels as K
 from tinydiff.kernels.attention import _rows_per_block
 from tinydiff.kernels import conv as conv_kernels
 from tinydiff.kernels.conv import describe_path as conv_path
-from tinydiff.kernels.probe import parallel_sum
+from tinydiff.kernels.probe import start_threading_layer
 
 try:
     import torch
@@ -251,7 +251,7 @@ def tracemalloc_peak_mb(fn):
 
 def threading_layer():
     """Numba picks its threading layer at the first parallel launch: run one, then ask."""
-    parallel_sum(np.ones(4))
+    start_threading_layer(np.ones(4))
     return numba.threading_layer()
 
 

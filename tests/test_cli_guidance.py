@@ -100,7 +100,7 @@ def test_bad_guidance_numbers_are_usage_errors(runs, tmp_path, capsys):
 def test_a_resumed_run_keeps_its_own_drop_probability():
     from types import SimpleNamespace
 
-    from tinydiff.cli import resolve_cond_drop_prob
+    from tinydiff.cli.train import resolve_cond_drop_prob
 
     args = SimpleNamespace(cond_drop_prob=None, class_conditional=True)
     assert resolve_cond_drop_prob(args, None) == 0.1

@@ -103,7 +103,7 @@ def test_training_in_two_processes_is_reproducible_and_close_to_one_process(tmp_
                              num_samples=2)
         model = tiny_unet()
         trainer = Trainer(model, DDPMScheduler(), make_source("glyphs", 8, 0, image_size=8, labelled=True),
-                          config, tmp_path / out, progress=False, runner=ParallelRunner(processes))
+                          config, tmp_path / out, progress=False, parallel=ParallelRunner(processes))
         log = trainer.run()
         return model, log
     one, log_one = train(1, "one")
@@ -147,9 +147,9 @@ def test_an_error_in_this_process_closes_the_object():
 def test_a_run_resumes_with_another_process_count(tmp_path):
     def trainer(processes):
         config = TrainConfig(steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2)
-        runner = None if processes == 1 else ParallelRunner(processes)
+        parallel = None if processes == 1 else ParallelRunner(processes)
         return Trainer(tiny_unet(), DDPMScheduler(), make_source("glyphs", 4, 0, image_size=8, labelled=True),
-                       config, tmp_path, progress=False, runner=runner)
+                       config, tmp_path, progress=False, parallel=parallel)
     first = trainer(1)
     first.run(until=2)
     again = trainer(2)

@@ -20,9 +20,9 @@ class RecordingTrainer:
 
     built = None
 
-    def __init__(self, model, scheduler, data, config, out, settings=None, runner=None):
+    def __init__(self, model, scheduler, data, config, out, settings=None, parallel=None):
         RecordingTrainer.built = dict(model=model, scheduler=scheduler, data=data, config=config, out=out,
-                                      settings=settings, runner=runner)
+                                      settings=settings, parallel=parallel)
 
     def run(self, resume=False, until=None):
         return [(0, 0.0)]
@@ -53,7 +53,7 @@ def test_glyph_recipe_builds_the_shipped_training_run(built_by_cli):
                            checkpoint_every=run["checkpoint_every"], sample_every=run["sample_every"],
                            **train_glyphs.GLYPH_TRAINING)
     assert built["config"] == expected
-    assert built["runner"].processes == default_processes(run["batch_size"])
+    assert built["parallel"].processes == default_processes(run["batch_size"])
     x0, labels = built["data"](0)
     assert x0.shape == (run["batch_size"], 1, train_glyphs.GLYPH_SIZE, train_glyphs.GLYPH_SIZE)
     assert labels is not None

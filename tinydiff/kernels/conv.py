@@ -55,6 +55,7 @@ import numba
 import numpy as np
 
 from tinydiff.kernels import winograd
+from tinydiff.kernels.reference import conv_output_size
 from tinydiff.kernels.threads import blas, share_out, split_run
 
 # The column matrix is built and consumed a few images at a time. A buffer of 16 MB stays in the
@@ -154,11 +155,6 @@ def _summed_over_images(n_b, part):
     for first in firsts[1:]:
         total += sums[first]
     return total
-
-
-def _output_hw(input_hw, kernel_hw, stride, padding):
-    (h, w), (k_h, k_w) = input_hw, kernel_hw
-    return (h + 2 * padding - k_h) // stride + 1, (w + 2 * padding - k_w) // stride + 1
 
 
 def _is_pointwise(kernel_hw, stride, padding):
@@ -266,7 +262,8 @@ def conv2d_forward(x, w, b, stride, padding, winograd_weights=None):
     w = np.ascontiguousarray(w)
     n_b, n_c = x.shape[:2]
     n_o, _, k_h, k_w = w.shape
-    h_out, w_out = _output_hw(x.shape[2:], (k_h, k_w), stride, padding)
+    h_out = conv_output_size(x.shape[2], k_h, stride, padding)
+    w_out = conv_output_size(x.shape[3], k_w, stride, padding)
     w2 = w.reshape(n_o, -1)  # (O, C, kH, kW) -> (O, C*kH*kW)
     y = np.empty((n_b, n_o, h_out * w_out), dtype=x.dtype)
     if _takes_winograd((k_h, k_w), stride, padding, n_c, n_o):

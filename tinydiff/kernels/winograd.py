@@ -1,6 +1,6 @@
 """Winograd F(2x2, 3x3): a 3x3, stride-1, padding-1 convolution with 2.25x fewer multiplications.
 
-Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", section 4) compute each
+Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", sec. 4) compute each
 2x2 block of outputs from the 4x4 block of inputs around it as
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A          (* element-wise, g the 3x3 filter)

@@ -11,11 +11,6 @@ from tinydiff.nn.init import generator, uniform_fan_in
 from tinydiff.nn.module import Module, Parameter
 
 
-def conv2d_output_hw(input_hw, kernel_hw, stride, padding):
-    """Ho = (H + 2 p - kH) // s + 1, likewise Wo."""
-    return tuple((n + 2 * padding - k) // stride + 1 for n, k in zip(input_hw, kernel_hw))
-
-
 def conv2d_forward(x, w, b, stride, padding):
     """x (B, C, H, W), w (O, C, kH, kW), b (O,) or None -> (y (B, O, Ho, Wo), cache).
 

@@ -194,8 +194,8 @@ class LatentTrainer(Trainer):
     out_dir also gets vae/ (a copy of the frozen VAE); final/ is a pipeline folder with vae/,
     and the sample grids are decoded to pixels."""
 
-    def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True, settings=None, runner=None):
-        super().__init__(model, scheduler, data, config, out_dir, progress, settings, runner)
+    def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True, settings=None, parallel=None):
+        super().__init__(model, scheduler, data, config, out_dir, progress, settings, parallel)
         self.vae = vae
         kept = self.out_dir / "vae"
         if not (kept / ckpt.CONFIG_NAME).is_file():

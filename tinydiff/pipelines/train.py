@@ -44,7 +44,7 @@ class SaveFailed(RuntimeError):
 
 
 def loss_weights(snr, prediction_type, gamma):
-    """Min-SNR-gamma weights (Hang et al. 2023, eq. 9 and sec. 3.4), per sample.
+    """Min-SNR-gamma weights (Hang et al. 2023, sec. 3.4), per sample.
 
     The loss on x_0 weighted by min(SNR, gamma) equals, in the other parameterisations,
     min(SNR, gamma) / SNR on epsilon and min(SNR, gamma) / (SNR + 1) on v."""
@@ -59,6 +59,7 @@ def loss_weights(snr, prediction_type, gamma):
 
 
 def training_target(scheduler, x0, noise, t):
+    """The target of the simple loss (Ho et al. 2020, eq. 14): eps, x_0 or v (Salimans & Ho 2022, sec. 4)."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return noise
@@ -86,19 +87,19 @@ class Trainer:
         trainer_state.json as `run_settings` for the caller to compare on resume
         (tinydiff.pipelines.run_settings). The Trainer itself compares on resume its config,
         the model's config and the scheduler's config.
-    runner : optional
-        What runs the model on each batch while run() trains: None runs it in this process; a
-        caller that wants several processes hands in tinydiff.runtime.parallel.ParallelRunner
-        (its `running(model)` block yields what to call in the model's place). Not a setting of
-        the run: a run may resume with another.
+    parallel : optional
+        How run() spreads each batch over processes: None runs the model in this process; a
+        caller that wants several hands in tinydiff.runtime.parallel.ParallelRunner, whose
+        `running(model)` block yields the runner to call in the model's place. Not a setting of
+        the run: a run may resume with another process count.
     """
 
-    def __init__(self, model, scheduler, data, config, out_dir, progress=True, settings=None, runner=None):
+    def __init__(self, model, scheduler, data, config, out_dir, progress=True, settings=None, parallel=None):
         config.validate()
         self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
-        self.runner = runner
-        self.net = model  # what predict and backward run: the model, or what runner.running() yields during run()
+        self.parallel = parallel
+        self.runner = model  # runs the model on a batch: the model itself, or its DataParallel during run()
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()
@@ -129,7 +130,7 @@ class Trainer:
         return x_t, t, labels, target, weight
 
     def predict(self, x_t, t, labels):
-        return self.net(x_t, t) if labels is None else self.net(x_t, t, labels)
+        return self.runner(x_t, t) if labels is None else self.runner(x_t, t, labels)
 
     def train_step(self, step):
         cfg = self.config
@@ -137,7 +138,7 @@ class Trainer:
         self.model.train()
         loss, dpred = mse_loss(self.predict(x_t, t, labels), target, weight)  # raises if not finite
         self.model.zero_grad()
-        self.net.backward(dpred)
+        self.runner.backward(dpred)
         grad_norm = clip_grad_norm_(self.params, cfg.grad_clip)  # raises if not finite
         self.optimizer.lr = cosine_with_warmup(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
         self.optimizer.step()
@@ -160,13 +161,13 @@ class Trainer:
         if resume:
             self.load_latest()
         stop = cfg.steps if until is None else min(until, cfg.steps)
-        if self.runner is not None and self.step < stop:
-            with self.runner.running(self.model) as net:
-                self.net = net
+        if self.parallel is not None and self.step < stop:
+            with self.parallel.running(self.model) as runner:
+                self.runner = runner
                 try:
                     return self._loop(stop)
                 finally:
-                    self.net = self.model
+                    self.runner = self.model
         return self._loop(stop)
 
     def _loop(self, stop):

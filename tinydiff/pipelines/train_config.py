@@ -62,8 +62,8 @@ class TrainConfig:
     sample_steps: int = 25
     num_samples: int = 16
     log_every: int = 10
-    # How many processes share each batch is not a field: the caller hands the Trainer a runner
-    # (tinydiff.runtime.parallel.ParallelRunner). A run resumes with the same weights as an
+    # How many processes share each batch is not a field: the caller hands the Trainer a
+    # tinydiff.runtime.parallel.ParallelRunner (Trainer(..., parallel=...)). A run resumes with the same weights as an
     # uninterrupted one when it keeps the same count (another count changes the rounding of the
     # gradient sums, so it is allowed, not exact).
 

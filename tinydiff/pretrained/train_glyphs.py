@@ -6,7 +6,6 @@ the quality measured at the end.
     python -m tinydiff.pretrained.train_glyphs --part unet --steps 500 --out /some/folder
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ from tinydiff.pipelines import TrainConfig, Trainer, load_pipeline, sample, sche
 from tinydiff.pipelines.checkpoint import load_model, save_model
 from tinydiff.pipelines.classifier import accuracy, train_glyph_classifier
 from tinydiff.pipelines.data_sources import make_source
-from tinydiff.pretrained import CLASSIFIER_SIZE, HERE, REFERENCE_SEED
+from tinydiff.pretrained import CLASSIFIER_SIZE, REFERENCE_SEED
+from tinydiff.pretrained.shipping import run_resumable, script_parser, ship_pipeline
 from tinydiff.runtime.parallel import ParallelRunner, default_processes
 
 CLASSIFIER_SEED, HELD_OUT_SEED, UNET_SEED = 1000, REFERENCE_SEED, 0
@@ -67,18 +67,12 @@ def train_unet(out, steps, batch_size, work_dir, until=None):
     model = UNet2DModel(rng=np.random.default_rng(UNET_SEED), **GLYPH_UNET)
     scheduler = DDPMScheduler(**GLYPH_SCHEDULER)
     data = make_source("glyphs", batch_size, UNET_SEED, image_size=GLYPH_SIZE, labelled=True)
-    trainer = Trainer(model, scheduler, data, config, work_dir, runner=ParallelRunner(default_processes(batch_size)))
-    started = time.perf_counter()
-    resume = (Path(work_dir) / "checkpoints" / "latest").is_file()
-    trainer.run(resume=resume, until=until)
-    minutes = (time.perf_counter() - started) / 60
+    trainer = Trainer(model, scheduler, data, config, work_dir, parallel=ParallelRunner(default_processes(batch_size)))
+    minutes = run_resumable(trainer, work_dir, until)
     if trainer.step < steps:
         print(f"unet: stopped at step {trainer.step} of {steps} ({minutes:.1f} min); run again to continue")
         return minutes
-    final, _ = load_pipeline(Path(work_dir) / "final")
-    from tinydiff.pipelines import save_pipeline
-
-    save_pipeline(out / "glyphs", final, scheduler, dtype=np.float16)
+    ship_pipeline(Path(work_dir) / "final", out / "glyphs", scheduler)
     print(f"unet: {steps} steps of batch {batch_size} in {minutes:.1f} min (this run)")
     return minutes
 
@@ -103,11 +97,7 @@ def measure(out, num=500, steps=50):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("all", "classifier", "unet", "measure"), default="all")
-    parser.add_argument("--out", type=Path, default=HERE, help="where the model folders go (default: the package)")
-    parser.add_argument("--work", type=Path, default=Path("runs/pretrained_glyphs"),
-                        help="training folder with checkpoints (resumed if it has any)")
+    parser = script_parser(__doc__, ("classifier", "unet", "measure"), "runs/pretrained_glyphs")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="UNet training steps")
     parser.add_argument("--batch-size", type=int, default=GLYPH_RUN["batch_size"])
     parser.add_argument("--until", type=int, default=None,

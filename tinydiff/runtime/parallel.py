@@ -52,8 +52,8 @@ import numpy as np
 
 # the worker's half, and the helpers both halves use (status_kib and reset_peak_rss are also
 # benchmarks/bench_train_memory.py's)
-from tinydiff.runtime.parallel_worker import (_dropouts, _Layout, _receive, _send, _serve, _single_threaded,  # noqa: F401
-                                      reset_peak_rss, status_kib)
+from tinydiff.runtime.parallel_worker import (_dropouts, _Layout, _receive, _send, _single_threaded,  # noqa: F401
+                                              _worker_main, reset_peak_rss, status_kib)
 
 _START_TIMEOUT_S = 300  # a worker imports tinydiff and loads Numba's compiled kernels
 
@@ -71,16 +71,16 @@ def default_processes(batch_size=None):
 
 
 class ParallelRunner:
-    """What runs a Trainer's model on each batch: handed to the Trainer by its caller (the CLI,
-    the scripts that trained the shipped models), so that the training loop never reaches up to
-    this module.
+    """How a Trainer spreads each batch over processes: handed to the Trainer by its caller (the
+    CLI, the scripts that trained the shipped models), so that the training loop never reaches
+    up to this module.
 
-        runner = ParallelRunner(default_processes(config.batch_size))
-        Trainer(model, scheduler, data, config, out_dir, runner=runner).run()
+        parallel = ParallelRunner(default_processes(config.batch_size))
+        Trainer(model, scheduler, data, config, out_dir, parallel=parallel).run()
 
     With processes >= 2 the Trainer's run() opens a DataParallel over the model for the steps it
     runs (so a finished or already resumed-to-the-end run starts no worker) and closes it after;
-    with 1 the model runs in this process, as with no runner at all. The count is not one of the
+    with 1 the model runs in this process, as with none at all. The count is not one of the
     run's settings: a run may resume with another (it changes only the rounding of the gradient
     sums, as the thread count does).
 
@@ -124,7 +124,7 @@ def _sigint_ignored():
     ignored (Python installs its KeyboardInterrupt handler only over the default), so a Ctrl-C
     reaches the calling process alone, even while a worker is still importing tinydiff."""
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread; _serve ignores SIGINT itself
+        yield  # signal handlers belong to the main thread; _worker_main ignores SIGINT itself
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -192,7 +192,7 @@ class DataParallel:
                 grad_shm = self._new_block()
                 ours, theirs = context.Pipe()
                 process = context.Process(
-                    target=_serve, name=f"tinydiff-data-parallel-{i}", daemon=True,
+                    target=_worker_main, name=f"tinydiff-data-parallel-{i}", daemon=True,
                     args=(theirs, config_json, self._layout.shapes, self._layout.dtype.str,
                           self._data_shm.name, grad_shm.name))
                 with _sigint_ignored():

@@ -101,7 +101,7 @@ def _attach(name):
     return shared_memory.SharedMemory(name=name)
 
 
-def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
+def _worker_main(conn, config_json, shapes, dtype, data_name, grad_name):
     """A worker: build the model, map its parameters and gradients onto the shared blocks, then
     answer "forward" and "backward" requests until "close" (or the pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the calling process's to handle

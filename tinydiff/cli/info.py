@@ -27,9 +27,9 @@ def numba_threading():
     import numba
     import numpy as np
 
-    from tinydiff.kernels.probe import parallel_sum
+    from tinydiff.kernels.probe import start_threading_layer
 
-    parallel_sum(np.ones(64))
+    start_threading_layer(np.ones(64))
     try:
         layer = numba.threading_layer()
     except ValueError:
@@ -41,8 +41,8 @@ def cmd_info(args):
     import numba
     import numpy as np
 
-    from tinydiff.kernels.threads import blas as kernel_blas
     from tinydiff.kernels.conv import describe_path as conv_path
+    from tinydiff.kernels.threads import blas as kernel_blas
     from tinydiff.runtime import process_settings
 
     layer, threads = numba_threading()

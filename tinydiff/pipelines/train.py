@@ -99,7 +99,7 @@ class Trainer:
         self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
         self.parallel = parallel
-        self.runner = model  # runs the model on a batch: the model itself, or its DataParallel during run()
+        self.runner = model  # runs the model on a batch: the model, or during run() what parallel.running() yields
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()

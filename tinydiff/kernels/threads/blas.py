@@ -16,11 +16,11 @@ the count per thread, so tinydiff's helper threads would not see it: there, and 
 is found (macOS's Accelerate), available() is False and conv.py keeps its serial-im2col path
 with the BLAS's own threads.
 
-Cost. One block (read the count, set 1, set it back) takes 23-34 microseconds through
+Cost. One block (read the count, set 1, set it back) takes 10-34 microseconds through
 threadpoolctl, against 1-3 through OpenBLAS's functions called by hand with ctypes, which is
-how tinydiff did it before; a 3x3 convolution at batch 64, 32 channels, 16x16 takes 8-12 ms, so
-the block is 0.2-0.4% of it (benchmarks/bench_blas_threads.py, 2 busy cores). A block entered
-inside another changes nothing and skips threadpoolctl (3-6 microseconds): a DataParallel
+how tinydiff did it before; a 3x3 convolution at batch 64, 32 channels, 16x16 takes 5-12 ms, so
+the block is 0.2-0.4% of it (benchmarks/bench_blas_threads.py, 2 cores, quiet to busy). A block
+entered inside another changes nothing and skips threadpoolctl (1-6 microseconds): a DataParallel
 process runs its whole forward and backward inside one, and every convolution in it enters its
 own.
 """

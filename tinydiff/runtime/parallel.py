@@ -50,6 +50,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from tinydiff import kernels
 # the worker's half, and the helpers both halves use (status_kib and reset_peak_rss are also
 # benchmarks/bench_train_memory.py's)
 from tinydiff.runtime.parallel_worker import (_dropouts, _Layout, _receive, _send, _single_threaded,  # noqa: F401
@@ -263,7 +264,8 @@ class DataParallel:
                 raise TypeError("DataParallel: inputs must be arrays, scalars or None")
             _send(conn, "forward", [None if a is None else np.asarray(a) for a in sliced],
                   training=bool(self.model.training), n_inputs=len(sliced),
-                  dropout_seeds=[int(m.rng.integers(2**63)) for m in dropouts])
+                  dropout_seeds=[int(m.rng.integers(2**63)) for m in dropouts],
+                  backend=kernels.current_backend())
         with _single_threaded():
             first = self.model(*part(inputs, self._parts[0]))
         outputs = [first] + [self._expect(i, "output")[0] for i in range(len(self._workers))]
@@ -280,7 +282,7 @@ class DataParallel:
         if self._parts is None:
             return self.model.backward(grad_out)
         for (_, conn, _), s in zip(self._workers, self._parts[1:]):
-            _send(conn, "backward", [grad_out[s]])
+            _send(conn, "backward", [grad_out[s]], backend=kernels.current_backend())
         with _single_threaded():
             first = self.model.backward(grad_out[self._parts[0]])
         rest = [self._expect(i, "done")[0] for i in range(len(self._workers))]

@@ -35,7 +35,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/runtime/process_settings.py)
 import numba
 import numpy as np
 

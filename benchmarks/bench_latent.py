@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/runtime/process_settings.py)
 import numpy as np
 
 from tinydiff.data import ShapeDataset

@@ -21,10 +21,9 @@
 # them in the second decimal.
 
 # %%
-import argparse
 import os
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
 
 from tinydiff.diffusion import BETA_SCHEDULES, DDPMScheduler
@@ -37,17 +36,11 @@ from tinydiff.viz import (
     standard_normal_pdf,
 )
 
-# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
-# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
-parser = argparse.ArgumentParser(description="Lesson 01: forward noising")
-parser.add_argument("--out", help="folder for the figures",
-                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "01_forward_noising"))
-parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
-                    help="smaller image, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
-args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md.
+parser = LessonParser("01_forward_noising", "Lesson 01: forward noising",
+                      fast_help="smaller image, for smoke tests")
+args = parser.parse()
 OUT = args.out
-os.makedirs(OUT, exist_ok=True)
-print(f"figures go to {os.path.abspath(OUT)}")
 rng = np.random.default_rng(0)
 
 

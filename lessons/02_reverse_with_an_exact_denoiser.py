@@ -19,10 +19,9 @@
 # the full run's.
 
 # %%
-import argparse
 import os
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
 
 from tinydiff.diffusion import (
@@ -41,17 +40,11 @@ from tinydiff.viz import (
     write_gif,
 )
 
-# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
-# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
-parser = argparse.ArgumentParser(description="Lesson 02: reverse diffusion with an exact denoiser")
-parser.add_argument("--out", help="folder for the figures",
-                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "02_reverse_with_an_exact_denoiser"))
-parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
-                    help="fewer points and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
-args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md.
+parser = LessonParser("02_reverse_with_an_exact_denoiser", "Lesson 02: reverse diffusion with an exact denoiser",
+                      fast_help="fewer points and steps, for smoke tests")
+args = parser.parse()
 OUT = args.out
-os.makedirs(OUT, exist_ok=True)
-print(f"figures go to {os.path.abspath(OUT)}")
 N = 600 if args.fast else 3000                  # points per sampler run
 STEP_COUNTS = (200, 20, 5) if args.fast else (1000, 50, 10)
 

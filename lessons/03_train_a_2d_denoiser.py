@@ -26,11 +26,10 @@
 # quoted in the text are the full run's.
 
 # %%
-import argparse
 import os
 import time
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
 
 from tinydiff.data import swiss_roll
@@ -42,17 +41,11 @@ from tinydiff.pipelines import TrainConfig, Trainer, sample
 from tinydiff.pipelines.data_sources import ToyPoints
 from tinydiff.viz import new_figure, plot_curves, plot_points, save_figure
 
-# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
-# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
-parser = argparse.ArgumentParser(description="Lesson 03: train a 2-D denoiser")
-parser.add_argument("--out", help="folder for the figures (and the trained model, in training_run/final)",
-                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "03_train_a_2d_denoiser"))
-parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
-                    help="a few hundred training steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
-args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md.
+parser = LessonParser("03_train_a_2d_denoiser", "Lesson 03: train a 2-D denoiser",
+                      fast_help="a few hundred training steps, for smoke tests")
+args = parser.parse()
 OUT = args.out
-os.makedirs(OUT, exist_ok=True)
-print(f"figures go to {os.path.abspath(OUT)}")
 SEED = 0
 STEPS = 600 if args.fast else 8000          # batches of 256 points; 4.5 ms a step measured on 2 cores
 N = 800 if args.fast else 2000              # points per sample set

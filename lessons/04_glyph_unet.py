@@ -30,11 +30,10 @@
 # progress bar shows it).
 
 # %%
-import argparse
 import os
 from pathlib import Path
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
 from PIL import Image
 
@@ -45,19 +44,13 @@ from tinydiff.viz import write_gif
 from tinydiff.viz.denoise import denoising_frames, denoising_strip
 from tinydiff.viz.tiles import save_image_grid
 
-# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
-# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
-parser = argparse.ArgumentParser(description="Lesson 04: the glyph UNet")
-parser.add_argument("--out", help="folder for the figures",
-                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "04_glyph_unet"))
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md.
+parser = LessonParser("04_glyph_unet", "Lesson 04: the glyph UNet",
+                      fast_help="few samples and steps, for smoke tests")
 parser.add_argument("--train", action="store_true", help="train the model from scratch first (~13 min on 2 cores)")
 parser.add_argument("--model", type=Path, default=None, help="a model folder to use instead of the shipped one")
-parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
-                    help="few samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
-args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
-OUT = Path(args.out)
-OUT.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {OUT.resolve()}")
+args = parser.parse()
+OUT = args.out
 rng = np.random.default_rng(0)
 
 # %% [markdown]

@@ -29,12 +29,10 @@
 # minutes while other jobs kept the cores busy, load average 4-7).
 
 # %%
-import argparse
-import os
 import time
 from pathlib import Path
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
 
 from tinydiff.data import GlyphDataset
@@ -43,19 +41,13 @@ from tinydiff.pretrained import glyph_judge, glyph_model_dir
 from tinydiff.viz import new_figure, save_figure
 from tinydiff.viz.tiles import tile_images
 
-# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
-# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
-parser = argparse.ArgumentParser(description="Lesson 05: steps and samplers")
-parser.add_argument("--out", help="folder for the figures",
-                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "05_steps_and_samplers"))
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md.
+parser = LessonParser("05_steps_and_samplers", "Lesson 05: steps and samplers",
+                      fast_help="few samples and steps, for smoke tests")
 parser.add_argument("--num", type=int, default=100, help="samples per run and seed (default 100)")
 parser.add_argument("--model", type=Path, default=None, help="a model folder instead of the shipped one")
-parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
-                    help="few samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
-args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
-OUT = Path(args.out)
-OUT.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {OUT.resolve()}")
+args = parser.parse()
+OUT = args.out
 
 # %% [markdown]
 # ## The ruler first: how far apart are two sets of *real* glyphs?

@@ -22,12 +22,9 @@
 # `python -m tinydiff.pretrained.train_shapes`).
 
 # %%
-import argparse
-import os
 import time
-from pathlib import Path
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
 
 from tinydiff.data import COLOUR_NAMES, SHAPES, ShapeDataset
@@ -39,17 +36,11 @@ from tinydiff.pipelines.vae_training import psnr, reconstruct
 from tinydiff.pretrained import HERE
 from tinydiff.viz import new_figure, plot_image_grid, save_figure
 
-# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
-# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
-parser = argparse.ArgumentParser(description="Lesson 06: latent space")
-parser.add_argument("--out", help="folder for the figures",
-                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "06_latent_space"))
-parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
-                    help="fewer samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
-args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
-OUT = Path(args.out)
-OUT.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {OUT.resolve()}")
+# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md.
+parser = LessonParser("06_latent_space", "Lesson 06: latent space",
+                      fast_help="fewer samples and steps, for smoke tests")
+args = parser.parse()
+OUT = args.out
 NUM = 48 if args.fast else 256        # samples per generator
 PIXEL_NUM = 16 if args.fast else 64   # pixel-space samples (each step costs several times more)
 STEPS = 20 if args.fast else 50       # DDIM steps

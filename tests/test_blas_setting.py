@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-SHOW = "import tinydiff, numpy, os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), tinydiff.blas_thread_timeout())"
+SHOW = "import tinydiff, numpy, os; from tinydiff.runtime import process_settings; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), process_settings.blas_thread_timeout())"
 
 
 def run(code, **env):

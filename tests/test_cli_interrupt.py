@@ -64,7 +64,7 @@ def test_a_worker_whose_caller_died_exits_quietly():
     script = (
         "import os, signal, threading\n"
         "from tinydiff.models import UNet2DModel\n"
-        "from tinydiff.parallel import DataParallel\n"
+        "from tinydiff.runtime.parallel import DataParallel\n"
         "model = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8),\n"
         "                    down_block_types=('DownBlock2D',) * 2, up_block_types=('UpBlock2D',) * 2,\n"
         "                    norm_num_groups=8, layers_per_block=1)\n"

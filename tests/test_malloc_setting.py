@@ -14,6 +14,7 @@ import pytest
 # tinydiff's malloc setting.
 PROBE = """
 import resource, tinydiff, numpy as np
+from tinydiff.runtime import process_settings
 def rounds(n):
     for _ in range(n):
         alive = [np.full(6 * 2**20 // 4, 1.0, dtype=np.float32) for _ in range(16)]
@@ -21,7 +22,7 @@ def rounds(n):
 rounds(2)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 rounds(3)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, "|", tinydiff.malloc_setting())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, "|", process_settings.malloc_setting())
 """
 
 

@@ -11,7 +11,7 @@ import pytest
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
-from tinydiff.parallel import DataParallel, _send, default_processes
+from tinydiff.runtime.parallel import DataParallel, ParallelRunner, _send, default_processes
 from tinydiff.pipelines import TrainConfig, Trainer
 from tinydiff.pipelines.data_sources import make_source
 
@@ -85,15 +85,25 @@ def test_small_batches_run_here_and_bad_arguments_are_named():
     with pytest.raises(TypeError, match="config"):
         DataParallel(object(), processes=2)
     assert 1 <= default_processes(64) <= os.cpu_count() and default_processes(2) == 1
+    with pytest.raises(ValueError, match="^processes: expected an integer >= 1, got 0"):
+        ParallelRunner(0)
+    with pytest.raises(TypeError, match=r"^processes: expected an integer >= 1, got 2.0 \(a float\)"):
+        ParallelRunner(2.0)
+
+
+def test_a_runner_of_one_process_runs_the_model_itself():
+    model = tiny_unet()
+    with ParallelRunner(1).running(model) as net:
+        assert net is model
 
 
 def test_training_in_two_processes_is_reproducible_and_close_to_one_process(tmp_path):
     def train(processes, out):
         config = TrainConfig(steps=3, batch_size=8, warmup_steps=1, checkpoint_every=3, sample_steps=2,
-                             num_samples=2, processes=processes)
+                             num_samples=2)
         model = tiny_unet()
         trainer = Trainer(model, DDPMScheduler(), make_source("glyphs", 8, 0, image_size=8, labelled=True),
-                          config, tmp_path / out, progress=False)
+                          config, tmp_path / out, progress=False, parallel=ParallelRunner(processes))
         log = trainer.run()
         return model, log
     one, log_one = train(1, "one")
@@ -136,9 +146,10 @@ def test_an_error_in_this_process_closes_the_object():
 
 def test_a_run_resumes_with_another_process_count(tmp_path):
     def trainer(processes):
-        config = TrainConfig(steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2, processes=processes)
+        config = TrainConfig(steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2)
+        parallel = None if processes == 1 else ParallelRunner(processes)
         return Trainer(tiny_unet(), DDPMScheduler(), make_source("glyphs", 4, 0, image_size=8, labelled=True),
-                       config, tmp_path, progress=False)
+                       config, tmp_path, progress=False, parallel=parallel)
     first = trainer(1)
     first.run(until=2)
     again = trainer(2)

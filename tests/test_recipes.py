@@ -9,7 +9,7 @@ import tinydiff.pipelines
 from tinydiff.cli import main
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import UNet2DModel
-from tinydiff.parallel import default_processes
+from tinydiff.runtime.parallel import default_processes
 from tinydiff.pipelines import TrainConfig
 from tinydiff.pretrained import train_glyphs
 from tinydiff.recipes import expand_recipe, recipe_argv
@@ -20,9 +20,9 @@ class RecordingTrainer:
 
     built = None
 
-    def __init__(self, model, scheduler, data, config, out, settings=None):
+    def __init__(self, model, scheduler, data, config, out, settings=None, parallel=None):
         RecordingTrainer.built = dict(model=model, scheduler=scheduler, data=data, config=config, out=out,
-                                      settings=settings)
+                                      settings=settings, parallel=parallel)
 
     def run(self, resume=False, until=None):
         return [(0, 0.0)]
@@ -51,8 +51,9 @@ def test_glyph_recipe_builds_the_shipped_training_run(built_by_cli):
     run = train_glyphs.GLYPH_RUN
     expected = TrainConfig(steps=run["steps"], batch_size=run["batch_size"], seed=run["seed"],
                            checkpoint_every=run["checkpoint_every"], sample_every=run["sample_every"],
-                           processes=default_processes(run["batch_size"]), **train_glyphs.GLYPH_TRAINING)
+                           **train_glyphs.GLYPH_TRAINING)
     assert built["config"] == expected
+    assert built["parallel"].processes == default_processes(run["batch_size"])
     x0, labels = built["data"](0)
     assert x0.shape == (run["batch_size"], 1, train_glyphs.GLYPH_SIZE, train_glyphs.GLYPH_SIZE)
     assert labels is not None

@@ -122,8 +122,8 @@ def test_use_switches_at_once_and_as_a_block_and_names_the_choices():
 def test_data_parallel_workers_run_on_the_calling_processs_backend():
     # the worker's slice of the batch equals, to the bit, that slice run here on the same backend
     # (both single-threaded), and the two backends' results differ in their last bits
-    from tinydiff.parallel import DataParallel
-    from tinydiff.parallel_worker import _single_threaded
+    from tinydiff.runtime.parallel import DataParallel
+    from tinydiff.runtime.parallel_worker import _single_threaded
     rng = np.random.default_rng(3)
     model = UNet2DModel(rng=rng, **UNET).eval()
     x = rng.standard_normal((4, 2, 8, 8)).astype(np.float32)

@@ -41,8 +41,9 @@ def cmd_info(args):
     import numba
     import numpy as np
 
-    from tinydiff.kernels import blas as kernel_blas
     from tinydiff.kernels.conv import describe_path as conv_path
+    from tinydiff.kernels.threads import blas as kernel_blas
+    from tinydiff.runtime import process_settings
 
     layer, threads = numba_threading()
     rows = [
@@ -54,9 +55,9 @@ def cmd_info(args):
         ("numba threading layer", layer),
         ("numba threads", str(threads)),
         ("numpy BLAS", blas_description()),
-        ("BLAS thread timeout", f"OPENBLAS_THREAD_TIMEOUT={tinydiff.blas_thread_timeout()}"),
+        ("BLAS thread timeout", f"OPENBLAS_THREAD_TIMEOUT={process_settings.blas_thread_timeout()}"),
         ("BLAS threads", kernel_blas.describe()),
-        ("malloc", tinydiff.malloc_setting()),
+        ("malloc", process_settings.malloc_setting()),
         ("conv2d 3x3", conv_path((3, 3), 1, 1)),
     ]
     width = max(len(k) for k, _ in rows)

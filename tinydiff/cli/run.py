@@ -58,6 +58,6 @@ def run_to_the_end(trainer, command, resume):
         raise SystemExit(INTERRUPTED) from None
     except (TrainingDiverged, SaveFailed, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"tinydiff {command}: {err}") from None
-    except RuntimeError as err:  # a worker process failed or died (tinydiff.parallel); its traceback went to stderr
+    except RuntimeError as err:  # a worker process failed or died (tinydiff.runtime.parallel); its traceback went to stderr
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SystemExit(f"tinydiff {command}: {first}; {_where_to_resume(trainer)}") from None

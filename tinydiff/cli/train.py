@@ -68,7 +68,7 @@ def add_train_parser(sub):
     p.add_argument("--processes", type=positive_int, default=None,
                    help="processes that train together, each on a slice of every batch (default for images: "
                         "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
-                        "kernels split over the cores); see tinydiff.parallel")
+                        "kernels split over the cores); see tinydiff.runtime.parallel")
     p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
                    "this VAE (a `tinydiff train-vae` output folder or a model folder); the UNet's sample size "
                    "becomes the latent's and OUT/final gets the VAE in vae/")
@@ -118,8 +118,8 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=
 
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
-    from tinydiff.parallel import default_processes
     from tinydiff.cli.run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
+    from tinydiff.runtime.parallel import ParallelRunner, default_processes
     from tinydiff.pipelines import TrainConfig, Trainer
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
@@ -150,18 +150,19 @@ def cmd_train(args):
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              warmup_steps=resumed_warmup(state, args.warmup_steps, args.steps), ema_decay=args.ema_decay,
                              min_snr_gamma=args.min_snr_gamma, seed=args.seed, cond_drop_prob=cond_drop_prob,
-                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                             # toy 2-D models are too small for a second process to pay
-                             processes=args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))
+                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+        # toy 2-D models are too small for a second process to pay
+        parallel = ParallelRunner(args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))
         scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type,
                                   clip_sample=vae is None)  # latents are not confined to [-1, 1]
         remove_run(args.out, removal)  # --overwrite: only now that everything else is known to work
         if vae is None:
-            trainer = Trainer(model, scheduler, data, config, args.out, settings=flag_settings(args))
+            trainer = Trainer(model, scheduler, data, config, args.out, settings=flag_settings(args), parallel=parallel)
         else:
             from tinydiff.pipelines.latent import LatentTrainer
 
-            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out, settings=flag_settings(args))
+            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out, settings=flag_settings(args),
+                                    parallel=parallel)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff train: {err}") from None
     print(f"training {type(model).__name__} ({model.num_parameters() / 1e6:.2f} M parameters) on "

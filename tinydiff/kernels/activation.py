@@ -2,7 +2,7 @@
 
 How it works: one Numba loop over the flattened array computes sigmoid, the product and (in
 backward) the derivative per element, where NumPy would make four or five full-size
-temporaries; the array is split over numba.get_num_threads() plain threads (threads.py says
+temporaries; the array is split over numba.get_num_threads() plain threads (threads/pool.py says
 why not prange). Backward recomputes sigmoid from x rather than storing it, so the layer
 caches only its input.
 

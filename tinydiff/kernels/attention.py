@@ -1,7 +1,7 @@
 """Scaled dot-product attention forward and backward: blocks of query rows per (batch, head).
 
 How it works. The (batch, head) pairs are shared out over numba.get_num_threads() threads
-(threads.py says why not prange); each pair is one iteration of a Numba loop that walks its
+(threads/pool.py says why not prange); each pair is one iteration of a Numba loop that walks its
 query rows in blocks of R rows. For a block, one small matrix product gives the logits
 S = Q_R K^T (R, M); a row-wise pass finds the max, and a fused pass computes
 P = exp(S / sqrt(D) - max) and the row sums; a second product gives out = P V / rowsum. Only
@@ -30,7 +30,8 @@ import math
 import numba
 import numpy as np
 
-from tinydiff.kernels.threads import FAST_MATH, split_run
+from tinydiff.kernels.fast_math import FAST_MATH
+from tinydiff.kernels.threads import split_run
 
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453

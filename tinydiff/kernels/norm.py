@@ -1,7 +1,7 @@
 """Group norm forward and backward (Wu & He 2018): Numba loops over (sample, group).
 
 How it works. x is viewed as (B, C, S) with S the product of the trailing dims. The samples are
-shared out over numba.get_num_threads() threads (threads.py says why not prange); each
+shared out over numba.get_num_threads() threads (threads/pool.py says why not prange); each
 (sample, group) pair owns C/G contiguous channel rows.
 Forward: one pass for the mean, one for the variance (two passes avoid the cancellation of
 E[x^2] - E[x]^2), one that writes y = (x - mean) * a_c + bias[c] with a_c = rstd * weight[c].
@@ -21,7 +21,8 @@ import math
 import numba
 import numpy as np
 
-from tinydiff.kernels.threads import FAST_MATH, split_run
+from tinydiff.kernels.fast_math import FAST_MATH
+from tinydiff.kernels.threads import split_run
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")

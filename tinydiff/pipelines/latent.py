@@ -26,8 +26,9 @@ import numpy as np
 
 from tinydiff.models.vae import AutoencoderKL
 from tinydiff.pipelines import checkpoint as ckpt
+from tinydiff.pipelines.pipeline_folder import save_pipeline
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
-from tinydiff.pipelines.train import Trainer, save_pipeline
+from tinydiff.pipelines.train import Trainer
 from tinydiff.pipelines.vae_training import in_batches
 
 
@@ -193,8 +194,8 @@ class LatentTrainer(Trainer):
     out_dir also gets vae/ (a copy of the frozen VAE); final/ is a pipeline folder with vae/,
     and the sample grids are decoded to pixels."""
 
-    def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True, settings=None):
-        super().__init__(model, scheduler, data, config, out_dir, progress, settings)
+    def __init__(self, model, scheduler, vae, data, config, out_dir, progress=True, settings=None, parallel=None):
+        super().__init__(model, scheduler, data, config, out_dir, progress, settings, parallel)
         self.vae = vae
         kept = self.out_dir / "vae"
         if not (kept / ckpt.CONFIG_NAME).is_file():

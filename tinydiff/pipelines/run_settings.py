@@ -27,7 +27,8 @@ from pathlib import Path
 IGNORED_FLAGS = frozenset({"command", "func", "out", "resume", "overwrite", "processes",
                            "checkpoint_every", "sample_every", "recipe"})
 
-# TrainConfig fields of the same kind
+# TrainConfig fields of the same kind ("processes": a field of the checkpoints written before
+# the Trainer was handed its runner)
 IGNORED_CONFIG = frozenset({"processes", "checkpoint_every", "keep_checkpoints", "sample_every",
                             "sample_steps", "num_samples", "log_every"})
 

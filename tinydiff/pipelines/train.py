@@ -22,14 +22,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-import tinydiff
-
 from tinydiff.nn import Dropout, mse_loss
 from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
-from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
-from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, check_guidance, drop_condition, real_classes
+from tinydiff.pipelines.guidance import drop_condition, real_classes
+from tinydiff.pipelines.pipeline_folder import save_pipeline
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_labelled_grid
@@ -78,6 +76,7 @@ class Trainer:
     model : Module
         Called as model(x_t, t) or model(x_t, t, labels); has a `config` dict.
     scheduler : DDPMScheduler (or any scheduler: its betas and prediction_type are used)
+        None only for a subclass that trains without a noise schedule (VAETrainer).
     data : callable
         data(step) -> (x0 float32 array, labels or None); see data_sources.
     config : TrainConfig
@@ -88,13 +87,19 @@ class Trainer:
         trainer_state.json as `run_settings` for the caller to compare on resume
         (tinydiff.pipelines.run_settings). The Trainer itself compares on resume its config,
         the model's config and the scheduler's config.
+    parallel : optional
+        How run() spreads each batch over processes: None runs the model in this process; a
+        caller that wants several hands in tinydiff.runtime.parallel.ParallelRunner, whose
+        `running(model)` block yields the runner to call in the model's place. Not a setting of
+        the run: a run may resume with another process count.
     """
 
-    def __init__(self, model, scheduler, data, config, out_dir, progress=True, settings=None):
+    def __init__(self, model, scheduler, data, config, out_dir, progress=True, settings=None, parallel=None):
         config.validate()
         self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
-        self.runner = model  # runs the model on a batch: the model itself, or its DataParallel during run()
+        self.parallel = parallel
+        self.runner = model  # runs the model on a batch: the model, or during run() what parallel.running() yields
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()
@@ -102,6 +107,8 @@ class Trainer:
         self.ema = EMA(self.params, decay=config.ema_decay)
         self.step = 0
         self.log = []  # (step, mean loss over the last log_every steps)
+        if scheduler is None:
+            return
         self.snr = scheduler.alphas_cumprod / (1.0 - scheduler.alphas_cumprod)
         self.null_label = model.config.get("class_embed_null_index")
         if config.cond_drop_prob > 0 and self.null_label is None:
@@ -154,9 +161,9 @@ class Trainer:
         if resume:
             self.load_latest()
         stop = cfg.steps if until is None else min(until, cfg.steps)
-        if cfg.processes > 1 and self.step < stop:
-            with DataParallel(self.model, cfg.processes) as parallel:
-                self.runner = parallel
+        if self.parallel is not None and self.step < stop:
+            with self.parallel.running(self.model) as runner:
+                self.runner = runner
                 try:
                     return self._loop(stop)
                 finally:
@@ -344,68 +351,3 @@ class Trainer:
             ncols, col_labels = classes, [str(c) for c in range(classes)]
             title += "; one column per class"
         return save_labelled_grid(folder / f"step-{self.step:07d}.png", x, title, col_labels, ncols)
-
-
-def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None, guidance_scale=None):
-    """A folder in diffusers' pipeline layout: model_index.json, unet/ (config + weights),
-    scheduler/scheduler_config.json, and vae/ for a latent diffusion model (the UNet then
-    denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole.
-    `guidance_scale`, if given, is stored in model_index.json as the scale that `tinydiff
-    sample` uses by default (GUIDANCE_SCALE_KEY; diffusers ignores keys starting with _)."""
-    if guidance_scale is not None:
-        guidance_scale, _ = check_guidance(guidance_scale, 0.0)
-    kind = {"DDPMScheduler": "DDPMScheduler", "DDIMScheduler": "DDIMScheduler"}.get(
-        type(scheduler).__name__, "DDPMScheduler")
-
-    def write(tmp):
-        (tmp / "unet").mkdir()
-        (tmp / "scheduler").mkdir()
-        index = {"_class_name": "DDPMPipeline", "_tinydiff_version": tinydiff.__version__,
-                 "unet": ["diffusers", type(model).__name__], "scheduler": ["diffusers", kind]}
-        if guidance_scale is not None:
-            index[GUIDANCE_SCALE_KEY] = guidance_scale
-        if vae is not None:
-            # diffusers has no unconditional pipeline with an AutoencoderKL; each part loads
-            # with from_pretrained(DIR, subfolder=...)
-            index["_class_name"] = "LatentDiffusionPipeline"
-            index["vae"] = ["diffusers", type(vae).__name__]
-            (tmp / "vae").mkdir()
-            ckpt.write_json(tmp / "vae" / ckpt.CONFIG_NAME, ckpt.model_config(vae))
-            ckpt.save_arrays(tmp / "vae" / ckpt.WEIGHTS_NAME, vae.state_dict(), dtype)
-        ckpt.write_json(tmp / "model_index.json", index)
-        ckpt.write_json(tmp / "unet" / ckpt.CONFIG_NAME, ckpt.model_config(model))
-        ckpt.save_arrays(tmp / "unet" / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
-        ckpt.write_json(tmp / "scheduler" / "scheduler_config.json",
-                        {"_class_name": kind, **scheduler_config(scheduler)})
-
-    ckpt.write_folder_atomically(path, write)
-
-
-def load_pipeline(path):
-    """(model, scheduler config dict) from a pipeline folder (final/, a shipped model) or from
-    a training checkpoint folder (whose EMA weights are used).
-
-    A problem with the folder is one line naming the file: FileNotFoundError when `path` is not
-    such a folder (saying what it is instead: a VAE, a training run's output folder, ...),
-    ValueError when a file in it is corrupt."""
-    path = Path(path)
-    ckpt.recover_folder(path)
-    if (path / "model_index.json").is_file():
-        ckpt.check_pipeline_index(path)
-        model = ckpt.load_model(path / "unet")
-        config_file = path / "scheduler" / "scheduler_config.json"
-    elif (path / "trainer_state.json").is_file() and ckpt.class_name(path) != "AutoencoderKL":
-        state_file = path / "trainer_state.json"
-        ckpt.check_fields(ckpt.read_json(state_file), ("step", "config"), state_file)
-        model = ckpt.model_from_checkpoint(path)
-        config_file = path / "scheduler_config.json"
-    else:
-        raise FileNotFoundError(ckpt.not_a_pipeline(path))
-    if type(model).__name__ not in ("UNet2DModel", "MLPDenoiser"):
-        raise ValueError(f"{path}: holds a {type(model).__name__}, not a denoiser (UNet2DModel or MLPDenoiser)")
-    config = {k: v for k, v in ckpt.read_json(config_file).items() if not k.startswith("_")}
-    try:
-        scheduler_from_config("ddpm", config)  # the values a sampler will be built from
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{config_file}: {err}") from None
-    return model, config

@@ -62,12 +62,10 @@ class TrainConfig:
     sample_steps: int = 25
     num_samples: int = 16
     log_every: int = 10
-    # processes that train together, each running the model on a slice of every batch
-    # (tinydiff.parallel.DataParallel; the sum of the slices' gradients is the batch's); 1: this
-    # process alone, its kernels split over the cores. default_processes() is one per core.
-    # A run resumes with the same weights as an uninterrupted one when it keeps the same count
-    # (another count changes the rounding of the gradient sums, so it is allowed, not exact).
-    processes: int = 1
+    # How many processes share each batch is not a field: the caller hands the Trainer a
+    # tinydiff.runtime.parallel.ParallelRunner (Trainer(..., parallel=...)). A run resumes with the same weights as an
+    # uninterrupted one when it keeps the same count (another count changes the rounding of the
+    # gradient sums, so it is allowed, not exact).
 
     def validate(self):
         """Raise TypeError/ValueError naming the first field of the wrong type or range."""

@@ -17,12 +17,11 @@ resume; it replaces what one step does and what the run leaves behind.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from tinydiff.nn.checks import check_float_array
-from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
+from tinydiff.optim import clip_grad_norm_, cosine_with_warmup
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.train import TrainConfig, Trainer
 from tinydiff.pipelines.train_config import check_choice_field, check_float_field, check_int_field
@@ -107,9 +106,6 @@ class VAETrainConfig(TrainConfig):
         super().validate()
         check_choice_field("reconstruction", self.reconstruction, RECONSTRUCTION_LOSSES)
         check_float_field("beta", self.beta, 0)
-        if self.processes != 1:
-            # the VAE's loss reads the KL of the whole batch's posterior off the model
-            raise ValueError(f"processes: a VAE trains in one process, got {self.processes}")
         check_choice_field("latent_norm", self.latent_norm, LATENT_NORMS)
         check_int_field("scale_images", self.scale_images, 2)
 
@@ -123,16 +119,8 @@ class VAETrainer(Trainer):
     """
 
     def __init__(self, vae, data, config, out_dir, progress=True, settings=None):
-        config.validate()
-        self.settings = dict(settings or {})  # stored in each checkpoint (see Trainer)
-        self.model, self.data, self.config, self.scheduler = vae, data, config, None
-        self.out_dir = Path(out_dir)
-        self.progress = progress
-        self.params = vae.parameters()
-        self.optimizer = AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
-        self.ema = EMA(self.params, decay=config.ema_decay)
-        self.step = 0
-        self.log = []
+        # no noise schedule, and one process: the loss reads the whole batch's posterior
+        super().__init__(vae, None, data, config, out_dir, progress, settings)
 
     def batch(self, step):
         """(x, eps): the images and the reparameterisation noise of step `step`."""

@@ -15,13 +15,13 @@ import numpy as np
 from tinydiff.data import GlyphDataset
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import UNet2DModel
-from tinydiff.parallel import default_processes
 from tinydiff.pipelines import TrainConfig, Trainer, load_pipeline, sample, scheduler_from_config
 from tinydiff.pipelines.checkpoint import load_model, save_model
 from tinydiff.pipelines.classifier import accuracy, train_glyph_classifier
 from tinydiff.pipelines.data_sources import make_source
 from tinydiff.pretrained import CLASSIFIER_SIZE, REFERENCE_SEED
 from tinydiff.pretrained.shipping import run_resumable, script_parser, ship_pipeline
+from tinydiff.runtime.parallel import ParallelRunner, default_processes
 
 CLASSIFIER_SEED, HELD_OUT_SEED, UNET_SEED = 1000, REFERENCE_SEED, 0
 
@@ -69,11 +69,11 @@ def train_classifier(out, steps):
 def train_unet(out, steps, batch_size, work_dir, until=None):
     config = TrainConfig(steps=steps, batch_size=batch_size, seed=GLYPH_RUN["seed"],
                          checkpoint_every=GLYPH_RUN["checkpoint_every"], sample_every=GLYPH_RUN["sample_every"],
-                         processes=default_processes(batch_size), **GLYPH_TRAINING)
+                         **GLYPH_TRAINING)
     model = UNet2DModel(rng=np.random.default_rng(UNET_SEED), **GLYPH_UNET)
     scheduler = DDPMScheduler(**GLYPH_SCHEDULER)
     data = make_source("glyphs", batch_size, UNET_SEED, image_size=GLYPH_SIZE, labelled=True)
-    trainer = Trainer(model, scheduler, data, config, work_dir)
+    trainer = Trainer(model, scheduler, data, config, work_dir, parallel=ParallelRunner(default_processes(batch_size)))
     minutes = run_resumable(trainer, work_dir, until)
     if trainer.step < steps:
         print(f"unet: stopped at step {trainer.step} of {steps} ({minutes:.1f} min); run again to continue")

@@ -1,7 +1,7 @@
 """Two ways every convolution algorithm here runs over the batch: split over threads, or serial.
 
-- split (when blas.py can set OpenBLAS's thread count, and more than one thread): the batch is
-  divided over numba.get_num_threads() plain threads (threads.py), each running its
+- split (when threads/blas.py can set the BLAS's thread count, and more than one thread): the
+  batch is divided over numba.get_num_threads() plain threads (threads/pool.py), each running its
   data movement (im2col, the Winograd transforms) for a few images at a time into its own
   buffer of about SPLIT_CHUNK_BYTES, which stays in that core's L2 cache, and the products on
   its own thread, OpenBLAS set to one thread meanwhile. Every part of the convolution then runs
@@ -13,14 +13,13 @@
   the products in the BLAS's own threads. Threads of two runtimes then take turns, and each
   keeps spinning for a while after its turn: OpenBLAS's workers after every product hold the
   second core (for 2^28 cycles by default; importing tinydiff first shortens that to 2^16, see
-  tinydiff/__init__.py), and Numba's OpenMP workers after a prange region would too (which made
-  the whole convolution about three times slower on 2 cores, see threads.py).
+  tinydiff/runtime/process_settings.py), and Numba's OpenMP workers after a prange region would
+  too (which made the whole convolution about three times slower on 2 cores, see threads/pool.py).
 """
 
 import numba
 
-from tinydiff.kernels import blas
-from tinydiff.kernels.threads import share_out, split_run
+from tinydiff.kernels.threads import blas, share_out, split_run
 
 # The serial way builds and consumes its buffers a few images at a time. A buffer of 16 MB stays
 # in the shared L3 cache (32 MB here) between the data movement writing it and BLAS reading it,

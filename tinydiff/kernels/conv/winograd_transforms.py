@@ -59,8 +59,8 @@ convolution cost the same as with F(2x2, 3x3) (within 3% at 32 channels 16x16, 6
 import numba
 import numpy as np
 
+from tinydiff.kernels.fast_math import FAST_MATH
 from tinydiff.kernels.reference.winograd import G  # the paper's matrices, written down once
-from tinydiff.kernels.threads import FAST_MATH
 
 TILE = 4  # an input tile d, and its transform V, is TILE x TILE; an output block Y is 2 x 2
 POSITIONS = TILE * TILE  # the products per convolution, one per position of V

@@ -52,9 +52,9 @@ import numpy as np
 
 from tinydiff import kernels
 # the worker's half, and the helpers both halves use (status_kib and reset_peak_rss are also
-# benchmarks/bench_train.py's)
-from tinydiff.parallel_worker import (_dropouts, _Layout, _receive, _send, _single_threaded, _worker_main,  # noqa: F401
-                                      reset_peak_rss, status_kib)
+# benchmarks/bench_train_memory.py's)
+from tinydiff.runtime.parallel_worker import (_dropouts, _Layout, _receive, _send, _single_threaded,  # noqa: F401
+                                              _worker_main, reset_peak_rss, status_kib)
 
 _START_TIMEOUT_S = 300  # a worker imports tinydiff and loads Numba's compiled kernels
 
@@ -69,6 +69,47 @@ def default_processes(batch_size=None):
     if batch_size is not None:
         count = min(count, max(1, batch_size // 2))
     return max(1, count)
+
+
+class ParallelRunner:
+    """How a Trainer spreads each batch over processes: handed to the Trainer by its caller (the
+    CLI, the scripts that trained the shipped models), so that the training loop never reaches
+    up to this module.
+
+        parallel = ParallelRunner(default_processes(config.batch_size))
+        Trainer(model, scheduler, data, config, out_dir, parallel=parallel).run()
+
+    With processes >= 2 the Trainer's run() opens a DataParallel over the model for the steps it
+    runs (so a finished or already resumed-to-the-end run starts no worker) and closes it after;
+    with 1 the model runs in this process, as with none at all. The count is not one of the
+    run's settings: a run may resume with another (it changes only the rounding of the gradient
+    sums, as the thread count does).
+
+    Parameters
+    ----------
+    processes : int, >= 1
+        Processes in all, the calling one included; at most the cores you have.
+    """
+
+    def __init__(self, processes):
+        if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)):
+            raise TypeError(f"processes: expected an integer >= 1, got {processes!r} (a {type(processes).__name__})")
+        if processes < 1:
+            raise ValueError(f"processes: expected an integer >= 1, got {processes!r}")
+        self.processes = int(processes)
+
+    @contextlib.contextmanager
+    def running(self, model):
+        """Within the block, the object to call (forward) and .backward for `model`: the model
+        itself in one process, else a DataParallel over it, closed on the way out."""
+        if self.processes == 1:
+            yield model
+            return
+        with DataParallel(model, self.processes) as parallel:
+            yield parallel
+
+    def __repr__(self):
+        return f"ParallelRunner(processes={self.processes})"
 
 
 # ---- the calling process ----------------------------------------------------------------------

@@ -16,13 +16,6 @@ import threading
 
 import numba
 
-# LLVM fast-math flags for the kernels' loops: reassociation (so sums vectorise), contraction
-# into fused multiply-adds, reciprocal approximations and signed-zero freedom -- but not
-# "no NaNs / no infs": a NaN in the input must come out as NaN (and a loss check then names it),
-# not be assumed away into undefined results. With error_model="numpy", x / 0 gives inf/NaN as
-# in NumPy instead of raising ZeroDivisionError from inside a kernel.
-FAST_MATH = {"reassoc", "contract", "arcp", "nsz"}
-
 
 def split_run(n_items, run_part):
     """Call run_part(start, stop) for contiguous parts of range(n_items), one per thread.
@@ -98,7 +91,7 @@ _this_thread = threading.local()
 @contextlib.contextmanager
 def serial():
     """Within the block, split_run and share_out called from this thread run their parts in
-    turn on it (as they do inside a part): a process that keeps to one core (tinydiff.parallel)."""
+    turn on it (as they do inside a part): a process that keeps to one core (tinydiff.runtime.parallel)."""
     before = getattr(_this_thread, "in_part", False)
     _this_thread.in_part = True
     try:

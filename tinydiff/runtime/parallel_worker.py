@@ -1,6 +1,6 @@
-"""The worker side of tinydiff.parallel.DataParallel: the pipe protocol (arrays as raw bytes
+"""The worker side of tinydiff.runtime.parallel.DataParallel: the pipe protocol (arrays as raw bytes
 after a JSON header, no pickle), the shared-memory layout of the parameters, and the loop a
-worker process runs. Read tinydiff/parallel.py first; this is its other half.
+worker process runs. Read tinydiff/runtime/parallel.py first; this is its other half.
 """
 
 import contextlib
@@ -13,7 +13,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from tinydiff import kernels
-from tinydiff.kernels import blas, threads
+from tinydiff.kernels.threads import blas, serial
 
 
 # ---- arrays over a pipe, without pickle ------------------------------------------------------
@@ -44,7 +44,7 @@ def _receive(conn):
 
 def status_kib(field):
     """A field of /proc/self/status (Linux), in KiB: the workers' memory report, and
-    benchmarks/bench_train.py's."""
+    benchmarks/bench_train_memory.py's."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -70,9 +70,9 @@ def _dropouts(model):
 
 @contextlib.contextmanager
 def _single_threaded():
-    """Within the block this thread's kernels run serially (threads.split_run runs its parts in
+    """Within the block this thread's kernels run serially (split_run runs its parts in
     turn) and BLAS on one thread: each process keeps to its own core."""
-    with threads.serial(), blas.single_threaded():
+    with serial(), blas.single_threaded():
         yield
 
 

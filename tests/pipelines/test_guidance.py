@@ -251,3 +251,53 @@ def test_a_unet_with_a_null_class_samples_with_guidance():
     x = sample(model, DDIMScheduler(), (2, 1, 8, 8), np.random.default_rng(0), 2, class_labels=[0, 2],
                guidance_scale=3.0, guidance_rescale=0.7)
     assert x.shape == (2, 1, 8, 8) and x.dtype == np.float32 and np.isfinite(x).all()
+
+
+class OvershootingModel:
+    """A class-conditional "model" predicting x_0 (prediction_type "sample") as 1.5 x_t for the
+    condition and 0.2 x_t for the null class, so that guidance at s > 1 extrapolates the x_0
+    estimate past clip_sample's range for all but the smallest x_t."""
+
+    config = {"num_class_embeds": 3, "class_embed_null_index": NULL, "data_dim": 2}
+
+    def eval(self):
+        return self
+
+    def __call__(self, x, t, labels):
+        return np.where((labels == NULL)[:, None], 0.2 * x, 1.5 * x)
+
+
+def ddim_by_hand(model, scheduler, s, use_clipped, steps=4, n=3):
+    """The DDIM loop written out, with guided_output and the given use_clipped_model_output:
+    every x_t it passes through (the last step lands on the clipped x_0, whichever eps it used)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, 2)).astype(np.float32)
+    scheduler.set_timesteps(steps)
+    labels, null = np.zeros(n, dtype=int), np.full(n, NULL)
+    path = []
+    for t in scheduler.timesteps:
+        path.append(x)
+        out = guided_output(model, x, int(t), labels, null, s)
+        x = scheduler.step(out, t, x, use_clipped_model_output=use_clipped).prev_sample.astype(np.float32)
+    return np.stack(path + [x])
+
+
+def test_guided_ddim_takes_eps_from_the_clipped_x0_when_extrapolating():
+    scheduler = DDIMScheduler(prediction_type="sample", clip_sample=True)
+    model = OvershootingModel()
+
+    def run(s, **kw):
+        x, trajectory = sample(model, scheduler, (3, 2), np.random.default_rng(5), num_inference_steps=4,
+                               class_labels=0, guidance_scale=s, record=True, **kw)
+        return np.stack([x_t for _, x_t, _ in trajectory] + [x])
+
+    by_hand = {flag: ddim_by_hand(model, scheduler, 3.0, flag) for flag in (True, False)}
+    assert not np.allclose(by_hand[True], by_hand[False])  # the overshoot makes the choice matter
+    np.testing.assert_array_equal(run(3.0), by_hand[True])  # s > 1: eps from the clipped x_0
+    np.testing.assert_array_equal(run(3.0, use_clipped_model_output=False), by_hand[False])
+    np.testing.assert_array_equal(run(0.5), ddim_by_hand(model, scheduler, 0.5, False))  # s <= 1: as diffusers
+    with pytest.raises(ValueError, match="use_clipped_model_output: only DDIMScheduler takes it"):
+        sample(model, DDPMScheduler(prediction_type="sample"), (3, 2), np.random.default_rng(5), 4,
+               class_labels=0, guidance_scale=3.0, use_clipped_model_output=True)
+    with pytest.raises(TypeError, match="use_clipped_model_output: expected True, False or None"):
+        run(3.0, use_clipped_model_output="yes")

@@ -175,8 +175,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     parser.add_argument("--scales", type=float, nargs="+", default=SCALES, help=f"guidance scales (default {SCALES})")
     parser.add_argument("--rescales", type=float, nargs="+", default=RESCALES,
-                        help=f"guidance_rescale values (default {RESCALES}); phi is skipped at s = 1, where it "
-                             "changes nothing (the guided output is the conditional one)")
+                        help=f"guidance_rescale values (default {RESCALES}); only phi = 0 runs at s = 0 and s = 1")
     parser.add_argument("--model", type=Path, default=None, help="a model folder (default: the shipped glyph model)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "guidance.json")
     args = parser.parse_args(argv)
@@ -198,7 +197,9 @@ def main(argv=None):
     ruler["seconds_per_image"] = 0.0
     print(f"the model folder recommends guidance scale {recommended}")
 
-    settings = [(s, phi) for s in args.scales for phi in (args.rescales if s != 1.0 else (0.0,))]
+    # rescale changes nothing at s = 1 (the guided output is the conditional one), and at s = 0
+    # it would pull the unconditional output towards the conditional one's spread: run phi = 0 only
+    settings = [(s, phi) for s in args.scales for phi in (args.rescales if s not in (0.0, 1.0) else (0.0,))]
     results = {}
     for s, phi in settings:
         runs = []

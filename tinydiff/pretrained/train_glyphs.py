@@ -26,7 +26,8 @@ from tinydiff.runtime.parallel import ParallelRunner, default_processes
 CLASSIFIER_SEED, HELD_OUT_SEED, UNET_SEED = 1000, REFERENCE_SEED, 0
 
 # The shipped model works on 16x16 glyphs, and why is in the README: a training step costs a
-# quarter of a 32x32 one, so 30 minutes on 2 cores buy about 2250 steps of 64 instead of 600,
+# quarter of a 32x32 one, so 30 minutes on 2 cores buy about 2250 steps of 64 instead of 600
+# in one process (3000 take 14 minutes in two),
 # and a model this size needs the steps more than the pixels (a (16, 32, 64) UNet at 32x32
 # after 1200 steps drew recognisable digits only 28% of the time). The architecture is the
 # reference UNet of the benchmarks, (32, 64, 128) with attention at the lowest level.

@@ -19,7 +19,7 @@ own thread count (all cores unless OPENBLAS_NUM_THREADS says otherwise; the run 
 OPENBLAS_*/OMP_*/MKL* variables). "% sgemm" is the Numba conv's GFLOP/s over the float32
 2048^2 matrix-multiply speed measured at the start of the same run.
 
-3x3 convolutions with 8 or more channels take Winograd F(2x2, 3x3) (tinydiff/kernels/winograd.py),
+3x3 convolutions with 8 or more channels take Winograd F(2x2, 3x3) (kernels/conv/winograd.py),
 which does 2.25x fewer multiplications; GFLOP/s still counts the direct convolution's FLOPs (the
 work done, not the arithmetic spent), so it can pass the sgemm ceiling. A second table times
 the same convolutions with Winograd and with im2col, alternating, in the same process.
@@ -43,7 +43,7 @@ from tinydiff import kernels as K
 from tinydiff.kernels.attention import _rows_per_block
 from tinydiff.kernels import conv as conv_kernels
 from tinydiff.kernels.conv import describe_path as conv_path
-from tinydiff.kernels.probe import parallel_sum
+from tinydiff.kernels.probe import start_threading_layer
 
 try:
     import torch
@@ -251,7 +251,7 @@ def tracemalloc_peak_mb(fn):
 
 def threading_layer():
     """Numba picks its threading layer at the first parallel launch: run one, then ask."""
-    parallel_sum(np.ones(4))
+    start_threading_layer(np.ones(4))
     return numba.threading_layer()
 
 

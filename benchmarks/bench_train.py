@@ -71,7 +71,8 @@ import numpy as np
 
 from tinydiff import kernels
 from tinydiff.kernels import conv as conv_kernels
-from tinydiff.kernels import winograd
+from tinydiff.kernels.conv import im2col
+from tinydiff.kernels.conv import winograd_transforms as winograd
 from tinydiff.metrics.cost import count_macs
 from tinydiff.models import UNet2DModel
 from tinydiff.nn import mse_loss
@@ -352,7 +353,7 @@ CONV_DATA_MOVES = "im2col/col2im and Winograd transforms"
 TIMED_KERNELS = [
     ("convolutions", kernels, "conv2d_forward"), ("convolutions", kernels, "conv2d_backward_input"),
     ("convolutions", kernels, "conv2d_backward_weight"), ("convolutions", kernels, "conv2d_backward"),
-    (CONV_DATA_MOVES, conv_kernels, "_im2col"), (CONV_DATA_MOVES, conv_kernels, "_col2im"),
+    (CONV_DATA_MOVES, im2col, "im2col"), (CONV_DATA_MOVES, im2col, "col2im"),
     (CONV_DATA_MOVES, winograd, "input_forward"), (CONV_DATA_MOVES, winograd, "input_adjoint"),
     (CONV_DATA_MOVES, winograd, "output_forward"), (CONV_DATA_MOVES, winograd, "output_adjoint"),
     ("group norm", kernels, "group_norm_forward"), ("group norm", kernels, "group_norm_backward"),

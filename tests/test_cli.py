@@ -90,8 +90,11 @@ def test_exported_folder_loads_in_diffusers(tmp_path):
     theirs = diffusers.UNet2DModel.from_pretrained(tmp_path / "hf", subfolder="unet")
     scheduler = diffusers.DDPMScheduler.from_pretrained(tmp_path / "hf", subfolder="scheduler")
     ours, _ = load_pipeline(tmp_path / "run" / "final")
-    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
-    t, labels = np.array([10, 500]), np.array([1, 7])
+    # --class-conditional trains with condition dropout, so the model has the null class of
+    # classifier-free guidance as an 11th embedding row, which diffusers loads by name
+    assert (ours.config["num_class_embeds"], ours.config["class_embed_null_index"]) == (11, 10)
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    t, labels = np.array([10, 500, 900]), np.array([1, 7, 10])
     expected = theirs(torch.tensor(x), torch.tensor(t), class_labels=torch.tensor(labels)).sample.detach().numpy()
     np.testing.assert_allclose(ours.eval()(x, t, labels), expected, rtol=1e-4, atol=1e-5)
     assert scheduler.config.beta_schedule == "squaredcos_cap_v2"

@@ -62,11 +62,18 @@ def test_guidance_flags_change_the_samples_and_keep_labels(runs, tmp_path):
 
 
 def test_the_folder_recommended_scale_is_the_default(runs, tmp_path):
+    from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
+
+    model, sched_config = load_pipeline(runs / "null" / "final")
+    save_pipeline(runs / "recommends" / "final", model, scheduler_from_config("ddpm", sched_config),
+                  guidance_scale=3.0)  # as the shipped glyph model stores its scale
+    assert json.loads((runs / "recommends" / "final" / "model_index.json").read_text())["_tinydiff_guidance_scale"] == 3
+    by_default = sample_npz(runs, "recommends", tmp_path)
+    with pytest.raises(ValueError, match="guidance_scale: expected a finite number >= 0"):
+        save_pipeline(tmp_path / "bad", model, scheduler_from_config("ddpm", sched_config), guidance_scale=-1.0)
     index_path = runs / "null" / "final" / "model_index.json"
     original = index_path.read_text()
     try:
-        index_path.write_text(json.dumps({**json.loads(original), "_tinydiff_guidance_scale": 3.0}))
-        by_default = sample_npz(runs, "null", tmp_path)
         index_path.write_text(json.dumps({**json.loads(original), "_tinydiff_guidance_scale": -1}))
         with pytest.raises(SystemExit, match="_tinydiff_guidance_scale: expected a number >= 0"):
             sample_npz(runs, "null", tmp_path)
@@ -100,7 +107,7 @@ def test_bad_guidance_numbers_are_usage_errors(runs, tmp_path, capsys):
 def test_a_resumed_run_keeps_its_own_drop_probability():
     from types import SimpleNamespace
 
-    from tinydiff.cli import resolve_cond_drop_prob
+    from tinydiff.cli.train import resolve_cond_drop_prob
 
     args = SimpleNamespace(cond_drop_prob=None, class_conditional=True)
     assert resolve_cond_drop_prob(args, None) == 0.1

@@ -286,7 +286,7 @@ def test_flag_defaults_are_the_values_parsing_gives(argv):
     """A flag a run did not record is compared with its default, so a default must be the
     parsed value (a string default such as "0,0,1" would be converted by parsing, not by
     get_default)."""
-    from tinydiff.cli import build_parser
+    from tinydiff.cli.main import build_parser
 
     parser = build_parser()
     parsed = vars(parser.parse_args(argv))

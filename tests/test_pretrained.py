@@ -11,7 +11,7 @@ from tinydiff.data import GlyphDataset
 from tinydiff.models import AutoencoderKL, UNet2DModel
 from tinydiff.pipelines import load_pipeline
 from tinydiff.pipelines.latent import load_pipeline_vae
-from tinydiff.pretrained import CLASSIFIER_SIZE, glyph_judge, glyph_model_dir, train_glyphs, train_shapes
+from tinydiff.pretrained import CLASSIFIER_SIZE, HERE, glyph_judge, glyph_model_dir, train_glyphs, train_shapes
 
 
 def test_the_shipped_glyph_unet_is_the_training_scripts_model():
@@ -48,8 +48,8 @@ def test_the_shipped_classifier_reads_real_glyphs_and_refuses_noise():
 
 
 def test_the_shipped_latent_pipeline_has_a_vae_with_per_channel_statistics():
-    unet, scheduler_config = load_pipeline(train_shapes.HERE / "shapes_latent")
-    vae = load_pipeline_vae(train_shapes.HERE / "shapes_latent")
+    unet, scheduler_config = load_pipeline(HERE / "shapes_latent")
+    vae = load_pipeline_vae(HERE / "shapes_latent")
     assert isinstance(vae, AutoencoderKL) and unet.config["in_channels"] == vae.config["latent_channels"]
     assert len(vae.config["latents_mean"]) == len(vae.config["latents_std"]) == vae.config["latent_channels"]
     assert vae.config["scaling_factor"] == 1.0
@@ -58,7 +58,7 @@ def test_the_shipped_latent_pipeline_has_a_vae_with_per_channel_statistics():
 
 
 def test_the_shipped_pixel_baseline_is_the_training_scripts_model():
-    unet, scheduler_config = load_pipeline(train_shapes.HERE / "shapes_pixel")
+    unet, scheduler_config = load_pipeline(HERE / "shapes_pixel")
     built = UNet2DModel(rng=np.random.default_rng(0), **train_shapes.SHAPES_PIXEL_UNET)
     assert unet.config == built.config
     # the latent UNet's recipe: v-prediction under the cosine schedule

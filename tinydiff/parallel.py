@@ -50,9 +50,10 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from tinydiff import kernels
 # the worker's half, and the helpers both halves use (status_kib and reset_peak_rss are also
 # benchmarks/bench_train.py's)
-from tinydiff.parallel_worker import (_dropouts, _Layout, _receive, _send, _serve, _single_threaded,  # noqa: F401
+from tinydiff.parallel_worker import (_dropouts, _Layout, _receive, _send, _single_threaded, _worker_main,  # noqa: F401
                                       reset_peak_rss, status_kib)
 
 _START_TIMEOUT_S = 300  # a worker imports tinydiff and loads Numba's compiled kernels
@@ -83,7 +84,7 @@ def _sigint_ignored():
     ignored (Python installs its KeyboardInterrupt handler only over the default), so a Ctrl-C
     reaches the calling process alone, even while a worker is still importing tinydiff."""
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread; _serve ignores SIGINT itself
+        yield  # signal handlers belong to the main thread; _worker_main ignores SIGINT itself
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -151,7 +152,7 @@ class DataParallel:
                 grad_shm = self._new_block()
                 ours, theirs = context.Pipe()
                 process = context.Process(
-                    target=_serve, name=f"tinydiff-data-parallel-{i}", daemon=True,
+                    target=_worker_main, name=f"tinydiff-data-parallel-{i}", daemon=True,
                     args=(theirs, config_json, self._layout.shapes, self._layout.dtype.str,
                           self._data_shm.name, grad_shm.name))
                 with _sigint_ignored():
@@ -222,7 +223,8 @@ class DataParallel:
                 raise TypeError("DataParallel: inputs must be arrays, scalars or None")
             _send(conn, "forward", [None if a is None else np.asarray(a) for a in sliced],
                   training=bool(self.model.training), n_inputs=len(sliced),
-                  dropout_seeds=[int(m.rng.integers(2**63)) for m in dropouts])
+                  dropout_seeds=[int(m.rng.integers(2**63)) for m in dropouts],
+                  backend=kernels.current_backend())
         with _single_threaded():
             first = self.model(*part(inputs, self._parts[0]))
         outputs = [first] + [self._expect(i, "output")[0] for i in range(len(self._workers))]
@@ -239,7 +241,7 @@ class DataParallel:
         if self._parts is None:
             return self.model.backward(grad_out)
         for (_, conn, _), s in zip(self._workers, self._parts[1:]):
-            _send(conn, "backward", [grad_out[s]])
+            _send(conn, "backward", [grad_out[s]], backend=kernels.current_backend())
         with _single_threaded():
             first = self.model.backward(grad_out[self._parts[0]])
         rest = [self._expect(i, "done")[0] for i in range(len(self._workers))]

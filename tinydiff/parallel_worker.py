@@ -12,6 +12,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from tinydiff import kernels
 from tinydiff.kernels import blas, threads
 
 
@@ -101,7 +102,7 @@ def _attach(name):
     return shared_memory.SharedMemory(name=name)
 
 
-def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
+def _worker_main(conn, config_json, shapes, dtype, data_name, grad_name):
     """A worker: build the model, map its parameters and gradients onto the shared blocks, then
     answer "forward" and "backward" requests until "close" (or the pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the calling process's to handle
@@ -127,10 +128,12 @@ def _serve(conn, config_json, shapes, dtype, data_name, grad_name):
                     model.train(header["training"])
                     for module, seed in zip(dropouts, header["dropout_seeds"]):
                         module.rng = np.random.default_rng(seed)
-                    _send(conn, "output", [model(*arrays[:header["n_inputs"]])])
+                    with kernels.use(header["backend"]):  # the calling process's backend
+                        _send(conn, "output", [model(*arrays[:header["n_inputs"]])])
                 elif header["tag"] == "backward":
                     model.zero_grad()
-                    grads = model.backward(arrays[0])
+                    with kernels.use(header["backend"]):
+                        grads = model.backward(arrays[0])
                     _send(conn, "done", grads if isinstance(grads, tuple) else [grads])
                 elif header["tag"] == "memory_mark":
                     rss_at_mark = reset_peak_rss()

@@ -43,8 +43,8 @@ def test_eta_one_at_full_steps_is_the_ddpm_step(t, schedule):
     a = ddim.step(eps, t, x, eta=1.0, noise=z).prev_sample
     b = ddpm.step(eps, t, x, noise=z).prev_sample
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    var = ddim._get_variance(t, t - 1)
-    assert var == pytest.approx(ddpm._get_variance(t), rel=1e-12)
+    var = ddim._posterior_variance(t, t - 1)
+    assert var == pytest.approx(ddpm._step_noise_variance(t), rel=1e-12)
 
 
 @pytest.mark.parametrize("spacing, T, n", [("linspace", 1000, 10), ("trailing", 1000, 3), ("leading", 1000, 7)])

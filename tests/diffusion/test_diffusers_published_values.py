@@ -87,9 +87,9 @@ def test_ddim_full_loop_with_noise():
 def test_variances():
     ddim, ddpm = DDIMScheduler(**ddim_config()), DDPMScheduler(**ddim_config())
     for t, prev, expected in DIFFUSERS_DDIM_VARIANCE:
-        assert abs(ddim._get_variance(t, prev) - expected) < 1e-5
+        assert abs(ddim._posterior_variance(t, prev) - expected) < 1e-5
     for t, expected in DIFFUSERS_DDPM_VARIANCE:
-        assert abs(ddpm._get_variance(t) - expected) < 1e-5
+        assert abs(ddpm._step_noise_variance(t) - expected) < 1e-5
 
 
 @pytest.mark.parametrize("extra, expected_mean", DIFFUSERS_DPM_FULL_LOOP)

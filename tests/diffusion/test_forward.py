@@ -118,3 +118,17 @@ def test_add_noise_rejects_bad_input(timesteps, noise_shape, message):
     with pytest.raises(ValueError) as err:
         s.add_noise(np.zeros((2, 3)), np.zeros(noise_shape), np.array(timesteps))
     assert message in str(err.value)
+
+
+@given(st.floats(0.01, 0.99), st.floats(0.5, 0.999999))
+def test_mean_from_eps_eq_11_equals_posterior_mean_through_x0(alpha_bar_t, ratio):
+    # Ho et al. 2020: eq. 11 is eq. 7 with x_0 replaced by its eq. 15 estimate from eps.
+    from tinydiff.diffusion.forward import posterior_mean_from_epsilon
+
+    alpha_bar_prev = min(alpha_bar_t / ratio, 1.0)
+    rng = np.random.default_rng(0)
+    x_t, eps = rng.standard_normal((2, 3, 4))
+    c0, ct, _ = posterior_coefficients(alpha_bar_t, alpha_bar_prev)
+    through_x0 = c0 * epsilon_to_x0(eps, x_t, alpha_bar_t) + ct * x_t
+    np.testing.assert_allclose(posterior_mean_from_epsilon(eps, x_t, alpha_bar_t, alpha_bar_prev), through_x0,
+                               rtol=1e-9, atol=1e-9)

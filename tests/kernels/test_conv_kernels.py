@@ -69,10 +69,10 @@ def test_conv_kernels_accept_non_contiguous_input():
 
 def use_way(monkeypatch, way):
     """Make conv2d_* take the split way (the batch over threads) or the serial way."""
-    from tinydiff.kernels import conv
+    from tinydiff.kernels.conv import batch
     if way == "serial":
-        monkeypatch.setattr(conv, "_split_threads", lambda: 1)
-    elif conv._split_threads() < 2:
+        monkeypatch.setattr(batch, "split_threads", lambda: 1)
+    elif batch.split_threads() < 2:
         pytest.skip("the split way needs OpenBLAS under NumPy and 2 or more Numba threads")
 
 
@@ -83,11 +83,11 @@ def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_b
                                                             dw_per_image_max, way):
     # large batches are processed a few images at a time; a tiny budget forces chunks of one or
     # two images, with a shorter chunk left over at the end of each thread's part
-    from tinydiff.kernels import conv
+    from tinydiff.kernels.conv import batch, im2col
     use_way(monkeypatch, way)
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(conv, "_SPLIT_CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(conv, "_PER_IMAGE_DW_MAX", dw_per_image_max)
+    monkeypatch.setattr(batch, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(batch, "SPLIT_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(im2col, "PER_IMAGE_DW_MAX", dw_per_image_max)
     case = dict(batch=5, c_in=6, c_out=4, hw=(7, 6), kernel=(3, 3), stride=1, padding=1,
                 bias=True, seed=8)
     x, w, b, dy = conv_arrays(case, np.float64)
@@ -106,8 +106,8 @@ def test_conv_kernels_split_the_batch_into_chunks_correctly(monkeypatch, chunk_b
 ])
 def test_the_split_way_matches_the_serial_way_and_is_deterministic(monkeypatch, k, padding,
                                                                    winograd):
-    from tinydiff.kernels import conv
-    monkeypatch.setattr(conv, "_use_winograd", winograd)
+    from tinydiff.kernels.conv import dispatch
+    monkeypatch.setattr(dispatch, "_winograd_on", winograd)
     case = dict(batch=7, c_in=8, c_out=16, hw=(8, 8), kernel=(k, k), stride=1, padding=padding,
                 bias=True, seed=3)
     x, w, b, dy = conv_arrays(case, np.float32)

@@ -1,11 +1,13 @@
-"""The fused group norm + SiLU kernels equal the two kernels they fuse, to the bit, and the
-GroupNorm(silu=True) layer equals GroupNorm followed by SiLU."""
+"""The fused group norm + SiLU kernels equal the two kernels they fuse, to the bit, and their
+reference twins to rounding; the GroupNorm(silu=True) layer equals GroupNorm followed by SiLU."""
 
 import numpy as np
 import pytest
 
+from kernel_checks import RTOL, assert_close
 from tinydiff.kernels import (group_norm_backward, group_norm_forward, group_norm_silu_backward,
-                              group_norm_silu_forward, silu_backward, silu_forward)
+                              group_norm_silu_backward_ref, group_norm_silu_forward,
+                              group_norm_silu_forward_ref, silu_backward, silu_forward)
 from tinydiff.nn import GroupNorm, SiLU
 
 SHAPES = [((64, 32, 16, 16), 8), ((5, 128, 4, 4), 32), ((1, 6, 5, 7), 3), ((3, 8), 2),
@@ -19,6 +21,21 @@ def arrays(shape, dtype, seed=0):
     bias = rng.standard_normal(shape[1]).astype(dtype)
     dz = rng.standard_normal(shape).astype(dtype)
     return x, weight, bias, dz
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,groups", SHAPES[1:])
+def test_fused_kernels_equal_their_reference_twins(shape, groups, dtype):
+    x, weight, bias, dz = arrays(shape, dtype)
+    fast = group_norm_silu_forward(x, weight, bias, groups, 1e-5)
+    reference = group_norm_silu_forward_ref(x, weight, bias, groups, 1e-5)
+    for got, want, name in zip(fast, reference, ("z", "y", "mean", "rstd")):
+        assert_close(got, want, RTOL[dtype], name)
+    z, y, mean, rstd = reference
+    for got, want, name in zip(group_norm_silu_backward(dz, y, x, weight, mean, rstd, groups),
+                               group_norm_silu_backward_ref(dz, y, x, weight, mean, rstd, groups),
+                               ("dx", "dweight", "dbias")):
+        assert_close(got, want, RTOL[dtype], name)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

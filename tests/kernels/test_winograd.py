@@ -1,5 +1,6 @@
-"""Winograd F(2x2, 3x3): each transform equals the paper's matrices, each backward transform is
-the adjoint of its forward one, and the whole convolution equals the NumPy reference."""
+"""Winograd F(2x2, 3x3): each fast transform equals the paper's, as the reference writes it
+(tinydiff.kernels.reference.winograd), each backward transform is the adjoint of its forward one,
+and the whole convolution, fast or reference, equals the direct convolution's reference."""
 
 import contextlib
 
@@ -12,27 +13,14 @@ from kernel_checks import RTOL, assert_close, conv_arrays
 from tinydiff.kernels import (conv, conv2d_backward, conv2d_backward_input,
                               conv2d_backward_input_ref, conv2d_backward_ref,
                               conv2d_backward_weight, conv2d_backward_weight_ref, conv2d_forward,
-                              conv2d_forward_ref, winograd)
-
-# Lavin & Gray 2016, section 4.1: F(2x2, 3x3)
-B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
-G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
-A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
-
-
-def tiles_of(x):
-    """(B, C, th, tw, 4, 4): the 4x4 input tiles d, read from x padded by 1 (and by one more
-    row/column of zeros when H or W is odd), the way the paper defines them."""
-    n_b, n_c, h, w = x.shape
-    th, tw = winograd.tiles((h, w))
-    xp = np.zeros((n_b, n_c, 2 * th + 2, 2 * tw + 2))
-    xp[:, :, 1:h + 1, 1:w + 1] = x
-    d = np.empty((n_b, n_c, th, tw, 4, 4))
-    for i in range(th):
-        for j in range(tw):
-            d[:, :, i, j] = xp[:, :, 2 * i:2 * i + 4, 2 * j:2 * j + 4]
-    return d
-
+                              conv2d_forward_ref)
+from tinydiff.kernels.conv import batch, dispatch
+from tinydiff.kernels.conv import winograd as winograd_conv
+from tinydiff.kernels.conv import winograd_transforms as winograd
+from tinydiff.kernels.reference import (winograd_conv2d_backward_ref, winograd_conv2d_forward_ref,
+                                        winograd_filter_transform_ref,
+                                        winograd_input_transform_ref,
+                                        winograd_output_transform_ref, winograd_tiles_ref)
 
 def columns(a):
     """(B, R, th, tw, 16) -> (16, R, th*tw*B): winograd.py's layout, tile (i, j) of image b in
@@ -50,7 +38,7 @@ def test_input_transform_is_bt_d_b_on_every_tile(shape):
     th, tw = winograd.tiles(shape[2:])
     v = np.empty((16, shape[1], th * tw * shape[0]))
     winograd.input_forward(x, 0, shape[0], v)
-    want = np.einsum("pr,bcijrs,qs->bcijpq", B_T, tiles_of(x), B_T)
+    want = winograd_input_transform_ref(winograd_tiles_ref(x))  # (B, C, th, tw, 4, 4)
     np.testing.assert_allclose(v, columns(want.reshape(want.shape[:4] + (16,))), atol=1e-12)
 
 
@@ -62,8 +50,9 @@ def test_output_transform_is_at_m_a_on_every_tile_plus_the_bias(shape):
     m, bias = rng.standard_normal((16, n_o, th * tw * n_b)), rng.standard_normal(n_o)
     y = np.empty(shape)
     winograd.output_forward(m, bias, 0, n_b, y)
-    m_tiles = m.reshape(4, 4, n_o, th, tw, n_b)  # (p, q, o, i, j, b)
-    blocks = np.einsum("rp,pqoijb,sq->boijrs", A_T, m_tiles, A_T)  # (b, o, i, j, 2, 2)
+    # (16, O, th*tw*B) -> (4, 4, O, th, tw, B) -> (B, O, th, tw, 4, 4)
+    m_tiles = m.reshape(4, 4, n_o, th, tw, n_b).transpose(5, 2, 3, 4, 0, 1)
+    blocks = winograd_output_transform_ref(m_tiles)  # (B, O, th, tw, 2, 2)
     want = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n_b, n_o, 2 * th, 2 * tw)[:, :, :h, :w]
     np.testing.assert_allclose(y, want + bias[:, None, None], atol=1e-12)
 
@@ -80,7 +69,8 @@ def test_output_adjoint_adds_the_bias_gradient(shape):
 
 def test_weight_transform_is_g_g_gt():
     w = np.random.default_rng(2).standard_normal((5, 3, 3, 3))
-    want = np.einsum("pa,ocab,qb->pqoc", G, w, G).reshape(16, 5, 3)
+    # (O, C, 4, 4) -> (4, 4, O, C) -> (16, O, C)
+    want = winograd_filter_transform_ref(w).transpose(2, 3, 0, 1).reshape(16, 5, 3)
     np.testing.assert_allclose(winograd.weights(w), want, atol=1e-12)
 
 
@@ -128,13 +118,13 @@ def test_transforms_touch_only_their_images():
 @contextlib.contextmanager
 def winograd_for_all_channels():
     """Winograd on, down to 1 channel (the default leaves few channels to im2col)."""
-    before = conv._WINOGRAD_MIN_CHANNELS
-    conv._WINOGRAD_MIN_CHANNELS = 1
+    before = dispatch.WINOGRAD_MIN_CHANNELS
+    dispatch.WINOGRAD_MIN_CHANNELS = 1
     try:
         with conv.winograd_enabled(True):
             yield
     finally:
-        conv._WINOGRAD_MIN_CHANNELS = before
+        dispatch.WINOGRAD_MIN_CHANNELS = before
 
 
 def check_against_reference(case, dtype, rtol):
@@ -149,6 +139,21 @@ def check_against_reference(case, dtype, rtol):
     for got, want, name in zip(conv2d_backward(dy, x, w, 1, 1),
                                conv2d_backward_ref(dy, x, w, 1, 1), ("dx", "dw", "db")):
         assert_close(got, want, rtol, name)
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.sampled_from([1, 2, 3]), c_in=st.integers(1, 4), c_out=st.integers(1, 4),
+       h=st.integers(1, 7), w=st.integers(1, 7), seed=st.integers(0, 2**31 - 1))
+def test_the_winograd_reference_equals_the_direct_convolution(batch, c_in, c_out, h, w, seed):
+    # eq. 8 and its adjoints, written in einsum, against the tap-by-tap definition
+    case = dict(batch=batch, c_in=c_in, c_out=c_out, hw=(h, w), kernel=(3, 3), stride=1,
+                padding=1, bias=True, seed=seed)
+    x, w_, b, dy = conv_arrays(case, np.float64)
+    assert_close(winograd_conv2d_forward_ref(x, w_, b), conv2d_forward_ref(x, w_, b, 1, 1),
+                 1e-12, "y")
+    for got, want, name in zip(winograd_conv2d_backward_ref(dy, x, w_),
+                               conv2d_backward_ref(dy, x, w_, 1, 1), ("dx", "dw", "db")):
+        assert_close(got, want, 1e-12, name)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -178,9 +183,9 @@ def test_unet_sized_convolutions_take_the_chosen_algorithm_and_match(monkeypatch
 @pytest.mark.parametrize("min_images", [1, 2])
 def test_winograd_splits_the_batch_into_chunks_correctly(monkeypatch, min_images):
     # a tiny chunk budget: chunks of min_images, a shorter one left over at the end
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv, "_SPLIT_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv, "_WINOGRAD_MIN_IMAGES", min_images)
+    monkeypatch.setattr(batch, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(batch, "SPLIT_CHUNK_BYTES", 1)
+    monkeypatch.setattr(winograd_conv, "MIN_IMAGES", min_images)
     case = dict(batch=7, c_in=8, c_out=9, hw=(5, 6), kernel=(3, 3), stride=1, padding=1,
                 bias=True, seed=6)
     with conv.winograd_enabled(True):
@@ -190,9 +195,9 @@ def test_winograd_splits_the_batch_into_chunks_correctly(monkeypatch, min_images
 def test_winograd_enabled_restores_the_setting_after_an_error():
     with pytest.raises(RuntimeError):
         with conv.winograd_enabled(False):
-            assert not conv._use_winograd
+            assert not dispatch._winograd_on
             raise RuntimeError("inside")
-    assert conv._use_winograd
+    assert dispatch._winograd_on
 
 
 def test_a_conv_layer_transforms_its_filters_once_per_forward_and_backward(monkeypatch):

@@ -13,6 +13,7 @@ TINY = dict(sample_size=8, in_channels=2, out_channels=1, block_out_channels=(4,
             norm_num_groups=2, attention_head_dim=4, layers_per_block=1)
 
 
+@pytest.mark.usefixtures("each_backend")
 def test_tiny_unet_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
     model = UNet2DModel(rng=rng, num_class_embeds=3, **TINY)

@@ -50,6 +50,7 @@ class Flat(Module):
         return self.inner.backward((g[:n].reshape(shape), g[n:]))
 
 
+@pytest.mark.usefixtures("each_backend")
 def test_tiny_vae_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
     vae = AutoencoderKL(rng=rng, **TINY)

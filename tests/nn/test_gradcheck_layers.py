@@ -1,5 +1,5 @@
 """Every layer's hand-written backward against float64 central differences, inputs and
-parameters both, on shapes drawn by hypothesis."""
+parameters both, on shapes drawn by hypothesis, on both kernel backends (fast and reference)."""
 
 import numpy as np
 import pytest
@@ -13,6 +13,8 @@ from tinydiff.nn import (
 )
 from tinydiff.nn.activation import sigmoid
 from tinydiff.nn.gradcheck import gradcheck
+
+pytestmark = pytest.mark.usefixtures("each_backend")
 
 seeds = st.integers(0, 2**32 - 1)
 

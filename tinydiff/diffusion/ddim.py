@@ -16,58 +16,46 @@ call does not assume. tinydiff steps to the next entry of `timesteps`; the two a
 import numpy as np
 
 from tinydiff.diffusion import forward
-from tinydiff.diffusion.checks import check_choice, check_float
-from tinydiff.diffusion.scheduling_base import (
-    TIMESTEP_SPACINGS,
-    SchedulerBase,
-    SchedulerOutput,
-    make_config,
-    spaced_timesteps,
-)
-from tinydiff.diffusion.schedules import BETA_SCHEDULES
+from tinydiff.diffusion.checks import check_float
+from tinydiff.diffusion.scheduling_base import SchedulerBase, SchedulerOutput, spaced_timesteps
 
 
-class DDIMScheduler(SchedulerBase):
-    """Denoising diffusion implicit model sampler (Song et al. 2021, eq. 12).
+class DDIMSchedulerBase(SchedulerBase):
+    """The arguments, config and schedule that DDIMScheduler and DDIMInverseScheduler share
+    (diffusers gives the two the same arguments); see DDIMScheduler for their meaning.
 
-    Parameters
+    Attributes
     ----------
-    num_train_timesteps : int, T
-    beta_start, beta_end : float in (0, 1)
-    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
-    trained_betas : ndarray (T,) or None
-    clip_sample : bool, clip the x_0 estimate to [-clip_sample_range, clip_sample_range]
-    set_alpha_to_one : bool
-        The last step goes to alpha_bar = 1 (clean data) if True, else to alpha_bar_0.
-    steps_offset : int >= 0
-    prediction_type : {"epsilon", "sample", "v_prediction"}
-    clip_sample_range : float > 0
-    timestep_spacing : {"leading", "trailing", "linspace"}
-    rescale_betas_zero_snr : bool (Lin et al. 2023)
+    clean_alpha_cumprod : float, alpha_bar at the clean end of the chain, where DDIM sampling
+        stops and inversion starts: 1 (clean data, the DDIM paper's alpha_0 = 1) with
+        set_alpha_to_one, else alpha_bar_0, which keeps the tiny noise of timestep 0.
     """
 
     order = 1
+    walks_from_data_to_noise = False  # the order of `timesteps` before set_timesteps
 
     def __init__(self, num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                  trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
                  prediction_type="epsilon", clip_sample_range=1.0, timestep_spacing="leading",
                  rescale_betas_zero_snr=False):
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
-        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
-        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        clip_sample_range = check_float("clip_sample_range", clip_sample_range, 0.0, low_open=True)
-        self._init_schedule(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                            rescale_betas_zero_snr)
-        spaced_timesteps(num_train_timesteps, 1, timestep_spacing, steps_offset)  # validates steps_offset
-        self.config = make_config(
-            num_train_timesteps=int(num_train_timesteps), beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, clip_sample=bool(clip_sample), set_alpha_to_one=bool(set_alpha_to_one),
-            steps_offset=int(steps_offset), prediction_type=prediction_type, clip_sample_range=clip_sample_range,
-            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=bool(rescale_betas_zero_snr))
-        # alpha_bar after the last step: 1 means "clean data" (DDIM paper), alpha_bar_0 keeps
-        # the tiny noise of timestep 0.
-        self.final_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
-        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)[::-1].copy()
+        self._init_schedule_and_config(dict(
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, clip_sample=clip_sample, set_alpha_to_one=bool(set_alpha_to_one),
+            steps_offset=steps_offset, prediction_type=prediction_type, clip_sample_range=clip_sample_range,
+            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
+        spaced_timesteps(self.config.num_train_timesteps, 1, timestep_spacing, steps_offset)  # offset < T
+        self.clean_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
+        if self.walks_from_data_to_noise:
+            self.timesteps = self.timesteps[::-1].copy()
+
+
+class DDIMScheduler(DDIMSchedulerBase):
+    """Denoising diffusion implicit model sampler (Song et al. 2021, eq. 12).
+
+    Parameters: those every scheduler takes (SchedulerBase), and
+    set_alpha_to_one : bool
+        The last step goes to alpha_bar = 1 (clean data) if True, else to alpha_bar_0.
+    """
 
     def set_timesteps(self, num_inference_steps):
         """Choose n spaced timesteps (see scheduling_base.spaced_timesteps); n in [1, T]."""
@@ -80,10 +68,10 @@ class DDIMScheduler(SchedulerBase):
         i, _ = self._index_of(timestep)
         return int(self.timesteps[i + 1]) if i + 1 < len(self.timesteps) else -1
 
-    def _get_variance(self, timestep, prev_timestep):
+    def _posterior_variance(self, timestep, prev_timestep):
         """beta tilde of the step t -> prev (DDIM eq. 16 with eta = 1; Ho et al. eq. 7)."""
         alpha_bar_t = self.alphas_cumprod[timestep]
-        alpha_bar_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        alpha_bar_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.clean_alpha_cumprod
         return (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t) * (1.0 - alpha_bar_t / alpha_bar_prev)
 
     def step(self, model_output, timestep, sample, eta=0.0, use_clipped_model_output=False, generator=None,
@@ -120,7 +108,7 @@ class DDIMScheduler(SchedulerBase):
 
         # 2. alpha_bar at both ends.
         alpha_bar_t = self.alphas_cumprod[t]
-        alpha_bar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
+        alpha_bar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.clean_alpha_cumprod
 
         # 3. x_0 and eps estimates from the model output ("predicted x_0" of DDIM eq. 12).
         pred_x0, pred_eps = forward.predict_x0_and_epsilon(model_output, sample, alpha_bar_t,
@@ -134,7 +122,7 @@ class DDIMScheduler(SchedulerBase):
                 pred_eps = forward.x0_to_epsilon(pred_x0, sample, alpha_bar_t)
 
         # 5. sigma_t (DDIM eq. 16).
-        std_dev_t = eta * np.sqrt(self._get_variance(t, prev_t))
+        std_dev_t = eta * np.sqrt(self._posterior_variance(t, prev_t))
 
         # 6. "direction pointing to x_t" (DDIM eq. 12, middle term).
         direction = np.sqrt(1.0 - alpha_bar_prev - std_dev_t**2) * pred_eps

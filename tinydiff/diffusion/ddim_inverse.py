@@ -17,44 +17,18 @@ for "trailing" spacing when n divides T.
 import numpy as np
 
 from tinydiff.diffusion import forward
-from tinydiff.diffusion.checks import check_choice, check_float
-from tinydiff.diffusion.scheduling_base import (
-    TIMESTEP_SPACINGS,
-    SchedulerBase,
-    SchedulerOutput,
-    make_config,
-    spaced_timesteps,
-)
-from tinydiff.diffusion.schedules import BETA_SCHEDULES
+from tinydiff.diffusion.ddim import DDIMSchedulerBase
+from tinydiff.diffusion.scheduling_base import SchedulerOutput, spaced_timesteps
 
 
-class DDIMInverseScheduler(SchedulerBase):
+class DDIMInverseScheduler(DDIMSchedulerBase):
     """Deterministic DDIM run from data to noise (Song et al. 2021, eq. 12 with eta = 0, reversed).
 
     Parameters are those of DDIMScheduler. `set_alpha_to_one` sets the level inversion
     starts from: alpha_bar = 1 (the input is clean data) if True, else alpha_bar_0.
     """
 
-    order = 1
-
-    def __init__(self, num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
-                 trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
-                 prediction_type="epsilon", clip_sample_range=1.0, timestep_spacing="leading",
-                 rescale_betas_zero_snr=False):
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
-        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
-        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        clip_sample_range = check_float("clip_sample_range", clip_sample_range, 0.0, low_open=True)
-        self._init_schedule(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                            rescale_betas_zero_snr)
-        spaced_timesteps(num_train_timesteps, 1, timestep_spacing, steps_offset)  # validates steps_offset
-        self.config = make_config(
-            num_train_timesteps=int(num_train_timesteps), beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, clip_sample=bool(clip_sample), set_alpha_to_one=bool(set_alpha_to_one),
-            steps_offset=int(steps_offset), prediction_type=prediction_type, clip_sample_range=clip_sample_range,
-            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=bool(rescale_betas_zero_snr))
-        self.initial_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
-        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)
+    walks_from_data_to_noise = True
 
     def set_timesteps(self, num_inference_steps):
         """The same n timesteps DDIMScheduler would use, in ascending order."""
@@ -83,7 +57,7 @@ class DDIMInverseScheduler(SchedulerBase):
 
         # 1. the step starts at the previous (lower) timestep of the schedule.
         source_t = int(self.timesteps[i - 1]) if i > 0 else -1
-        alpha_bar_source = self.alphas_cumprod[source_t] if source_t >= 0 else self.initial_alpha_cumprod
+        alpha_bar_source = self.alphas_cumprod[source_t] if source_t >= 0 else self.clean_alpha_cumprod
         alpha_bar_t = self.alphas_cumprod[t]
 
         # 2. x_0 and eps estimates at the source level (DDIM eq. 12, "predicted x_0").

@@ -10,15 +10,8 @@ still follows the same marginals q(x_t | x_0).
 import numpy as np
 
 from tinydiff.diffusion import forward
-from tinydiff.diffusion.checks import check_choice, check_float
-from tinydiff.diffusion.scheduling_base import (
-    TIMESTEP_SPACINGS,
-    SchedulerBase,
-    SchedulerOutput,
-    make_config,
-    spaced_timesteps,
-)
-from tinydiff.diffusion.schedules import BETA_SCHEDULES
+from tinydiff.diffusion.checks import check_choice
+from tinydiff.diffusion.scheduling_base import SchedulerBase, SchedulerOutput, spaced_timesteps
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large")
 
@@ -26,21 +19,10 @@ VARIANCE_TYPES = ("fixed_small", "fixed_large")
 class DDPMScheduler(SchedulerBase):
     """Denoising diffusion probabilistic model sampler (Ho et al. 2020, Algorithm 2).
 
-    Parameters
-    ----------
-    num_train_timesteps : int, T
-    beta_start, beta_end : float in (0, 1)
-    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
-    trained_betas : ndarray (T,) or None, used instead of the named schedule
+    Parameters: those every scheduler takes (SchedulerBase), and
     variance_type : {"fixed_small", "fixed_large"}
         "fixed_small" uses the posterior variance beta tilde (Ho eq. 7), "fixed_large" uses
-        beta_t itself; Ho et al. section 3.2 found both to give similar samples.
-    clip_sample : bool, clip the x_0 estimate to [-clip_sample_range, clip_sample_range]
-    clip_sample_range : float > 0
-    prediction_type : {"epsilon", "sample", "v_prediction"}
-    timestep_spacing : {"leading", "trailing", "linspace"}
-    steps_offset : int >= 0
-    rescale_betas_zero_snr : bool (Lin et al. 2023)
+        beta_t itself; Ho et al. sec. 3.2 found both to give similar samples.
     """
 
     order = 1
@@ -48,25 +30,18 @@ class DDPMScheduler(SchedulerBase):
     def __init__(self, num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                  trained_betas=None, variance_type="fixed_small", clip_sample=True, prediction_type="epsilon",
                  clip_sample_range=1.0, timestep_spacing="leading", steps_offset=0, rescale_betas_zero_snr=False):
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
         check_choice("variance_type", variance_type, VARIANCE_TYPES)
-        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
-        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        clip_sample_range = check_float("clip_sample_range", clip_sample_range, 0.0, low_open=True)
-        self._init_schedule(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                            rescale_betas_zero_snr)
-        spaced_timesteps(num_train_timesteps, 1, timestep_spacing, steps_offset)  # validates steps_offset
-        self.config = make_config(
-            num_train_timesteps=int(num_train_timesteps), beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, variance_type=variance_type, clip_sample=bool(clip_sample),
+        self._init_schedule_and_config(dict(
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, variance_type=variance_type, clip_sample=clip_sample,
             prediction_type=prediction_type, clip_sample_range=clip_sample_range,
-            timestep_spacing=timestep_spacing, steps_offset=int(steps_offset),
-            rescale_betas_zero_snr=bool(rescale_betas_zero_snr))
+            timestep_spacing=timestep_spacing, steps_offset=steps_offset,
+            rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
+        spaced_timesteps(self.config.num_train_timesteps, 1, timestep_spacing, steps_offset)  # offset < T
         self.variance_type = variance_type
-        self.one = 1.0
+        # alpha_bar "before" timestep 0, where the last step lands: clean data (diffusers' self.one).
+        self.final_alpha_cumprod = 1.0
         self.custom_timesteps = False
-        # Before set_timesteps the sampler walks every training timestep, T-1 down to 0.
-        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)[::-1].copy()
 
     def set_timesteps(self, num_inference_steps=None, timesteps=None):
         """Choose the timesteps to sample with: n spaced ones, or a custom descending list.
@@ -104,11 +79,12 @@ class DDPMScheduler(SchedulerBase):
 
     def _alpha_bar_pair(self, timestep):
         prev_t = self.previous_timestep(timestep)
-        alpha_bar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.one
+        alpha_bar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
         return self.alphas_cumprod[int(timestep)], alpha_bar_prev
 
-    def _get_variance(self, t):
-        """Variance of the noise added when stepping from t (Ho et al. 2020, sec. 3.2)."""
+    def _step_noise_variance(self, t):
+        """Variance of the noise added when stepping from t (Ho et al. 2020, sec. 3.2: sigma_t^2 is
+        beta_t or the posterior's beta tilde of eq. 7)."""
         alpha_bar_t, alpha_bar_prev = self._alpha_bar_pair(t)
         _, _, beta_tilde = forward.posterior_coefficients(alpha_bar_t, alpha_bar_prev)
         if self.variance_type == "fixed_large":
@@ -138,7 +114,8 @@ class DDPMScheduler(SchedulerBase):
         # 1. alpha_bar at t and at the step's target; the effective beta of this step.
         alpha_bar_t, alpha_bar_prev = self._alpha_bar_pair(t)
 
-        # 2. the x_0 estimate from the model output (Ho et al. 2020, eq. 15 for epsilon).
+        # 2. the x_0 estimate from the model output (Ho et al. 2020, eq. 15 for epsilon;
+        #    Salimans & Ho 2022, sec. 4 for v).
         pred_x0, _ = forward.predict_x0_and_epsilon(model_output, sample, alpha_bar_t, self.config.prediction_type)
 
         # 3. clip only the x_0 estimate: data lives in [-1, 1], x_t does not.
@@ -146,7 +123,9 @@ class DDPMScheduler(SchedulerBase):
             r = self.config.clip_sample_range
             pred_x0 = np.clip(pred_x0, -r, r)
 
-        # 4. posterior mean mu_tilde(x_t, x_0) (Ho et al. 2020, eq. 7).
+        # 4. posterior mean mu_tilde(x_t, x_0) (Ho et al. 2020, eq. 7). For an eps model without
+        #    clipping this is eq. 11, mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)
+        #    (forward.posterior_mean_from_epsilon); going through x_0 lets stage 3 clip it.
         c0, ct, _ = forward.posterior_coefficients(alpha_bar_t, alpha_bar_prev)
         prev_sample = c0 * pred_x0 + ct * sample
 
@@ -156,7 +135,7 @@ class DDPMScheduler(SchedulerBase):
         #    that noise has std 1e-10, with fixed_large it is a visible error, so we skip it.
         if self.previous_timestep(t) >= 0:
             z = self._noise_for(sample.shape, sample.dtype, generator, noise)
-            prev_sample = prev_sample + np.sqrt(self._get_variance(t)) * z
+            prev_sample = prev_sample + np.sqrt(self._step_noise_variance(t)) * z
 
         prev_sample = prev_sample.astype(sample.dtype, copy=False)
         pred_x0 = np.asarray(pred_x0).astype(sample.dtype, copy=False)

@@ -9,13 +9,15 @@ Notation (Lu et al. 2022):
     h         lambda_next - lambda_current, the step in lambda
     D         the data prediction x_0(x_t, t)
 
-The probability-flow ODE solved exactly in its linear part gives (eq. 9)
+The probability-flow ODE solved exactly in its linear part (Lu et al. 2022, sec. 4) gives
+the update of Algorithm 2 (DPM-Solver++(2M))
 
     x_next = (sigma_next / sigma_s) x_s - alpha_next (exp(-h) - 1) * D
 
-with D the model's x_0 at the current point (first order, = DDIM), or the second-order
-multistep correction D = (1 + 1 / (2 r)) D_s - 1 / (2 r) D_prev with r = h_prev / h
-(eq. 13, "midpoint" form), which reuses the previous step's x_0 instead of a new model call.
+with D the model's x_0 at the current point (first order, Algorithm 2's first step; equals
+DDIM), or the second-order multistep correction D = (1 + 1 / (2 r)) D_s - 1 / (2 r) D_prev
+with r = h_prev / h (Algorithm 2's later steps), which reuses the previous step's x_0 instead
+of a new model call.
 By default the final step goes to sigma = 0 (x_0 itself) and is first order.
 """
 
@@ -23,14 +25,7 @@ import numpy as np
 
 from tinydiff.diffusion import forward
 from tinydiff.diffusion.checks import check_choice, check_int
-from tinydiff.diffusion.scheduling_base import (
-    TIMESTEP_SPACINGS,
-    SchedulerBase,
-    SchedulerOutput,
-    make_config,
-    spaced_timesteps,
-)
-from tinydiff.diffusion.schedules import BETA_SCHEDULES
+from tinydiff.diffusion.scheduling_base import TIMESTEP_SPACINGS, SchedulerBase, SchedulerOutput
 
 ALGORITHM_TYPES = ("dpmsolver++",)
 SOLVER_TYPES = ("midpoint",)
@@ -67,14 +62,8 @@ def dpm_spaced_timesteps(num_train_timesteps, num_inference_steps, timestep_spac
 class DPMSolverMultistepScheduler(SchedulerBase):
     """Multistep DPM-Solver++ of order 1 or 2 for 10-20-step sampling.
 
-    Parameters
-    ----------
-    num_train_timesteps : int, T
-    beta_start, beta_end : float in (0, 1)
-    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
-    trained_betas : ndarray (T,) or None
+    Parameters: those every scheduler takes (SchedulerBase) except clip_sample, and
     solver_order : {1, 2}
-    prediction_type : {"epsilon", "sample", "v_prediction"}
     algorithm_type : {"dpmsolver++"}
     solver_type : {"midpoint"}
     lower_order_final : bool
@@ -83,8 +72,7 @@ class DPMSolverMultistepScheduler(SchedulerBase):
         always first order anyway.
     final_sigmas_type : {"zero", "sigma_min"}
         Where the last step lands: sigma = 0 (x_0 itself), or the noise level of timestep 0.
-    timestep_spacing : {"linspace", "leading", "trailing"}
-    steps_offset : int >= 0
+    timestep_spacing : default "linspace" here (diffusers' default for this scheduler)
     rescale_betas_zero_snr : bool; the last alpha_bar is then set to 2**-24 (as diffusers)
         so that lambda stays finite.
     """
@@ -95,30 +83,22 @@ class DPMSolverMultistepScheduler(SchedulerBase):
                  trained_betas=None, solver_order=2, prediction_type="epsilon", algorithm_type="dpmsolver++",
                  solver_type="midpoint", lower_order_final=True, final_sigmas_type="zero",
                  timestep_spacing="linspace", steps_offset=0, rescale_betas_zero_snr=False):
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
-        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
         check_choice("algorithm_type", algorithm_type, ALGORITHM_TYPES)
         check_choice("solver_type", solver_type, SOLVER_TYPES)
         check_choice("solver_order", solver_order, (1, 2))
         check_choice("final_sigmas_type", final_sigmas_type, FINAL_SIGMAS_TYPES)
-        check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        self._init_schedule(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                            rescale_betas_zero_snr)
+        self._init_schedule_and_config(dict(
+            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+            beta_schedule=beta_schedule, solver_order=int(solver_order), prediction_type=prediction_type,
+            algorithm_type=algorithm_type, solver_type=solver_type, lower_order_final=bool(lower_order_final),
+            final_sigmas_type=final_sigmas_type, timestep_spacing=timestep_spacing, steps_offset=steps_offset,
+            rescale_betas_zero_snr=rescale_betas_zero_snr), trained_betas)
         if rescale_betas_zero_snr:
             # alpha_bar = 0 would make lambda = -inf at the first step; diffusers uses 2**-24.
             self.alphas_cumprod[-1] = 2.0**-24
-        check_int("steps_offset", steps_offset, 0)
-        self.config = make_config(
-            num_train_timesteps=int(num_train_timesteps), beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, solver_order=int(solver_order), prediction_type=prediction_type,
-            algorithm_type=algorithm_type, solver_type=solver_type, lower_order_final=bool(lower_order_final),
-            final_sigmas_type=final_sigmas_type,
-            timestep_spacing=timestep_spacing, steps_offset=int(steps_offset),
-            rescale_betas_zero_snr=bool(rescale_betas_zero_snr))
         self.alpha_t = np.sqrt(self.alphas_cumprod)
         self.sigma_t = np.sqrt(1.0 - self.alphas_cumprod)
         self.lambda_t = np.log(self.alpha_t) - np.log(self.sigma_t)
-        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)[::-1].copy()
         self._reset_history()
 
     def _reset_history(self):
@@ -198,10 +178,11 @@ class DPMSolverMultistepScheduler(SchedulerBase):
             lambda_next = np.log(alpha_next) - np.log(sigma_next)
             h = lambda_next - lambda_s
             if use_first:
-                # 4b. first-order update (Lu et al. 2022, eq. 9 with D = x0; equals DDIM).
+                # 4b. first-order update (Lu et al. 2022, Algorithm 2, first step; equals DDIM).
                 prev_sample = (sigma_next / sigma_s) * sample - alpha_next * np.expm1(-h) * x0
             else:
-                # 4c. second-order multistep update (Lu et al. 2022, Algorithm 2, "midpoint").
+                # 4c. second-order multistep update (Lu et al. 2022, Algorithm 2, later steps):
+                #     D = (1 + 1 / (2r)) x0 - 1 / (2r) x0_prev = d0 + 0.5 * d1.
                 alpha_p, sigma_p = self._alpha_sigma_at(i - 1)
                 h_prev = lambda_s - (np.log(alpha_p) - np.log(sigma_p))
                 r = h_prev / h

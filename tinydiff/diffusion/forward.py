@@ -52,12 +52,22 @@ def q_sample(x0, noise, alpha_bar):
 
 
 def velocity(x0, noise, alpha_bar):
-    """v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022, sec. 4); shape of x0."""
+    """v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022, sec. 4 and
+    appendix D); shape of x0."""
     x0 = as_float_array("sample", x0)
     noise = as_float_array("noise", noise)
     check_same_shape("sample", x0, "noise", noise)
     a = _per_sample(alpha_bar, x0)
     return (np.sqrt(a) * noise - np.sqrt(1.0 - a) * x0).astype(x0.dtype, copy=False)
+
+
+def _batch_and_alpha_bar(name, x0, alphas_cumprod, timesteps):
+    """x0 as a float array with a batch axis (B, ...), and alpha_bar at each sample's timestep (B,)."""
+    x0 = as_float_array(name, x0)
+    if x0.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis (B, ...), got a scalar")
+    t = check_timesteps_array("timesteps", timesteps, len(alphas_cumprod), x0.shape[0])
+    return x0, np.asarray(alphas_cumprod)[t]
 
 
 def add_noise(alphas_cumprod, original_samples, noise, timesteps):
@@ -73,11 +83,8 @@ def add_noise(alphas_cumprod, original_samples, noise, timesteps):
     -------
     noisy_samples : ndarray, shape (B, ...)
     """
-    x0 = as_float_array("original_samples", original_samples)
-    if x0.ndim == 0:
-        raise ValueError("original_samples must have a batch axis (B, ...), got a scalar")
-    t = check_timesteps_array("timesteps", timesteps, len(alphas_cumprod), x0.shape[0])
-    return q_sample(x0, noise, np.asarray(alphas_cumprod)[t])
+    x0, alpha_bar = _batch_and_alpha_bar("original_samples", original_samples, alphas_cumprod, timesteps)
+    return q_sample(x0, noise, alpha_bar)
 
 
 def get_velocity(alphas_cumprod, sample, noise, timesteps):
@@ -93,11 +100,8 @@ def get_velocity(alphas_cumprod, sample, noise, timesteps):
     -------
     v : ndarray, shape (B, ...)
     """
-    x0 = as_float_array("sample", sample)
-    if x0.ndim == 0:
-        raise ValueError("sample must have a batch axis (B, ...), got a scalar")
-    t = check_timesteps_array("timesteps", timesteps, len(alphas_cumprod), x0.shape[0])
-    return velocity(x0, noise, np.asarray(alphas_cumprod)[t])
+    x0, alpha_bar = _batch_and_alpha_bar("sample", sample, alphas_cumprod, timesteps)
+    return velocity(x0, noise, alpha_bar)
 
 
 def epsilon_to_x0(eps, x_t, alpha_bar):
@@ -154,7 +158,8 @@ def predict_x0_and_epsilon(model_output, x_t, alpha_bar, prediction_type):
 
 
 def posterior_coefficients(alpha_bar_t, alpha_bar_prev):
-    """Mean coefficients and variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 6-7).
+    """Mean coefficients and variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 6-7; the
+    mean written with eps instead of x_0 is eq. 11, see posterior_mean_from_epsilon).
 
     With beta_t = 1 - alpha_bar_t / alpha_bar_prev (the effective beta of a possibly
     respaced step from t to prev):
@@ -175,3 +180,26 @@ def posterior_coefficients(alpha_bar_t, alpha_bar_prev):
     ct = np.sqrt(1.0 - beta_t) * (1.0 - ab_prev) / (1.0 - ab_t)
     variance = (1.0 - ab_prev) / (1.0 - ab_t) * beta_t
     return c0, ct, variance
+
+
+def posterior_mean_from_epsilon(eps, x_t, alpha_bar_t, alpha_bar_prev):
+    """The reverse step's mean written with an eps estimate (Ho et al. 2020, eq. 11):
+
+        mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t)
+
+    with alpha_t = 1 - beta_t = alpha_bar_t / alpha_bar_prev (the effective beta of a possibly
+    respaced step). It is the posterior mean of eq. 7 with x_0 replaced by its eq. 15 estimate
+    from eps; DDPMScheduler.step takes that longer route because it may clip x_0 in between.
+
+    Parameters
+    ----------
+    eps, x_t : ndarray, shape (B, ...)
+    alpha_bar_t, alpha_bar_prev : float
+
+    Returns
+    -------
+    mu : ndarray, shape (B, ...)
+    """
+    alpha_t = alpha_bar_t / alpha_bar_prev
+    beta_t = 1.0 - alpha_t
+    return (x_t - beta_t / np.sqrt(1.0 - alpha_bar_t) * eps) / np.sqrt(alpha_t)  # Ho et al. 2020, eq. 11

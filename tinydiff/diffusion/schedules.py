@@ -23,7 +23,7 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
 
 
 def linear_betas(num_train_timesteps, beta_start=1e-4, beta_end=0.02):
-    """Betas evenly spaced from beta_start to beta_end (Ho et al. 2020, section 4).
+    """Betas evenly spaced from beta_start to beta_end (Ho et al. 2020, sec. 4).
 
     Returns
     -------
@@ -109,6 +109,35 @@ def make_betas(beta_schedule, num_train_timesteps, beta_start=1e-4, beta_end=0.0
     else:
         betas = sigmoid_betas(num_train_timesteps, beta_start, beta_end)
     return check_betas(betas)
+
+
+def training_betas(num_train_timesteps, beta_schedule, beta_start, beta_end, trained_betas=None,
+                   rescale_betas_zero_snr=False):
+    """The betas a scheduler trains and samples with, from its options (diffusers' names).
+
+    Parameters
+    ----------
+    num_train_timesteps : int, T
+    beta_schedule, beta_start, beta_end : see make_betas
+    trained_betas : ndarray (T,) or None, used instead of the named schedule
+    rescale_betas_zero_snr : bool, then rescaled to zero terminal SNR (rescale_zero_terminal_snr)
+
+    Returns
+    -------
+    betas : ndarray, shape (T,)
+    """
+    T = check_int("num_train_timesteps", num_train_timesteps, 1)
+    if trained_betas is not None:
+        betas = check_betas(trained_betas, "trained_betas")
+        if betas.size != T:
+            raise ValueError(f"trained_betas must have num_train_timesteps={T} entries, got {betas.size}")
+    else:
+        betas = make_betas(beta_schedule, T, beta_start, beta_end)
+    if not isinstance(rescale_betas_zero_snr, (bool, np.bool_)):
+        raise TypeError(f"rescale_betas_zero_snr must be a bool, got {rescale_betas_zero_snr!r}")
+    if rescale_betas_zero_snr:
+        betas = rescale_zero_terminal_snr(betas)
+    return betas
 
 
 def check_betas(betas, name="betas"):

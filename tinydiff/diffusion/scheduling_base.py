@@ -1,5 +1,5 @@
-"""What DDPM, DDIM and DPM-Solver share: the training noise schedule, timestep spacing,
-the forward process, and the checks on step() inputs.
+"""What DDPM, DDIM and DPM-Solver share: the checks on their common options, the training
+noise schedule, timestep spacing, the forward process, and the checks on step() inputs.
 
 Schedulers mirror diffusers' API (argument names, defaults, attributes `betas`, `alphas`,
 `alphas_cumprod`, `timesteps`, `init_noise_sigma`, `set_timesteps`, `step`, `add_noise`), so
@@ -15,10 +15,12 @@ from tinydiff.diffusion import forward, schedules
 from tinydiff.diffusion.checks import (
     as_float_array,
     check_choice,
+    check_float,
     check_generator,
     check_int,
     check_same_shape,
 )
+from tinydiff.diffusion.schedules import BETA_SCHEDULES
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
@@ -71,6 +73,19 @@ def spaced_timesteps(num_train_timesteps, num_inference_steps, timestep_spacing=
 class SchedulerBase:
     """The training noise schedule and the forward process, shared by every scheduler.
 
+    Parameters every scheduler takes (diffusers' names and meaning)
+    ----------------------------------------------------------------
+    num_train_timesteps : int, T
+    beta_start, beta_end : float in (0, 1)
+    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}
+    trained_betas : ndarray (T,) or None, used instead of the named schedule
+    prediction_type : {"epsilon", "sample", "v_prediction"}, what the model outputs
+    timestep_spacing : {"leading", "trailing", "linspace"}, see spaced_timesteps
+    steps_offset : int >= 0, added to "leading" timesteps
+    rescale_betas_zero_snr : bool, rescale to zero terminal SNR (Lin et al. 2023)
+    clip_sample, clip_sample_range : bool, float > 0 (not DPM-Solver): clip the x_0 estimate
+        to [-clip_sample_range, clip_sample_range]
+
     Attributes
     ----------
     betas, alphas, alphas_cumprod : ndarray, shape (T,)
@@ -78,24 +93,38 @@ class SchedulerBase:
     init_noise_sigma : float, the std of the starting noise (1 for variance-preserving schedules)
     """
 
-    def _init_schedule(self, num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas,
-                       rescale_betas_zero_snr):
-        T = check_int("num_train_timesteps", num_train_timesteps, 1)
-        if trained_betas is not None:
-            betas = schedules.check_betas(trained_betas, "trained_betas")
-            if betas.size != T:
-                raise ValueError(f"trained_betas must have num_train_timesteps={T} entries, got {betas.size}")
-        else:
-            betas = schedules.make_betas(beta_schedule, T, beta_start, beta_end)
-        if not isinstance(rescale_betas_zero_snr, (bool, np.bool_)):
-            raise TypeError(f"rescale_betas_zero_snr must be a bool, got {rescale_betas_zero_snr!r}")
-        if rescale_betas_zero_snr:
-            betas = schedules.rescale_zero_terminal_snr(betas)
+    def _init_schedule_and_config(self, config, trained_betas):
+        """What every scheduler's __init__ shares: check the common options, build the training
+        schedule (`betas`, `alphas`, `alphas_cumprod`), keep `config` as self.config, and visit
+        every training timestep, T-1 down to 0, until set_timesteps() chooses fewer.
+
+        Parameters
+        ----------
+        config : dict, the scheduler's arguments by diffusers' names and in diffusers' order (the
+            order scheduler_config.json is written in). The shared keys are checked and stored
+            as Python ints, floats and bools; a scheduler converts its own keys before calling.
+        trained_betas : ndarray (T,) or None, used instead of the named schedule
+        """
+        check_choice("beta_schedule", config["beta_schedule"], BETA_SCHEDULES)
+        check_choice("prediction_type", config["prediction_type"], forward.PREDICTION_TYPES)
+        check_choice("timestep_spacing", config["timestep_spacing"], TIMESTEP_SPACINGS)
+        if "clip_sample_range" in config:
+            config["clip_sample"] = bool(config["clip_sample"])
+            config["clip_sample_range"] = check_float("clip_sample_range", config["clip_sample_range"], 0.0,
+                                                      low_open=True)
+        T = check_int("num_train_timesteps", config["num_train_timesteps"], 1)
+        betas = schedules.training_betas(T, config["beta_schedule"], config["beta_start"], config["beta_end"],
+                                         trained_betas, config["rescale_betas_zero_snr"])
+        config["num_train_timesteps"] = T
+        config["steps_offset"] = check_int("steps_offset", config["steps_offset"], 0)
+        config["rescale_betas_zero_snr"] = bool(config["rescale_betas_zero_snr"])
+        self.config = make_config(**config)
         self.betas = betas
         self.alphas = 1.0 - betas
         self.alphas_cumprod = np.cumprod(self.alphas)
         self.init_noise_sigma = 1.0
         self.num_inference_steps = None
+        self.timesteps = np.arange(T, dtype=np.int64)[::-1].copy()
 
     def __len__(self):
         return self.config.num_train_timesteps
@@ -119,7 +148,7 @@ class SchedulerBase:
         return forward.add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
 
     def get_velocity(self, sample, noise, timesteps):
-        """The v-prediction target (Salimans & Ho 2022); see forward.get_velocity."""
+        """The v-prediction target (Salimans & Ho 2022, sec. 4); see forward.get_velocity."""
         return forward.get_velocity(self.alphas_cumprod, sample, noise, timesteps)
 
     # ---- helpers for step() ------------------------------------------------------------

@@ -6,7 +6,7 @@ query rows in blocks of R rows. For a block, one small matrix product gives the 
 S = Q_R K^T (R, M); a row-wise pass finds the max, and a fused pass computes
 P = exp(S / sqrt(D) - max) and the row sums; a second product gives out = P V / rowsum. Only
 the logsumexp per row (lse) is kept: backward rebuilds P = exp(S / sqrt(D) - lse) block by block
-(Dao et al. 2022, FlashAttention, alg. 2), so no (N, M) matrix larger than one block is ever held
+(Dao et al. 2022, FlashAttention, Algorithm 2), so no (N, M) matrix larger than one block is ever held
 -- peak memory is the inputs, the outputs and a few (R, M) blocks per thread.
 
 The products are BLAS calls (np.dot inside Numba): they run at several times the speed of

@@ -1,7 +1,7 @@
 """Nearest-neighbour 2x upsampling (diffusers' Upsample2D before its convolution) and its gradient.
 
 Forward every pixel is copied into a 2x2 block; backward each input pixel gets the sum of its
-block's gradient. NumPy can do both in one line (reference.py), but through strided views with
+block's gradient. NumPy can do both in one line (reference/resample.py), but through strided views with
 an innermost axis of length 2, which it walks element by element: at batch 64, for 64 channels
 at 8x8 -> 16x16 on 2 cores, 3.4 ms forward and 0.7 ms backward, against 0.3 ms each for the loops
 here, which LLVM vectorises (a pair of equal values is one interleaved store) and which split

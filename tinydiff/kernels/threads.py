@@ -125,13 +125,14 @@ class _Helpers:
         with self._lock:
             while len(self._queues) < n:
                 jobs = queue.SimpleQueue()
-                threading.Thread(target=_serve, args=(jobs,), daemon=True,
+                threading.Thread(target=_helper_loop, args=(jobs,), daemon=True,
                                  name=f"tinydiff-helper-{len(self._queues) + 1}").start()
                 self._queues.append(jobs)
             return self._queues[:n]
 
 
-def _serve(jobs):
+def _helper_loop(jobs):
+    """A helper thread: run the jobs split_run and share_out queue for it, forever."""
     _this_thread.in_part = True
     while True:
         jobs.get()()

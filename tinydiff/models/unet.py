@@ -1,9 +1,13 @@
 """UNet2DModel: the denoiser of DDPM (Ho et al. 2020, appendix B) in diffusers' layout.
 
-    t -> sinusoidal features -> time_embedding (+ class_embedding[label])  = emb
-    x -> conv_in -> down blocks (keep every intermediate output as a skip)
-      -> mid block -> up blocks (each resnet concatenates one skip)
-      -> conv_norm_out -> SiLU -> conv_out
+    1. time          t -> sinusoidal features -> time_embedding (+ class_embedding[label]) = emb
+    2. pre-process   x -> conv_in
+    3. down          down blocks (keep every intermediate output as a skip)
+    4. mid           mid block
+    5. up            up blocks (each resnet concatenates one skip)
+    6. post-process  conv_norm_out -> SiLU -> conv_out
+
+forward runs the stages 1 to 6, backward 6 to 1, as diffusers numbers them.
 
 Config keys and parameter names are diffusers' UNet2DModel's, for the block types listed in
 DOWN_BLOCKS / UP_BLOCKS, so a state dict moves between the two by name.
@@ -172,6 +176,8 @@ class UNet2DModel(Module):
                 f"{2 ** (len(c['block_out_channels']) - 1)}, got shape {sample.shape}"
             )
         B = sample.shape[0]
+
+        # 1. time: sinusoidal features of t through an MLP, plus the label's class row: emb (B, 4 C_0)
         timestep = np.broadcast_to(np.asarray(timestep), (B,))
         emb = self.time_embedding(self.time_proj(timestep))
         if self.class_embedding is not None:
@@ -181,45 +187,62 @@ class UNet2DModel(Module):
         elif class_labels is not None:
             raise ValueError("UNet2DModel: class_labels given, but the model has no class embedding (num_class_embeds=None)")
 
-        h = self.conv_in(sample)
+        # 2. pre-process
+        h = self.conv_in(sample)  # (B, C_in, H, W) -> (B, C_0, H, W)
+
+        # 3. down: keep conv_in's output and every layer's output as skips for the up path
         skips = [h]
         for block in self.down_blocks:
             h, block_skips = block(h, emb)
             skips.extend(block_skips)
+
+        # 4. mid
         h = self.mid_block(h, emb)
+
+        # 5. up: each resnet concatenates one skip, taken from the end of the list (the latest first)
         self.save_for_backward([len(block.resnets) for block in self.up_blocks], len(skips))
         for block in self.up_blocks:
             n = len(block.resnets)
             h = block(h, skips[-n:], emb)
             skips = skips[:-n]
-        return self.conv_out(self.conv_act(self.conv_norm_out(h)))
+
+        # 6. post-process: silu(norm(h)), then back to the output channels
+        return self.conv_out(self.conv_act(self.conv_norm_out(h)))  # (B, C_0, H, W) -> (B, C_out, H, W)
 
     def backward(self, grad_out):
         uses, n_skips = self.saved()
+
+        # 6. post-process
         g = self.conv_norm_out.backward(self.conv_act.backward(self.conv_out.backward(grad_out)))
 
+        # 5. up, last block first. The up path took sum(uses) skips off the end of the list, so the
+        #    last up block took the lowest of them, from index n_skips - sum(uses) (0: all are used).
         dskips = [None] * n_skips
-        demb, end = 0.0, n_skips
-        for block, n in zip(self.up_blocks, uses):  # the up path took skips from the end
-            end -= n
+        demb, start = 0.0, n_skips - sum(uses)
         for block, n in zip(reversed(list(self.up_blocks)), reversed(uses)):
             g, block_dskips, dt = block.backward(g)
-            dskips[end:end + n] = block_dskips
-            end += n
+            dskips[start:start + n] = block_dskips
+            start += n
             demb = demb + dt
+
+        # 4. mid
         g, dt = self.mid_block.backward(g)
         demb = demb + dt
 
-        start = n_skips
+        # 3. down, last block first: each takes the gradients of the skips its layers produced
+        first = n_skips
         for block in reversed(list(self.down_blocks)):
-            count = len(list(block.layers()))
-            start -= count
-            g, dt = block.backward(g, dskips[start:start + count])
+            count = len(list(block.layers()))  # one skip per layer
+            first -= count
+            g, dt = block.backward(g, dskips[first:first + count])
             demb = demb + dt
+
+        # 2. pre-process: conv_in's output fed the down path and, as skip 0, the up path
         dx = self.conv_in.backward(g + dskips[0])
 
+        # 1. time: parameters only; d emb / d timestep is not needed
         if self.class_embedding is not None:
             self.class_embedding.backward(demb)
-        self.time_embedding.backward(demb)  # parameters only: d emb / d timestep is not needed
+        self.time_embedding.backward(demb)
         self.time_proj.saved()  # release its cache all the same
         return dx

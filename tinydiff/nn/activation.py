@@ -21,16 +21,18 @@ class SiLU(Module):
     """SiLU / swish: y = x * sigmoid(x) (Elfwing et al. 2018; Ramachandran et al. 2017).
 
     The fused kernel (tinydiff.kernels.silu_forward/backward) caches only x: backward
-    recomputes sigmoid(x) and uses d/dx [x s(x)] = s + x s (1 - s)."""
+    recomputes sigmoid(x) and uses d/dx [x s(x)] = s + x s (1 - s).
+
+    Reference: tinydiff.kernels.reference.silu_forward_ref and silu_backward_ref."""
 
     def forward(self, x):
         check_float_array(x, "x")
         self.save_for_backward(x)
-        return kernels.silu_forward(x)
+        return kernels.pick(kernels.silu_forward, kernels.silu_forward_ref)(x)
 
     def backward(self, grad_out):
         (x,) = self.saved()
-        return kernels.silu_backward(grad_out, x)
+        return kernels.pick(kernels.silu_backward, kernels.silu_backward_ref)(grad_out, x)
 
 
 # Python floats, so float32 arrays stay float32 (NumPy scalars would promote them).
@@ -43,6 +45,8 @@ class GELU(Module):
 
     approximate="none" (PyTorch's default) uses erf; "tanh" uses
     Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2, like PyTorch's approximate="tanh".
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends).
     """
 
     def __init__(self, approximate="none"):
@@ -80,6 +84,8 @@ class Dropout(Module):
     (inverted dropout, Srivastava et al. 2014), so eval mode is the identity.
 
     rng : numpy.random.Generator, optional — draws the masks (reproducible runs).
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends).
     """
 
     def __init__(self, p=0.5, rng=None):

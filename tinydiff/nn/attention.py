@@ -16,7 +16,10 @@ from tinydiff.nn.module import Module, Sequential
 
 class ScaledDotProductAttention(Module):
     """forward(q (B, h, N, d), k (B, h, M, d), v (B, h, M, d)) -> (B, h, N, d);
-    backward(dout) -> (dq, dk, dv). Softmax scale 1/sqrt(d)."""
+    backward(dout) -> (dq, dk, dv). Softmax scale 1/sqrt(d).
+
+    Reference: tinydiff.kernels.reference.attention_forward_ref and attention_backward_ref
+    (fast: kernels/attention.py)."""
 
     def forward(self, q, k, v):
         check_float_array(q, "q", ndim=4)
@@ -30,13 +33,14 @@ class ScaledDotProductAttention(Module):
             raise ValueError(
                 f"ScaledDotProductAttention: v must be (B, h, M, d_v) with B, h, M of k {k.shape}, got {v.shape}"
             )
-        out, lse = kernels.attention_forward(q, k, v)
+        out, lse = kernels.pick(kernels.attention_forward, kernels.attention_forward_ref)(q, k, v)
         self.save_for_backward(q, k, v, out, lse)
         return out
 
     def backward(self, grad_out):
         q, k, v, out, lse = self.saved()
-        return kernels.attention_backward(grad_out, q, k, v, out, lse)
+        backward = kernels.pick(kernels.attention_backward, kernels.attention_backward_ref)
+        return backward(grad_out, q, k, v, out, lse)
 
 
 def split_heads(x, heads):
@@ -68,6 +72,9 @@ class MultiHeadAttention(Module):
         Bias on the q/k/v projections (the output projection always has one).
     dropout : float
         Dropout after the output projection.
+
+    Reference: its attention is ScaledDotProductAttention's (attention_forward_ref and
+    attention_backward_ref); the projections are Linear layers (NumPy products either way).
     """
 
     def __init__(self, dim, heads, context_dim=None, bias=True, dropout=0.0, rng=None):

@@ -1,8 +1,9 @@
 """2-D convolution (cross-correlation, as in every deep-learning library) and the two
 resampling layers built from it: Downsample2x (strided 3x3 conv) and Upsample2x (nearest).
 
-The arithmetic lives in tinydiff.kernels (Numba, held to NumPy references); this file checks
-input, keeps the cache and accumulates parameter gradients.
+The arithmetic lives in tinydiff.kernels (Numba, held to the NumPy references in
+tinydiff.kernels.reference, which `tinydiff.kernels.use("reference")` runs instead); this file
+checks input, keeps the cache and accumulates parameter gradients.
 """
 
 from tinydiff import kernels
@@ -11,28 +12,35 @@ from tinydiff.nn.init import generator, uniform_fan_in
 from tinydiff.nn.module import Module, Parameter
 
 
-def conv2d_output_hw(input_hw, kernel_hw, stride, padding):
-    """Ho = (H + 2 p - kH) // s + 1, likewise Wo."""
-    return tuple((n + 2 * padding - k) // stride + 1 for n, k in zip(input_hw, kernel_hw))
-
-
 def conv2d_forward(x, w, b, stride, padding):
     """x (B, C, H, W), w (O, C, kH, kW), b (O,) or None -> (y (B, O, Ho, Wo), cache).
 
-    The cache keeps w's Winograd-transformed filters (None off that path) for backward."""
+    Reference: tinydiff.kernels.reference.conv2d_forward_ref. Fast: tinydiff.kernels.conv2d_forward
+    (kernels/conv/), which also takes w's Winograd-transformed filters: on the fast backend the
+    cache keeps them for backward (None off that path, and on the reference backend)."""
+    if kernels.current_backend() == "reference":
+        return kernels.conv2d_forward_ref(x, w, b, stride, padding), (x, w, stride, padding, None)
     u = kernels.conv.winograd_weights(w, stride, padding)
     y = kernels.conv2d_forward(x, w, b, stride, padding, winograd_weights=u)
     return y, (x, w, stride, padding, u)
 
 
 def conv2d_backward(dy, cache):
-    """dy (B, O, Ho, Wo) -> (dx (B, C, H, W), dw (O, C, kH, kW), db (O,))."""
+    """dy (B, O, Ho, Wo) -> (dx (B, C, H, W), dw (O, C, kH, kW), db (O,)).
+
+    Reference: tinydiff.kernels.reference.conv2d_backward_ref.
+    Fast: tinydiff.kernels.conv2d_backward."""
     x, w, stride, padding, u = cache
+    if kernels.current_backend() == "reference":
+        return kernels.conv2d_backward_ref(dy, x, w, stride, padding)
     return kernels.conv2d_backward(dy, x, w, stride, padding, winograd_weights=u)
 
 
 class Conv2d(Module):
     """2-D convolution with weight (C_out, C_in, kH, kW), as in PyTorch.
+
+    Reference: tinydiff.kernels.reference.conv2d_forward_ref and conv2d_backward_ref (the fast
+    path: kernels/conv/, im2col, 1x1 products or Winograd F(2x2, 3x3) by shape).
 
     Parameters
     ----------
@@ -95,7 +103,9 @@ class Conv2d(Module):
 
 class Downsample2x(Module):
     """Halve H and W with a 3x3 convolution of stride 2 and padding 1 (diffusers' Downsample2D
-    with use_conv=True; the child is named `conv` so parameter names match)."""
+    with use_conv=True; the child is named `conv` so parameter names match).
+
+    Reference: tinydiff.kernels.reference.conv2d_forward_ref, as for Conv2d."""
 
     def __init__(self, channels, out_channels=None, rng=None):
         super().__init__()
@@ -112,7 +122,10 @@ class Downsample2x(Module):
 
 class Upsample2x(Module):
     """Double H and W by nearest-neighbour copying, optionally followed by a 3x3 convolution
-    (diffusers' Upsample2D; with use_conv=True the child is named `conv`)."""
+    (diffusers' Upsample2D; with use_conv=True the child is named `conv`).
+
+    Reference: tinydiff.kernels.reference.upsample_nearest2x_ref and
+    upsample_nearest2x_backward_ref (fast: kernels/resample.py)."""
 
     def __init__(self, channels=None, use_conv=False, out_channels=None, rng=None):
         super().__init__()
@@ -128,7 +141,7 @@ class Upsample2x(Module):
         """x (B, C, H, W) -> (B, C_out, 2H, 2W)."""
         check_float_array(x, "x", ndim=4, dtype=self.param_dtype())
         self.save_for_backward(x.shape)
-        y = kernels.upsample_nearest2x(x)
+        y = kernels.pick(kernels.upsample_nearest2x, kernels.upsample_nearest2x_ref)(x)
         if self.conv is not None:
             y = self.conv(y)
         return y
@@ -137,4 +150,5 @@ class Upsample2x(Module):
         self.saved()  # only to insist that forward ran in training mode
         if self.conv is not None:
             grad_out = self.conv.backward(grad_out)
-        return kernels.upsample_nearest2x_backward(grad_out)
+        return kernels.pick(kernels.upsample_nearest2x_backward,
+                            kernels.upsample_nearest2x_backward_ref)(grad_out)

@@ -20,7 +20,9 @@ from tinydiff.nn.module import Module, Parameter
 class Embedding(Module):
     """A table of `num_embeddings` learned vectors of size `embedding_dim`, drawn from N(0, 1)
     as in PyTorch. forward(indices) gathers rows; backward returns None for the integer
-    indices and scatter-adds into weight.grad."""
+    indices and scatter-adds into weight.grad.
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends)."""
 
     def __init__(self, num_embeddings, embedding_dim, rng=None):
         super().__init__()
@@ -68,6 +70,8 @@ class SinusoidalTimestepEmbedding(Module):
     """Fixed sinusoidal features of a (possibly fractional) timestep; no parameters.
 
     forward(t (B,)) -> (B, dim) in float32 (or `dtype`); backward returns dL/dt (B,).
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends).
     """
 
     def __init__(self, dim, flip_sin_to_cos=False, downscale_freq_shift=1.0, max_period=10000.0, dtype=np.float32):

@@ -4,6 +4,9 @@ With a random upstream gradient g, the scalar L(inputs, params) = sum(g * module
 has dL/dx = module.backward(g) for every input x and dL/dp = p.grad for every parameter p.
 Each is compared, element by element, with (L(x + e) - L(x - e)) / (2 e) (central
 differences: error O(e^2) from truncation plus O(|L| * 1e-16 / e) from round-off).
+
+It checks the module on the kernel backend in use (tinydiff.kernels.use): the tests run it on
+both, so that the fast kernels and their NumPy reference twins are each held to the definition.
 """
 
 import numpy as np

@@ -31,6 +31,9 @@ def linear_backward(dy, cache):
 class Linear(Module):
     """Fully connected layer.
 
+    Reference: linear_forward and linear_backward above, NumPy products (no fast kernel: the
+    same code runs on both kernel backends).
+
     Parameters
     ----------
     in_features, out_features : int

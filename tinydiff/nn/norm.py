@@ -13,15 +13,21 @@ from tinydiff.nn.module import Module, Parameter
 
 
 def group_norm_forward(x, weight, bias, num_groups, eps):
-    """x (B, C, *spatial) -> (y, cache); the statistics are per (sample, group)."""
-    y, mean, rstd = kernels.group_norm_forward(x, weight, bias, num_groups, eps)
+    """x (B, C, *spatial) -> (y, cache); the statistics are per (sample, group).
+
+    Reference: tinydiff.kernels.reference.group_norm_forward_ref (fast: kernels/norm.py)."""
+    forward = kernels.pick(kernels.group_norm_forward, kernels.group_norm_forward_ref)
+    y, mean, rstd = forward(x, weight, bias, num_groups, eps)
     return y, (x, weight, mean, rstd, num_groups)
 
 
 def group_norm_backward(dy, cache):
-    """dy (B, C, *spatial) -> (dx, dweight (C,), dbias (C,))."""
+    """dy (B, C, *spatial) -> (dx, dweight (C,), dbias (C,)).
+
+    Reference: tinydiff.kernels.reference.group_norm_backward_ref."""
     x, weight, mean, rstd, num_groups = cache
-    return kernels.group_norm_backward(dy, x, weight, mean, rstd, num_groups)
+    backward = kernels.pick(kernels.group_norm_backward, kernels.group_norm_backward_ref)
+    return backward(dy, x, weight, mean, rstd, num_groups)
 
 
 class GroupNorm(Module):
@@ -30,6 +36,9 @@ class GroupNorm(Module):
     Parameters `weight` (C,) starts at ones, `bias` (C,) at zeros. With silu=True the layer
     outputs silu(group_norm(x)) in one fused kernel (tinydiff.kernels.norm_silu; the same numbers
     as a SiLU layer after it, in less time); the parameters are the same either way.
+
+    Reference: tinydiff.kernels.reference.group_norm_forward_ref and group_norm_backward_ref;
+    with silu=True, group_norm_silu_forward_ref and group_norm_silu_backward_ref.
     """
 
     def __init__(self, num_groups, num_channels, eps=1e-5, silu=False):
@@ -55,8 +64,10 @@ class GroupNorm(Module):
                 f"GroupNorm: x must have num_channels={self.num_channels} channels (axis 1), got shape {x.shape}"
             )
         if self.silu:
-            z, y, mean, rstd = kernels.group_norm_silu_forward(
-                x, self.weight.data, self.bias.data, self.num_groups, self.eps)
+            forward = kernels.pick(kernels.group_norm_silu_forward,
+                                   kernels.group_norm_silu_forward_ref)
+            z, y, mean, rstd = forward(x, self.weight.data, self.bias.data, self.num_groups,
+                                       self.eps)
             self.save_for_backward((y, x, self.weight.data, mean, rstd, self.num_groups))
             return z
         y, cache = group_norm_forward(x, self.weight.data, self.bias.data, self.num_groups, self.eps)
@@ -66,7 +77,9 @@ class GroupNorm(Module):
     def backward(self, grad_out):
         (cache,) = self.saved()
         if self.silu:
-            dx, dweight, dbias = kernels.group_norm_silu_backward(grad_out, *cache)
+            backward = kernels.pick(kernels.group_norm_silu_backward,
+                                    kernels.group_norm_silu_backward_ref)
+            dx, dweight, dbias = backward(grad_out, *cache)
         else:
             dx, dweight, dbias = group_norm_backward(grad_out, cache)
         self.weight.grad += dweight
@@ -100,7 +113,10 @@ def layer_norm_backward(dy, cache):
 
 
 class LayerNorm(Module):
-    """Normalise over the trailing `normalized_shape` dimensions (an int or a tuple)."""
+    """Normalise over the trailing `normalized_shape` dimensions (an int or a tuple).
+
+    Reference: layer_norm_forward and layer_norm_backward above, in NumPy (no fast kernel: the
+    same code runs on both kernel backends)."""
 
     def __init__(self, normalized_shape, eps=1e-5):
         super().__init__()

@@ -6,7 +6,9 @@ from tinydiff.nn.module import Module
 
 class GlobalAvgPool2d(Module):
     """forward(x (B, C, H, W)) -> (B, C), the mean over H and W;
-    backward spreads each gradient evenly over the H * W positions it averaged."""
+    backward spreads each gradient evenly over the H * W positions it averaged.
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends)."""
 
     def forward(self, x):
         check_float_array(x, "x", ndim=4)

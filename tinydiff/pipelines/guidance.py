@@ -25,6 +25,10 @@ batch of 2B, as diffusers' pipelines do.
 
 import numpy as np
 
+# The key in a model folder's model_index.json under which it recommends a guidance scale,
+# the default of `tinydiff sample` (save_pipeline(..., guidance_scale=) writes it).
+GUIDANCE_SCALE_KEY = "_tinydiff_guidance_scale"
+
 
 def check_guidance(guidance_scale, guidance_rescale):
     """guidance_scale: a finite number >= 0; guidance_rescale: a number in [0, 1]."""
@@ -51,13 +55,13 @@ def rescale_noise_cfg(guided, cond, guidance_rescale):
     """Pull the guided output's per-sample std back to the conditional output's, then mix.
 
     Lin et al. 2023 ("Common Diffusion Noise Schedules and Sample Steps are Flawed"),
-    sec. 3.4, eqs. 14-16:
+    sec. 3.4 (its equations, written here in tinydiff's names):
 
         sigma_pos = std(cond), sigma_cfg = std(guided)           per sample, over all but axis 0
-        rescaled  = guided * sigma_pos / sigma_cfg               (eq. 15)
-        final     = phi * rescaled + (1 - phi) * guided          (eq. 16)
+        rescaled  = guided * sigma_pos / sigma_cfg
+        final     = phi * rescaled + (1 - phi) * guided
 
-    A large s inflates the output's std (over-exposed, saturated images); eq. 15 undoes that,
+    A large s inflates the output's std (over-exposed, saturated images); the rescale undoes that,
     and phi < 1 keeps some of the guided output so that images do not turn plain. The std is
     the unbiased one (ddof=1), as torch.std in diffusers' rescale_noise_cfg.
 
@@ -73,8 +77,8 @@ def rescale_noise_cfg(guided, cond, guidance_rescale):
     axes = tuple(range(1, guided.ndim))
     std_cond = cond.std(axis=axes, keepdims=True, ddof=1)      # (B, 1, ...)
     std_guided = guided.std(axis=axes, keepdims=True, ddof=1)  # (B, 1, ...)
-    rescaled = guided * (std_cond / std_guided)                # Lin et al. 2023, eq. 15
-    return (guidance_rescale * rescaled + (1 - guidance_rescale) * guided).astype(guided.dtype, copy=False)  # eq. 16
+    rescaled = guided * (std_cond / std_guided)                # Lin et al. 2023, sec. 3.4
+    return (guidance_rescale * rescaled + (1 - guidance_rescale) * guided).astype(guided.dtype, copy=False)  # mixed by phi
 
 
 def guided_output(model_fn, x, t, cond, null_cond, guidance_scale, guidance_rescale=0.0):

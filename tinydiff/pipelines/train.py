@@ -29,7 +29,7 @@ from tinydiff.optim import EMA, AdamW, clip_grad_norm_, cosine_with_warmup
 from tinydiff.parallel import DataParallel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines import run_settings
-from tinydiff.pipelines.guidance import drop_condition, real_classes
+from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, check_guidance, drop_condition, real_classes
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
 from tinydiff.pipelines.train_config import TrainConfig  # noqa: F401 (its home for a long time)
 from tinydiff.viz.tiles import save_labelled_grid
@@ -46,7 +46,7 @@ class SaveFailed(RuntimeError):
 
 
 def loss_weights(snr, prediction_type, gamma):
-    """Min-SNR-gamma weights (Hang et al. 2023, eq. 9 and sec. 3.4), per sample.
+    """Min-SNR-gamma weights (Hang et al. 2023, sec. 3.4), per sample.
 
     The loss on x_0 weighted by min(SNR, gamma) equals, in the other parameterisations,
     min(SNR, gamma) / SNR on epsilon and min(SNR, gamma) / (SNR + 1) on v."""
@@ -61,6 +61,7 @@ def loss_weights(snr, prediction_type, gamma):
 
 
 def training_target(scheduler, x0, noise, t):
+    """The target of the simple loss (Ho et al. 2020, eq. 14): eps, x_0 or v (Salimans & Ho 2022, sec. 4)."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return noise
@@ -93,7 +94,7 @@ class Trainer:
         config.validate()
         self.settings = dict(settings or {})
         self.model, self.scheduler, self.data, self.config = model, scheduler, data, config
-        self.net = model  # what predict and backward run: the model, or its DataParallel during run()
+        self.runner = model  # runs the model on a batch: the model itself, or its DataParallel during run()
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.params = model.parameters()
@@ -122,7 +123,7 @@ class Trainer:
         return x_t, t, labels, target, weight
 
     def predict(self, x_t, t, labels):
-        return self.net(x_t, t) if labels is None else self.net(x_t, t, labels)
+        return self.runner(x_t, t) if labels is None else self.runner(x_t, t, labels)
 
     def train_step(self, step):
         cfg = self.config
@@ -130,7 +131,7 @@ class Trainer:
         self.model.train()
         loss, dpred = mse_loss(self.predict(x_t, t, labels), target, weight)  # raises if not finite
         self.model.zero_grad()
-        self.net.backward(dpred)
+        self.runner.backward(dpred)
         grad_norm = clip_grad_norm_(self.params, cfg.grad_clip)  # raises if not finite
         self.optimizer.lr = cosine_with_warmup(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
         self.optimizer.step()
@@ -155,11 +156,11 @@ class Trainer:
         stop = cfg.steps if until is None else min(until, cfg.steps)
         if cfg.processes > 1 and self.step < stop:
             with DataParallel(self.model, cfg.processes) as parallel:
-                self.net = parallel
+                self.runner = parallel
                 try:
                     return self._loop(stop)
                 finally:
-                    self.net = self.model
+                    self.runner = self.model
         return self._loop(stop)
 
     def _loop(self, stop):
@@ -345,10 +346,14 @@ class Trainer:
         return save_labelled_grid(folder / f"step-{self.step:07d}.png", x, title, col_labels, ncols)
 
 
-def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
+def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None, guidance_scale=None):
     """A folder in diffusers' pipeline layout: model_index.json, unet/ (config + weights),
     scheduler/scheduler_config.json, and vae/ for a latent diffusion model (the UNet then
-    denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole."""
+    denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole.
+    `guidance_scale`, if given, is stored in model_index.json as the scale that `tinydiff
+    sample` uses by default (GUIDANCE_SCALE_KEY; diffusers ignores keys starting with _)."""
+    if guidance_scale is not None:
+        guidance_scale, _ = check_guidance(guidance_scale, 0.0)
     kind = {"DDPMScheduler": "DDPMScheduler", "DDIMScheduler": "DDIMScheduler"}.get(
         type(scheduler).__name__, "DDPMScheduler")
 
@@ -357,6 +362,8 @@ def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None):
         (tmp / "scheduler").mkdir()
         index = {"_class_name": "DDPMPipeline", "_tinydiff_version": tinydiff.__version__,
                  "unet": ["diffusers", type(model).__name__], "scheduler": ["diffusers", kind]}
+        if guidance_scale is not None:
+            index[GUIDANCE_SCALE_KEY] = guidance_scale
         if vae is not None:
             # diffusers has no unconditional pipeline with an AutoencoderKL; each part loads
             # with from_pretrained(DIR, subfolder=...)

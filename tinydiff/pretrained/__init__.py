@@ -6,39 +6,15 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
                         (trained on 16x16 glyphs; larger ones are block-averaged down to it)
     shapes_latent/      the Shapes latent diffusion pipeline of lesson 06, with its VAE (vae/)
     shapes_pixel/       the pixel-space Shapes model that benchmarks/bench_latent.py compares with
+
+    folders.py          where they are, and the glyph judge built from the shipped classifier
+    train_glyphs.py     the scripts that trained them, and the settings they used
+    train_shapes.py
+    shipping.py         what the two scripts share
 """
 
-from pathlib import Path
+from tinydiff.pretrained.folders import (CLASSIFIER_SIZE, HERE, REFERENCE_SEED, glyph_classifier_dir, glyph_judge,
+                                        glyph_model_dir, missing)
 
-HERE = Path(__file__).parent
-CLASSIFIER_SIZE = 16  # the side of the glyphs the shipped classifier was trained on
-REFERENCE_SEED = 2000  # real glyphs the classifier never saw in training
-
-
-def glyph_model_dir():
-    return HERE / "glyphs"
-
-
-def glyph_classifier_dir():
-    return HERE / "glyph_classifier"
-
-
-def glyph_judge(num_reference=1000):
-    """A GlyphJudge with the shipped classifier, whose Frechet reference is `num_reference`
-    real glyphs it did not train on."""
-    from tinydiff.data import GlyphDataset
-    from tinydiff.metrics import GlyphJudge
-    from tinydiff.pipelines.checkpoint import load_model
-
-    folder = glyph_classifier_dir()
-    if not (folder / "config.json").is_file():
-        raise missing(folder)
-    reference, _ = GlyphDataset(seed=REFERENCE_SEED, size=CLASSIFIER_SIZE)[0:num_reference]
-    return GlyphJudge(load_model(folder), reference)
-
-
-def missing(path):
-    return FileNotFoundError(
-        f"{path}: the shipped model is missing from this installation; retrain it with "
-        f"`python -m tinydiff.pretrained.train_glyphs`"
-    )
+__all__ = ["CLASSIFIER_SIZE", "HERE", "REFERENCE_SEED", "glyph_classifier_dir", "glyph_judge", "glyph_model_dir",
+           "missing"]

@@ -6,7 +6,6 @@ the quality measured at the end.
     python -m tinydiff.pretrained.train_glyphs --part unet --steps 500 --out /some/folder
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ from tinydiff.pipelines import TrainConfig, Trainer, load_pipeline, sample, sche
 from tinydiff.pipelines.checkpoint import load_model, save_model
 from tinydiff.pipelines.classifier import accuracy, train_glyph_classifier
 from tinydiff.pipelines.data_sources import make_source
-from tinydiff.pretrained import CLASSIFIER_SIZE, HERE, REFERENCE_SEED
+from tinydiff.pretrained import CLASSIFIER_SIZE, REFERENCE_SEED
+from tinydiff.pretrained.shipping import run_resumable, script_parser, ship_pipeline
 
 CLASSIFIER_SEED, HELD_OUT_SEED, UNET_SEED = 1000, REFERENCE_SEED, 0
 
@@ -35,17 +35,23 @@ GLYPH_UNET = dict(
     sample_size=GLYPH_SIZE, in_channels=1, out_channels=1, block_out_channels=(32, 64, 128), layers_per_block=1,
     down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
     up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-    norm_num_groups=8, attention_head_dim=8, num_class_embeds=10,
+    norm_num_groups=8, attention_head_dim=8,
+    # ten digits and the null class of classifier-free guidance (Ho & Salimans 2022): training
+    # replaces a label by the null index 10 with probability cond_drop_prob
+    num_class_embeds=11, class_embed_null_index=10,
 )
 # v-prediction (Salimans & Ho 2022) keeps the model's estimate of x_0 bounded at high noise,
 # where an epsilon-model's estimate (x_t - sqrt(1 - abar) eps) / sqrt(abar) blows its errors up
 # and short runs draw grey, noisy backgrounds; min-SNR-5 weighting (Hang et al. 2023) stops the
 # many nearly clean timesteps from dominating the loss.
 GLYPH_SCHEDULER = dict(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
-GLYPH_TRAINING = dict(lr=2e-3, warmup_steps=100, ema_decay=0.998, min_snr_gamma=5.0)
+GLYPH_TRAINING = dict(lr=2e-3, warmup_steps=100, ema_decay=0.998, min_snr_gamma=5.0, cond_drop_prob=0.1)
 # The length of the run and its bookkeeping. `tinydiff train --recipe glyphs` reads all four
 # dicts (tinydiff/recipes.py), so the command line trains this same model.
-GLYPH_RUN = dict(steps=2250, batch_size=64, seed=UNET_SEED, checkpoint_every=250, sample_every=500)
+# The guidance scale `tinydiff sample` uses for this model unless told otherwise (stored in its
+# model_index.json): chosen from benchmarks/bench_guidance.py, whose table the README quotes.
+GLYPH_GUIDANCE_SCALE = 3.0
+GLYPH_RUN = dict(steps=3000, batch_size=64, seed=UNET_SEED, checkpoint_every=250, sample_every=500)
 DEFAULT_STEPS = GLYPH_RUN["steps"]
 
 
@@ -68,17 +74,11 @@ def train_unet(out, steps, batch_size, work_dir, until=None):
     scheduler = DDPMScheduler(**GLYPH_SCHEDULER)
     data = make_source("glyphs", batch_size, UNET_SEED, image_size=GLYPH_SIZE, labelled=True)
     trainer = Trainer(model, scheduler, data, config, work_dir)
-    started = time.perf_counter()
-    resume = (Path(work_dir) / "checkpoints" / "latest").is_file()
-    trainer.run(resume=resume, until=until)
-    minutes = (time.perf_counter() - started) / 60
+    minutes = run_resumable(trainer, work_dir, until)
     if trainer.step < steps:
         print(f"unet: stopped at step {trainer.step} of {steps} ({minutes:.1f} min); run again to continue")
         return minutes
-    final, _ = load_pipeline(Path(work_dir) / "final")
-    from tinydiff.pipelines import save_pipeline
-
-    save_pipeline(out / "glyphs", final, scheduler, dtype=np.float16)
+    ship_pipeline(Path(work_dir) / "final", out / "glyphs", scheduler, guidance_scale=GLYPH_GUIDANCE_SCALE)
     print(f"unet: {steps} steps of batch {batch_size} in {minutes:.1f} min (this run)")
     return minutes
 
@@ -103,11 +103,7 @@ def measure(out, num=500, steps=50):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("all", "classifier", "unet", "measure"), default="all")
-    parser.add_argument("--out", type=Path, default=HERE, help="where the model folders go (default: the package)")
-    parser.add_argument("--work", type=Path, default=Path("runs/pretrained_glyphs"),
-                        help="training folder with checkpoints (resumed if it has any)")
+    parser = script_parser(__doc__, ("classifier", "unet", "measure"), "runs/pretrained_glyphs")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="UNet training steps")
     parser.add_argument("--batch-size", type=int, default=GLYPH_RUN["batch_size"])
     parser.add_argument("--until", type=int, default=None,

@@ -8,8 +8,6 @@ once, inside the latent pipeline, to keep the package small.
     python -m tinydiff.pretrained.train_shapes --part vae --vae-steps 300 --out /some/folder
 """
 
-import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +15,12 @@ import numpy as np
 from tinydiff.data import ShapeDataset
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import AutoencoderKL, UNet2DModel
-from tinydiff.pipelines import TrainConfig, Trainer, load_pipeline, save_pipeline
+from tinydiff.pipelines import TrainConfig, Trainer
 from tinydiff.pipelines.checkpoint import load_model, save_model
 from tinydiff.pipelines.data_sources import make_source
 from tinydiff.pipelines.latent import LatentTrainer, latent_source
 from tinydiff.pipelines.vae_training import VAETrainConfig, VAETrainer, psnr, reconstruct
-from tinydiff.pretrained import HERE
+from tinydiff.pretrained.shipping import run_resumable, script_parser, ship_pipeline
 
 VAE_SEED, LATENT_SEED, PIXEL_SEED, HELD_OUT_SEED = 10, 11, 12, 2000
 
@@ -67,11 +65,9 @@ def train_latent(out, steps, batch_size, work, stop=None):
     # (clipping them collapsed the samples' colours to red and green)
     scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False)
     trainer = LatentTrainer(model, scheduler, vae, data, diffusion_config(steps, batch_size, LATENT_SEED), work)
-    started = time.perf_counter()
-    trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file(), until=stop)
-    minutes = (time.perf_counter() - started) / 60
-    final, _ = load_pipeline(trainer.latest_checkpoint() if stop else Path(work) / "final")
-    save_pipeline(out / "shapes_latent", final, scheduler, dtype=np.float16, vae=vae)
+    minutes = run_resumable(trainer, work, until=stop)
+    ship_pipeline(trainer.latest_checkpoint() if stop else Path(work) / "final", out / "shapes_latent", scheduler,
+                  vae=vae)
     print(f"latent unet: {steps} steps of batch {batch_size} in {minutes:.1f} min (this run)")
     return {"latent_minutes": minutes}
 
@@ -81,11 +77,8 @@ def train_pixel(out, steps, batch_size, work):
     scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
     data = make_source("shapes", batch_size, PIXEL_SEED)
     trainer = Trainer(model, scheduler, data, diffusion_config(steps, batch_size, PIXEL_SEED), work)
-    started = time.perf_counter()
-    trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file())
-    minutes = (time.perf_counter() - started) / 60
-    final, _ = load_pipeline(Path(work) / "final")
-    save_pipeline(out / "shapes_pixel", final, scheduler, dtype=np.float16)
+    minutes = run_resumable(trainer, work)
+    ship_pipeline(Path(work) / "final", out / "shapes_pixel", scheduler)
     print(f"pixel unet: {steps} steps of batch {batch_size} in {minutes:.1f} min (this run)")
     return {"pixel_minutes": minutes}
 
@@ -103,9 +96,7 @@ def train_vae(out, steps, batch_size, work):
                             sample_every=400, num_samples=16)
     vae = AutoencoderKL(rng=np.random.default_rng(VAE_SEED), **SHAPES_VAE)
     trainer = VAETrainer(vae, make_source("shapes", batch_size, VAE_SEED), config, work)
-    started = time.perf_counter()
-    trainer.run(resume=(Path(work) / "checkpoints" / "latest").is_file())
-    minutes = (time.perf_counter() - started) / 60
+    minutes = run_resumable(trainer, work)
     vae = load_model(Path(work) / "final")
     save_model(vae, out / "shapes_latent" / "vae", dtype=np.float16)  # the latent part adds unet/, scheduler/
     shipped = load_model(out / "shapes_latent" / "vae")
@@ -118,11 +109,7 @@ def train_vae(out, steps, batch_size, work):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("all", "vae", "latent", "pixel"), default="all")
-    parser.add_argument("--out", type=Path, default=HERE, help="where the model folders go (default: the package)")
-    parser.add_argument("--work", type=Path, default=Path("runs/pretrained_shapes"),
-                        help="training folders with checkpoints (resumed if they have any)")
+    parser = script_parser(__doc__, ("vae", "latent", "pixel"), "runs/pretrained_shapes")
     parser.add_argument("--vae-steps", type=int, default=1600)
     parser.add_argument("--vae-batch-size", type=int, default=16)
     parser.add_argument("--latent-steps", type=int, default=3000)

@@ -1,11 +1,15 @@
-"""Winograd F(2x2, 3x3): a 3x3, stride-1, padding-1 convolution with 2.25x fewer multiplications.
+"""Winograd F(2x2, 3x3)'s transforms, in Numba: the additions around the 16 products.
 
-Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", section 4) compute each
-2x2 block of outputs from the 4x4 block of inputs around it as
+A 3x3, stride-1, padding-1 convolution with 2.25x fewer multiplications; winograd.py runs it
+chunk by chunk of images, this file holds the transforms it calls.
 
-    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* element-wise, g the 3x3 filter)
+Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", section 4.1) compute
+each 2x2 block Y of outputs from the 4x4 input tile d around it as
 
-with the constant matrices
+    Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A          Lavin & Gray 2016, eq. 8
+
+(⊙ element-wise, g the 3x3 filter) with the constant matrices (written down once, as B_T, G and
+A_T in kernels/reference/winograd.py, which computes the same tile by tile in einsum)
 
     B^T = [[1, 0, -1, 0],   G = [[1,    0,   0],     A^T = [[1, 1,  1,  0],
            [0, 1,  1, 0],        [1/2,  1/2, 1/2],          [0, 1, -1, -1]]
@@ -29,6 +33,11 @@ The backward passes are the adjoints of the same linear maps (no new algorithm n
                                                    input_adjoint
     dw = G^T dU G                                  weights_adjoint
 
+Names in the kernels, after the paper's: d_planes holds the input tiles d (as padded image
+planes), bt_d = B^T d, v = V = B^T d B; u = U = G g G^T; m = M = U V; at_m = A^T M, y_planes =
+A^T M A. Backward: a_dy = A dY, dm = dM = A dY A^T, dv = dV, dv_bt = dV B^T, dd_planes =
+B dV B^T (the gradient of the tiles d, overlaps added).
+
 Layout. Column (i*tw + j)*nb + b of V, M, dM and dV holds tile (i, j) of the b-th image of a
 chunk of nb images: the batch is innermost. The kernels copy each image plane into a scratch
 array in the same order, with its even and odd columns apart, so that a whole row of tiles of
@@ -50,11 +59,11 @@ convolution cost the same as with F(2x2, 3x3) (within 3% at 32 channels 16x16, 6
 import numba
 import numpy as np
 
+from tinydiff.kernels.reference.winograd import G  # the paper's matrices, written down once
 from tinydiff.kernels.threads import FAST_MATH
 
-M = 2  # output tile
-A = 4  # input tile, and transformed tile
-POSITIONS = A * A  # the products per convolution
+TILE = 4  # an input tile d, and its transform V, is TILE x TILE; an output block Y is 2 x 2
+POSITIONS = TILE * TILE  # the products per convolution, one per position of V
 
 
 def tiles(input_hw):
@@ -63,29 +72,28 @@ def tiles(input_hw):
     return (h + 1) // 2, (w + 1) // 2
 
 
-G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-# kron(G, G)[A*p + q, 3*a + b] = G[p, a] G[q, b], so that U = G g G^T of every filter at once is
-# one product: (A*A, 9) @ (9, O*C)
-_G_G = np.kron(G, G)
+# kron(G, G)[4*p + q, 3*a + b] = G[p, a] G[q, b], so that U = G g G^T of every filter at once is
+# one product: (16, 9) @ (9, O*C)
+G_KRON_G = np.kron(G, G)
 
 
 def weights(w):
-    """U (A*A, O, C): G g G^T of every 3x3 filter g = w[o, c], position k = A*p + q."""
+    """U (16, O, C): G g G^T of every 3x3 filter g = w[o, c], position k = 4*p + q."""
     n_o, n_c = w.shape[:2]
-    return (_G_G.astype(w.dtype) @ w.reshape(n_o * n_c, 9).T).reshape(A * A, n_o, n_c)
+    return (G_KRON_G.astype(w.dtype) @ w.reshape(n_o * n_c, 9).T).reshape(POSITIONS, n_o, n_c)
 
 
 def weights_adjoint(du):
-    """dw (O, C, 3, 3) = G^T dU G for every (o, c), from dU (A*A, O, C)."""
+    """dw (O, C, 3, 3) = G^T dU G for every (o, c), from dU (16, O, C)."""
     n_o, n_c = du.shape[1:]
-    # (O*C, A*A) @ (A*A, 9): dU read transposed, so that the product comes out in dw's layout
-    return (du.reshape(A * A, n_o * n_c).T @ _G_G.astype(du.dtype)).reshape(n_o, n_c, 3, 3)
+    # (O*C, 16) @ (16, 9): dU read transposed, so that the product comes out in dw's layout
+    return (du.reshape(POSITIONS, n_o * n_c).T @ G_KRON_G.astype(du.dtype)).reshape(n_o, n_c, 3, 3)
 
 
 # How the kernels below are written, for speed (measured per image on one core: the four
 # transforms together take 35-40% less time than written the obvious way):
-# - each row they work on is taken as a 1-D view first (xp[k, r], v[k, c, a:b]), so that every
-#   innermost loop is a plain unit-stride loop over 1-D arrays;
+# - each row they work on is taken as a 1-D view first (d_planes[k, r], v[k, c, a:b]), so that
+#   every innermost loop is a plain unit-stride loop over 1-D arrays;
 # - each innermost loop stores to one array only. The views are of the same array, and LLVM
 #   does not vectorise a loop that stores to several of them (it cannot rule out that they
 #   overlap), while it vectorises each single-store loop in full; reading the inputs again from
@@ -164,26 +172,27 @@ def input_forward(x, first, nb, v):
     th, tw = (h + 1) // 2, (w + 1) // 2
     row = tw * nb  # one row of tiles, all images
     # The padded planes with even and odd columns apart: column 2j + k of the padding sits at
-    # xp[k % 2, :, (j + k // 2) * nb + b], so every loop below runs over one row of tiles as
-    # one unit-stride index n = j*nb + b. The border is never written, so stays zero.
-    xp = np.zeros((2, 2 * th + 2, row + nb), dtype=x.dtype)
-    t = np.empty((2, 4, row + nb), dtype=x.dtype)  # B^T d, for one row of tiles
+    # d_planes[k % 2, :, (j + k // 2) * nb + b], so every loop below runs over one row of tiles
+    # as one unit-stride index n = j*nb + b. The border is never written, so stays zero.
+    d_planes = np.zeros((2, 2 * th + 2, row + nb), dtype=x.dtype)
+    bt_d = np.empty((2, 4, row + nb), dtype=x.dtype)  # B^T d, for one row of tiles
     for c in range(n_c):
         for b in range(nb):
             plane = x[first + b, c]
             for r in range(h):
-                src, odd, even = plane[r], xp[1, r + 1], xp[0, r + 1]
+                src, odd, even = plane[r], d_planes[1, r + 1], d_planes[0, r + 1]
                 for s in range((w + 1) // 2):  # image column 2s is padded column 2s + 1 (odd)
                     odd[s * nb + b] = src[2 * s]
                 for s in range(w // 2):  # image column 2s + 1 is padded column 2s + 2 (even)
                     even[(s + 1) * nb + b] = src[2 * s + 1]
         for i in range(th):
             for k in range(2):
-                _times_bt(xp[k, 2 * i], xp[k, 2 * i + 1], xp[k, 2 * i + 2], xp[k, 2 * i + 3],
-                          t[k, 0], t[k, 1], t[k, 2], t[k, 3], row + nb)
+                _times_bt(d_planes[k, 2 * i], d_planes[k, 2 * i + 1], d_planes[k, 2 * i + 2],
+                          d_planes[k, 2 * i + 3], bt_d[k, 0], bt_d[k, 1], bt_d[k, 2], bt_d[k, 3],
+                          row + nb)
             cols = slice(i * row, (i + 1) * row)
             for p in range(4):  # tile columns 2j..2j+3: even j, odd j, even j+1, odd j+1
-                _times_bt(t[0, p], t[1, p], t[0, p, nb:], t[1, p, nb:],
+                _times_bt(bt_d[0, p], bt_d[1, p], bt_d[0, p, nb:], bt_d[1, p, nb:],
                           v[4 * p, c, cols], v[4 * p + 1, c, cols], v[4 * p + 2, c, cols],
                           v[4 * p + 3, c, cols], row)
 
@@ -198,24 +207,27 @@ def input_adjoint(dv, first, nb, dx):
     n_c, h, w = dx.shape[1:]
     th, tw = (h + 1) // 2, (w + 1) // 2
     row = tw * nb
-    grad = np.empty((2, 2 * th + 2, row + nb), dtype=dx.dtype)  # laid out like input_forward's xp
-    e = np.empty((4, 4, row), dtype=dx.dtype)  # dV B^T
+    # dL/d of the padded planes d, laid out like input_forward's d_planes
+    dd_planes = np.empty((2, 2 * th + 2, row + nb), dtype=dx.dtype)
+    dv_bt = np.empty((4, 4, row), dtype=dx.dtype)  # dV B^T
     for c in range(n_c):
-        grad[:] = 0
+        dd_planes[:] = 0
         for i in range(th):
             cols = slice(i * row, (i + 1) * row)
             for p in range(4):
                 _times_b(dv[4 * p, c, cols], dv[4 * p + 1, c, cols], dv[4 * p + 2, c, cols],
-                         dv[4 * p + 3, c, cols], e[p, 0], e[p, 1], e[p, 2], e[p, 3], row, False)
+                         dv[4 * p + 3, c, cols], dv_bt[p, 0], dv_bt[p, 1], dv_bt[p, 2], dv_bt[p, 3],
+                         row, False)
             for s in range(4):  # tile column s is padded column 2j + s
                 k, shift = s % 2, (s // 2) * nb
-                _times_b(e[0, s], e[1, s], e[2, s], e[3, s],
-                         grad[k, 2 * i, shift:], grad[k, 2 * i + 1, shift:],
-                         grad[k, 2 * i + 2, shift:], grad[k, 2 * i + 3, shift:], row, True)
+                _times_b(dv_bt[0, s], dv_bt[1, s], dv_bt[2, s], dv_bt[3, s],
+                         dd_planes[k, 2 * i, shift:], dd_planes[k, 2 * i + 1, shift:],
+                         dd_planes[k, 2 * i + 2, shift:], dd_planes[k, 2 * i + 3, shift:], row,
+                         True)
         for b in range(nb):
             plane = dx[first + b, c]
             for r in range(h):
-                dst, odd, even = plane[r], grad[1, r + 1], grad[0, r + 1]
+                dst, odd, even = plane[r], dd_planes[1, r + 1], dd_planes[0, r + 1]
                 for s in range((w + 1) // 2):
                     dst[2 * s] = odd[s * nb + b]
                 for s in range(w // 2):
@@ -230,22 +242,22 @@ def output_forward(m, bias, first, nb, y):
     n_o, h, w = y.shape[1:]
     th, tw = (h + 1) // 2, (w + 1) // 2
     row = tw * nb
-    q = np.empty((2, 4, row), dtype=y.dtype)  # A^T M
-    out = np.empty((2, 2 * th, row), dtype=y.dtype)  # out[k, r, j*nb + b]: column 2j + k
+    at_m = np.empty((2, 4, row), dtype=y.dtype)  # A^T M
+    y_planes = np.empty((2, 2 * th, row), dtype=y.dtype)  # [k, r, j*nb + b]: A^T M A, column 2j + k
     for o in range(n_o):
         for i in range(th):
             cols = slice(i * row, (i + 1) * row)
             for s in range(4):
                 _times_at(m[s, o, cols], m[4 + s, o, cols], m[8 + s, o, cols], m[12 + s, o, cols],
-                          q[0, s], q[1, s], row)
+                          at_m[0, s], at_m[1, s], row)
             for r in range(2):
-                _times_at(q[r, 0], q[r, 1], q[r, 2], q[r, 3], out[0, 2 * i + r], out[1, 2 * i + r],
-                          row)
+                _times_at(at_m[r, 0], at_m[r, 1], at_m[r, 2], at_m[r, 3], y_planes[0, 2 * i + r],
+                          y_planes[1, 2 * i + r], row)
         bias_o = bias[o]
         for b in range(nb):
             plane = y[first + b, o]
             for r in range(h):
-                dst, even, odd = plane[r], out[0, r], out[1, r]
+                dst, even, odd = plane[r], y_planes[0, r], y_planes[1, r]
                 for s in range((w + 1) // 2):
                     dst[2 * s] = even[s * nb + b] + bias_o
                 for s in range(w // 2):
@@ -261,14 +273,14 @@ def output_adjoint(dy, first, nb, dm, db):
     n_o, h, w = dy.shape[1:]
     th, tw = (h + 1) // 2, (w + 1) // 2
     row = tw * nb
-    dyp = np.zeros((2, 2 * th, row), dtype=dy.dtype)  # like output_forward's out; padding stays 0
-    e = np.empty((4, 2, row), dtype=dy.dtype)  # A dY
+    dy_planes = np.zeros((2, 2 * th, row), dtype=dy.dtype)  # like output_forward's y_planes
+    a_dy = np.empty((4, 2, row), dtype=dy.dtype)  # A dY
     for o in range(n_o):
         total = 0.0
         for b in range(nb):
             plane = dy[first + b, o]
             for r in range(h):
-                src, even, odd = plane[r], dyp[0, r], dyp[1, r]
+                src, even, odd = plane[r], dy_planes[0, r], dy_planes[1, r]
                 for s in range((w + 1) // 2):
                     even[s * nb + b] = src[2 * s]
                 for s in range(w // 2):
@@ -279,7 +291,8 @@ def output_adjoint(dy, first, nb, dm, db):
         for i in range(th):
             cols = slice(i * row, (i + 1) * row)
             for k in range(2):
-                _times_a(dyp[k, 2 * i], dyp[k, 2 * i + 1], e[0, k], e[1, k], e[2, k], e[3, k], row)
+                _times_a(dy_planes[k, 2 * i], dy_planes[k, 2 * i + 1], a_dy[0, k], a_dy[1, k],
+                         a_dy[2, k], a_dy[3, k], row)
             for p in range(4):
-                _times_a(e[p, 0], e[p, 1], dm[4 * p, o, cols], dm[4 * p + 1, o, cols],
+                _times_a(a_dy[p, 0], a_dy[p, 1], dm[4 * p, o, cols], dm[4 * p + 1, o, cols],
                          dm[4 * p + 2, o, cols], dm[4 * p + 3, o, cols], row)

@@ -27,9 +27,9 @@ def numba_threading():
     import numba
     import numpy as np
 
-    from tinydiff.kernels.probe import parallel_sum
+    from tinydiff.kernels.probe import start_threading_layer
 
-    parallel_sum(np.ones(64))
+    start_threading_layer(np.ones(64))
     try:
         layer = numba.threading_layer()
     except ValueError:

@@ -1,23 +1,11 @@
-"""The `tinydiff` command line.
+"""`tinydiff train` and `tinydiff train-vae`: their flags, and the runs they start (the run
+folder's checks and the one-line endings are in tinydiff.cli.run)."""
 
-    tinydiff --version
-    tinydiff info                         versions, Numba threading and the BLAS NumPy uses
-    tinydiff train --dataset glyphs ...   train a diffusion model (see tinydiff train --help)
-    tinydiff train-vae --dataset shapes   train an AutoencoderKL (then: tinydiff train --latent DIR)
-    tinydiff sample ...                   sample a trained (or the shipped) model to a PNG grid / GIF / npz
-    tinydiff export --diffusers DIR       write a model folder diffusers' from_pretrained loads
-"""
-
-import argparse
-import sys
 from pathlib import Path
 
-import tinydiff
-from tinydiff.cli_info import cmd_info
-from tinydiff.cli_sample import add_sample_parser, default_model_dir
-from tinydiff.cli_types import (decay, drop_probability, flag_list, int_list, nonnegative_float, nonnegative_int,
+from tinydiff.cli.flag_types import (decay, drop_probability, flag_list, int_list, nonnegative_float, nonnegative_int,
                                 positive_float, positive_int)
-from tinydiff.recipes import RECIPES, expand_recipe
+from tinydiff.recipes import RECIPES
 
 
 RESUME_HELP = (
@@ -29,6 +17,28 @@ OVERWRITE_RUN_HELP = ("start over in an OUT that holds a run: removes its checkp
                       "(only what tinydiff wrote there; your other files stay)")
 
 
+def add_run_flags(p, steps, batch_size, ema_decay, checkpoint_every, sample_every, samples):
+    """The flags of a training run that train and train-vae share, with each command's defaults:
+    where the data comes from and the run goes, its length, pace and seed, its checkpoints and
+    sample grids, and what happens to an OUT that holds a run."""
+    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--steps", type=positive_int, default=steps, help=f"training steps (default {steps})")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                   help=f"images per step (default {batch_size})")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
+    p.add_argument("--ema-decay", type=decay, default=ema_decay,
+                   help=f"EMA decay of the weights that are sampled and saved (default {ema_decay})")
+    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
+                   help="steps between checkpoints")
+    p.add_argument("--sample-every", type=nonnegative_int, default=sample_every,
+                   help=f"steps between {samples} (0: only at the end)")
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
+
+
 def add_train_parser(sub):
     from tinydiff.pipelines.data_sources import DATASETS
 
@@ -38,14 +48,7 @@ def add_train_parser(sub):
         "EMA weights, loadable with `tinydiff sample --model OUT/final`)."))
     p.add_argument("--dataset", required=True, choices=DATASETS, help="what to learn: generated on the fly "
                    "(glyphs, shapes, 2-D toys) or your own files (mnist: a folder of idx files, folder: images)")
-    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--steps", type=positive_int, default=3000, help="training steps (default 3000)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="images per step (default 64)")
-    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
     p.add_argument("--warmup-steps", type=nonnegative_int, default=100, help="linear warm-up steps (default 100)")
-    p.add_argument("--ema-decay", type=decay, default=0.999, help="EMA decay of the sampled weights (default 0.999)")
-    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(32, 64, 64),
                    help="UNet block_out_channels, one per resolution (default 32,64,64)")
     p.add_argument("--attention", type=flag_list, default=(0, 0, 1),
@@ -62,15 +65,10 @@ def add_train_parser(sub):
                    choices=("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"),
                    help="noise schedule (default squaredcos_cap_v2, Nichol & Dhariwal's cosine)")
     p.add_argument("--min-snr-gamma", type=nonnegative_float, default=0.0, help="min-SNR loss weighting, e.g. 5 (default off)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=nonnegative_int, default=500, help="steps between sample grids (0: only at the end)")
     p.add_argument("--processes", type=positive_int, default=None,
                    help="processes that train together, each on a slice of every batch (default for images: "
                         "one per core, at most batch-size/2; 2-D toys: 1; 1 trains in this process alone, its "
                         "kernels split over the cores); see tinydiff.parallel")
-    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
-    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
     p.add_argument("--latent", type=Path, metavar="VAE_DIR", help="latent diffusion: train on the latents of "
                    "this VAE (a `tinydiff train-vae` output folder or a model folder); the UNet's sample size "
                    "becomes the latent's and OUT/final gets the VAE in vae/")
@@ -78,6 +76,8 @@ def add_train_parser(sub):
                    help="with --latent: how many images are encoded once and trained on (default 8192)")
     p.add_argument("--recipe", choices=sorted(RECIPES), help="the flags of a named training run, e.g. glyphs: the "
                    "shipped glyph model's; flags you give override them (tinydiff/recipes.py)")
+    add_run_flags(p, steps=3000, batch_size=64, ema_decay=0.999, checkpoint_every=500, sample_every=500,
+                  samples="sample grids")
     p.set_defaults(func=cmd_train)
 
 
@@ -119,7 +119,7 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
     from tinydiff.parallel import default_processes
-    from tinydiff.cli_run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
+    from tinydiff.cli.run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
     from tinydiff.pipelines import TrainConfig, Trainer
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
@@ -179,15 +179,8 @@ def add_train_vae_parser(sub):
         "held-out images (latents_mean and latents_std per channel, or one scaling_factor); then `tinydiff train --latent OUT ...` trains a UNet on its latents."))
     p.add_argument("--dataset", default="shapes", choices=("shapes", "glyphs", "mnist", "folder"),
                    help="images to encode (default shapes)")
-    p.add_argument("--data-path", help="folder with your files, for --dataset mnist or folder")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--steps", type=positive_int, default=1600, help="training steps (default 1600)")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default 16)")
-    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default 2e-3)")
     p.add_argument("--beta", type=nonnegative_float, default=1e-4, help="weight of the KL per pixel (default 1e-4)")
     p.add_argument("--reconstruction", default="mse", choices=("l1", "mse"), help="reconstruction loss (default mse)")
-    p.add_argument("--ema-decay", type=decay, default=0.99, help="EMA decay of the saved weights (default 0.99)")
-    p.add_argument("--image-size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--channels", type=int_list, default=(16, 32, 64),
                    help="block_out_channels; each level after the first halves the resolution (default 16,32,64: 1/4)")
     p.add_argument("--latent-channels", type=positive_int, default=4, help="latent channels (default 4)")
@@ -195,18 +188,15 @@ def add_train_vae_parser(sub):
     p.add_argument("--latent-norm", default="channel", choices=("channel", "global"),
                    help="how the diffusion model's latents are normalised: per-channel mean and std "
                         "(default), or one scaling_factor as in Stable Diffusion 1.x")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of everything random (default 0)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=nonnegative_int, default=400, help="steps between reconstruction grids (0: only at the end)")
-    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
-    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_RUN_HELP)
+    add_run_flags(p, steps=1600, batch_size=16, ema_decay=0.99, checkpoint_every=200, sample_every=400,
+                  samples="reconstruction grids")
     p.set_defaults(func=cmd_train_vae)
 
 
 def cmd_train_vae(args):
     import numpy as np
 
-    from tinydiff.cli_run import TRAIN_VAE_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
+    from tinydiff.cli.run import TRAIN_VAE_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
     from tinydiff.models import AutoencoderKL
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
@@ -244,79 +234,10 @@ def cmd_train_vae(args):
     return 0
 
 
-
-def add_export_parser(sub):
-    p = sub.add_parser("export", help="write a model folder that diffusers loads", description=(
-        "Write MODEL as a diffusers pipeline folder (model_index.json, unet/, scheduler/) with float32 "
-        "weights: UNet2DModel.from_pretrained(DIR, subfolder='unet') loads it, and training can go on "
-        "on a GPU with diffusers."))
-    p.add_argument("--diffusers", type=Path, required=True, metavar="DIR", help="folder to write")
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace DIR if it is not empty; only a model folder tinydiff wrote is replaced")
-    p.set_defaults(func=cmd_export)
-
-
-def cmd_export(args):
-    from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
-    from tinydiff.pipelines.outputs import OutputError, check_model_destination
-
-    try:
-        check_model_destination(args.diffusers, "--diffusers", args.overwrite)
-    except OutputError as err:
-        raise SystemExit(f"tinydiff export: {err}") from None
-    folder = args.model or default_model_dir()
-    try:
-        model, scheduler_config = load_pipeline(folder)
-        from tinydiff.pipelines.latent import load_pipeline_vae
-
-        vae = load_pipeline_vae(folder)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"tinydiff export: {err}") from None
-    if type(model).__name__ != "UNet2DModel":
-        raise SystemExit(f"tinydiff export: diffusers has no counterpart of {type(model).__name__}")
-    save_pipeline(args.diffusers, model, scheduler_from_config("ddpm", scheduler_config), vae=vae)
-    if vae is not None:
-        print(f"wrote the VAE to {args.diffusers / 'vae'} (diffusers.AutoencoderKL.from_pretrained(DIR, subfolder='vae'))")
-    print(f"wrote {args.diffusers} (load with diffusers.UNet2DModel.from_pretrained(DIR, subfolder='unet'))")
-    return 0
-
-
 def command_defaults(command, args):
     """{flag dest: its default} for `command`'s flags: a flag a run's checkpoints do not record
     (the run is older than the flag) must keep its default on --resume."""
+    from tinydiff.cli.main import build_parser
+
     sub = build_parser().commands[command]
     return {key: sub.get_default(key) for key in vars(args)}
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="tinydiff",
-        description="Diffusion models from scratch in NumPy and Numba, made to teach.",
-    )
-    parser.add_argument("--version", action="version", version=f"tinydiff {tinydiff.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    info = sub.add_parser("info", help="print versions, Numba threading and the BLAS in use")
-    info.set_defaults(func=cmd_info)
-    add_train_parser(sub)
-    add_train_vae_parser(sub)
-    add_sample_parser(sub)
-    add_export_parser(sub)
-    parser.commands = sub.choices  # name -> its parser (command_defaults reads them)
-    return parser
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(expand_recipe(sys.argv[1:] if argv is None else argv))
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:  # one line; training says itself where it stopped
-        sys.stderr.write(f"\ntinydiff {args.command}: interrupted\n")
-        raise SystemExit(130) from None
-    except OSError as err:  # a full disk or a lost permission while writing: the outputs were checked before
-        where = f" ({err.filename})" if err.filename else ""
-        raise SystemExit(f"tinydiff {args.command}: {err.strerror or err}{where}") from None

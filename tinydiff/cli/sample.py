@@ -4,9 +4,8 @@ is checked before the model is even loaded."""
 
 from pathlib import Path
 
-from tinydiff.cli_types import nonnegative_float, positive_int, unit_interval
-
-GUIDANCE_KEY = "_tinydiff_guidance_scale"  # a model folder's recommended guidance scale
+from tinydiff.cli.flag_types import nonnegative_float, positive_int, unit_interval
+from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY as GUIDANCE_KEY  # a folder's recommended scale
 
 
 def add_sample_parser(sub):

@@ -306,9 +306,19 @@ print("samples_2d_s1_vs_s4.png: samples at s = 1 and s = 4, and fidelity against
 # paper). Like diffusers, tinydiff applies it to whatever the model predicts; this model
 # predicts v, so it is v's spread that is rescaled.
 #
+# **A trap: DDIM's clip_sample.** DDIM (as in diffusers, whose default is clip_sample=True, and
+# as this model's config says) clips its guess of x_0 to [-1, 1] at every step, but by default
+# (use_clipped_model_output=False) keeps the *unclipped* eps for the step's "direction" term
+# (DDIM eq. 12). Without guidance the guess of x_0 hardly leaves [-1, 1] and the two agree.
+# Guidance extrapolates, so early in sampling a good share of the guided x_0 lands well outside
+# [-1, 1]: the clipped x_0 and the eps then describe two different images, and the step mixes
+# them. So this lesson samples the glyphs with clip_sample=False, and the third panel below
+# shows what the default does. (DPM-Solver++, which does not clip, and DDIM with
+# use_clipped_model_output=True, which recomputes eps from the clipped x_0, guide fine too.)
+#
 # The grid: columns are digits 0-9, twice with different noise; every row starts from the same
 # twenty x_T (`sample` draws x_T first from its generator, and DDIM with eta = 0 draws nothing
-# else), so within a column only s and phi change.
+# else), so within a column only s, phi and the clipping change.
 
 # %%
 model, scheduler_config = load_pipeline(args.model or glyph_model_dir())
@@ -321,38 +331,40 @@ print(f"{type(model).__name__}: {model.config['num_class_embeds']} class embeddi
 STEPS = 10 if args.fast else args.steps
 
 
-def glyph_ddim():
-    # DDIM from t = 999 ("trailing", lesson 05), clipping its guess of x_0 as the model's config says
-    return scheduler_from_config("ddim", {**scheduler_config, "timestep_spacing": "trailing"})
+def glyph_ddim(clip):
+    # DDIM from t = 999 ("trailing", lesson 05); clip: clip its guess of x_0 to [-1, 1] (see above)
+    return scheduler_from_config("ddim", {**scheduler_config, "timestep_spacing": "trailing", "clip_sample": clip})
 
 
-def glyphs(labels, s, phi, seed, steps=STEPS):
-    return sample(model, glyph_ddim(), (len(labels), 1, size, size), np.random.default_rng(seed), steps,
+def glyphs(labels, s, phi, seed, clip=False, steps=STEPS):
+    return sample(model, glyph_ddim(clip), (len(labels), 1, size, size), np.random.default_rng(seed), steps,
                   class_labels=labels, guidance_scale=s, guidance_rescale=phi)
 
 
 GRID_SCALES = [0.0, 1.0, 4.0] if args.fast else [0.0, 1.0, 2.0, 4.0, 8.0]
 PHIS = [0.0, 0.7]
 grid_labels = np.arange(10) if args.fast else np.tile(np.arange(10), 2)
-grid = {(s, phi): glyphs(grid_labels, s, phi, seed=7) for phi in PHIS for s in GRID_SCALES}
-blocks = {phi: [tile_images(grid[s, phi], ncols=10, scale=3) for s in GRID_SCALES] for phi in PHIS}
-gap = np.full((14, blocks[0.0][0].shape[1], 3), 255, np.uint8)  # white band between two values of s
-fig, axes = new_figure(1, len(PHIS), panel_size=(5.6, 0.9 + 0.45 * len(GRID_SCALES) * len(grid_labels) / 10),
+PANELS = {(0.0, False): "phi = 0 (no rescale)", (0.7, False): "rescale, phi = 0.7",
+          (0.0, True): "phi = 0, with clip_sample=True"}  # (phi, clip) -> title
+grid = {(s, phi, clip): glyphs(grid_labels, s, phi, seed=7, clip=clip) for phi, clip in PANELS for s in GRID_SCALES}
+blocks = {key: [tile_images(grid[(s, *key)], ncols=10, scale=3) for s in GRID_SCALES] for key in PANELS}
+gap = np.full((14, blocks[0.0, False][0].shape[1], 3), 255, np.uint8)  # white band between two values of s
+fig, axes = new_figure(1, len(PANELS), panel_size=(5.0, 0.9 + 0.42 * len(GRID_SCALES) * len(grid_labels) / 10),
                        squeeze=True)
-for ax, phi in zip(axes, PHIS):
-    ax.imshow(np.concatenate([part for block in blocks[phi] for part in (block, gap)][:-1]), interpolation="nearest")
-    height = blocks[phi][0].shape[0] + len(gap)
-    ax.set_yticks([i * height + blocks[phi][0].shape[0] / 2 for i in range(len(GRID_SCALES))],
+for ax, (key, title) in zip(axes, PANELS.items()):
+    ax.imshow(np.concatenate([part for block in blocks[key] for part in (block, gap)][:-1]), interpolation="nearest")
+    height = blocks[key][0].shape[0] + len(gap)
+    ax.set_yticks([i * height + blocks[key][0].shape[0] / 2 for i in range(len(GRID_SCALES))],
                   [f"s = {s:g}" + (" (uncond.)" if s == 0 else "") for s in GRID_SCALES])
     ax.set_xticks([])
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.set_title(f"guidance_rescale phi = {phi:g}" + (" (no rescale)" if phi == 0 else ""), fontsize="medium")
+    ax.set_title(title, fontsize="medium")
 fig.suptitle(f"DDIM {STEPS} steps, the same x_T in every row; columns: digits 0-9" + (", twice" if len(grid_labels) > 10 else ""),
              fontsize="medium")
 save_figure(fig, OUT / "glyphs_by_scale.png")
-print(f"glyphs_by_scale.png: rows s = {GRID_SCALES}; left without rescale, right with phi = 0.7")
+print(f"glyphs_by_scale.png: rows s = {GRID_SCALES}; no rescale, rescale phi = 0.7, and DDIM clipping x_0")
 
 # %% [markdown]
 # ## Part 3 — the trade-off, measured
@@ -374,7 +386,9 @@ print(f"glyphs_by_scale.png: rows s = {GRID_SCALES}; left without rescale, right
 SCALES = [0.0, 1.0, 4.0] if args.fast else [0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0]
 # rescale acts only where guidance does: s = 1 returns the conditional output as it is, and at s = 0
 # it would stretch the unconditional output to the conditional one's spread, which means nothing
-SETTINGS = [(s, 0.0) for s in SCALES] + [(s, 0.7) for s in SCALES if s > 1]
+SETTINGS = [(s, 0.0, False) for s in SCALES] + [(s, 0.7, False) for s in SCALES if s > 1]
+S_CLIPPED = 4.0 if args.fast else 3.0  # and one guided setting with DDIM's clip_sample, the trap of Part 2
+SETTINGS.append((S_CLIPPED, 0.0, True))
 num = 20 if args.fast else max(20, args.num)
 labels = np.arange(num) % 10
 judge = glyph_judge(200 if args.fast else 1000)
@@ -405,33 +419,33 @@ for seed in (3001, 3002):  # two more sets of real glyphs: the floor's spread
 real_frechet, real_frechet_sd = float(np.mean(real_frechets)), float(np.std(real_frechets, ddof=1))
 sweep = []
 sweep_started = time.perf_counter()
-for s, phi in SETTINGS:
+for s, phi, clip in SETTINGS:
     t0 = time.perf_counter()
-    x = glyphs(labels, s, phi, seed=11)
+    x = glyphs(labels, s, phi, seed=11, clip=clip)
     seconds = time.perf_counter() - t0
     ok, features = fidelity_and_features(x, labels)
-    sweep.append({"s": s, "phi": phi, "fidelity": float(ok.mean()), "frechet": judge.score(x)["frechet"],
+    sweep.append({"s": s, "phi": phi, "clip": clip, "fidelity": float(ok.mean()), "frechet": judge.score(x)["frechet"],
                   "diversity": diversity(features, labels, real_features, real_labels), "seconds": seconds})
     r = sweep[-1]
-    print(f"s = {s:<4g} phi = {phi:<4g} fidelity {r['fidelity']:6.1%}  Frechet {r['frechet']:.3f}  "
+    print(f"s = {s:<4g} phi = {phi:<4g}{' clip_sample' if clip else ''} fidelity {r['fidelity']:6.1%}  Frechet {r['frechet']:.3f}  "
           f"diversity {r['diversity']:.2f}  ({seconds:.0f} s, {time.perf_counter() - sweep_started:.0f} s so far)")
 
 
-def row(s, phi):
-    return next(r for r in sweep if r["s"] == s and r["phi"] == phi)
+def row(s, phi, clip=False):
+    return next(r for r in sweep if r["s"] == s and r["phi"] == phi and r["clip"] == clip)
 
 
 def curve(phi):
-    """The sweep's rows for one phi, by s; the rescaled curve starts from s = 1, where phi does nothing."""
-    return [r for r in sweep if r["phi"] == phi or (phi > 0 and r["s"] == 1.0)]
+    """The sweep's unclipped rows for one phi, by s; the rescaled curve starts from s = 1, where phi does nothing."""
+    return [r for r in sweep if not r["clip"] and (r["phi"] == phi or (phi > 0 and r["s"] == 1.0))]
 
 
-header = f"{'s':>4} {'phi':>4} {'fidelity':>9} {'Frechet':>8} {'diversity':>10} {'sec/image':>9}"
+header = f"{'s':>4} {'phi':>4} {'clip x_0':>8} {'fidelity':>9} {'Frechet':>8} {'diversity':>10} {'sec/image':>9}"
 lines = [f"{num} samples per setting, DDIM {STEPS} steps, seed 11", header, "-" * len(header)]
 for r in sweep:
-    lines.append(f"{r['s']:>4g} {r['phi']:>4g} {r['fidelity']:>9.1%} {r['frechet']:>8.3f} {r['diversity']:>10.2f} "
+    lines.append(f"{r['s']:>4g} {r['phi']:>4g} {'yes' if r['clip'] else 'no':>8} {r['fidelity']:>9.1%} {r['frechet']:>8.3f} {r['diversity']:>10.2f} "
                  f"{r['seconds'] / num:>9.3f}")
-lines.append(f"{'real glyphs':>9} {real_ok.mean():>9.1%} {real_frechet:>8.3f} {1.0:>10.2f}"
+lines.append(f"{'real glyphs':>18} {real_ok.mean():>9.1%} {real_frechet:>8.3f} {1.0:>10.2f}"
              f"   (Frechet: 3 sets of {num} real glyphs, +- {real_frechet_sd:.3f}: the floor)")
 table = "\n".join(lines)
 print(table)
@@ -439,7 +453,7 @@ print(table)
 
 # %%
 fig, axes = new_figure(1, 2, panel_size=(5.0, 4.2), squeeze=True)
-for ax, key, xlabel in ((axes[0], "frechet", f"Frechet distance to real glyphs ({num} samples; lower is closer)"),
+for ax, key, xlabel in ((axes[0], "frechet", f"Frechet distance to real glyphs ({num} samples; log scale)"),
                         (axes[1], "diversity", "diversity within a digit (real glyphs = 1)")):
     for phi, style in zip(PHIS, ("o-", "s--")):
         rs = curve(phi)
@@ -449,13 +463,16 @@ for ax, key, xlabel in ((axes[0], "frechet", f"Frechet distance to real glyphs (
             for r in rs:
                 ax.annotate(f"s={r['s']:g}", (r[key], r["fidelity"]), textcoords="offset points", xytext=(5, -11),
                             fontsize="small")
+    trap = row(S_CLIPPED, 0.0, clip=True)
+    ax.plot([trap[key]], [trap["fidelity"]], "rX", markersize=9, label=f"s = {S_CLIPPED:g} with clip_sample=True")
     real_x = real_frechet if key == "frechet" else 1.0
     ax.plot([real_x], [real_ok.mean()], "k*", markersize=10, label="real glyphs")
     ax.set_xlabel(xlabel, fontsize="small")
     ax.set_ylabel("fidelity: share recognised as the digit asked")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-axes[0].set_title("fidelity against Frechet distance", fontsize="medium")
+axes[0].set_xscale("log")
+axes[0].set_title("fidelity against Frechet distance (lower is closer)", fontsize="medium")
 axes[1].set_title("fidelity against diversity", fontsize="medium")
 fig.suptitle(f"the glyph model as s grows (s = 0 unconditional, 1 no guidance); DDIM {STEPS} steps", fontsize="medium")
 save_figure(fig, OUT / "tradeoff_glyphs.png")

@@ -37,13 +37,14 @@
 # 0.33, 0.37, 0.49, 1.36, 6.33 at s = 1.5, 2, 3, 5, 8) and diversity within a digit falls from
 # 0.96 to 0.84 at s = 2. Past s = 3 the samples turn bold and over-bright, and the judge files
 # more and more of them under "not a digit" (fidelity 95% at s = 5, 70.5% at s = 8), which
-# also makes the diversity measure climb again. Rescale (phi = 0.7) does not help here: it moves
-# fidelity by a point or two and the Frechet distance by up to 11%, for the worse. And DDIM's
+# also makes the diversity measure climb again. Rescale (phi = 0.7) tones the brightness down
+# (at s = 8, 13.9% of pixels beyond +-1.05 instead of 20.2%) but does not help the measures: it
+# moves fidelity by a point or two and the Frechet distance by up to 11%, for the worse. And DDIM's
 # default clip_sample=True breaks guided sampling outright (27.5% at s = 3); the lesson shows why.
 #
 # Run: `python lessons/07_guidance.py [--num N] [--steps S] [--out DIR] [--fast] [--model DIR]`.
 # Measured while other jobs kept the 2 cores busy (load average 4-5; the lesson got about one
-# core's worth): 6.8 and 7.7 minutes in two runs, and 35 s with --fast. A quiet machine is faster.
+# core's worth): 6.8 to 8.6 minutes in three runs, and 35 s with --fast. A quiet machine is faster.
 
 # %%
 import argparse
@@ -522,8 +523,8 @@ print(f"lesson ran in {time.perf_counter() - started:.0f} s")
 # %% [markdown]
 # What to notice (our run, the table above): the glyph model shows the *price* of guidance
 # clearly and the *gain* not at all. The gain needs room: in 2-D, s = 1 leaves 22% of samples
-# in the overlap of the two classes, and guidance clears it. These glyphs barely overlap (a 3
-# is rarely mistaken for an 8), and the shipped model is already 99.5% on target at s = 1,
+# in the overlap of the two classes, and guidance clears it. The glyph digits barely overlap
+# (the judge recognises 99.5% of real glyphs), and the shipped model is already 99.5% on target at s = 1,
 # which guidance keeps up to s = 3 and cannot raise. Ho & Salimans' ImageNet classes overlap
 # far more, so there fidelity (their Inception Score) climbs. The price is the paper's: the
 # Frechet distance is lowest at s = 1 (at the floor of real glyphs, 0.30 against 0.28 +- 0.02)
@@ -534,11 +535,13 @@ print(f"lesson ran in {time.perf_counter() - started:.0f} s")
 # still legible to us, but the judge files about one in six under "not a digit" and is unsure
 # of more, so fidelity falls to 70.5%. Those outliers are also why "diversity" climbs again at
 # s = 5 and 8: a few strange samples far from the rest spread the features, which is not
-# the variety of style the measure is meant for. Rescale (phi = 0.7) moved fidelity by at most
-# a point and a half and the Frechet distance by up to 11%, for the worse (s = 5): on this
-# v-prediction model the over-brightness is not something that pulling the output's spread
-# back (eq. 15) undoes. The recommended scale stored
-# with the model (3) sits at the end of the flat part: the same fidelity, Frechet 0.49.
+# the variety of style the measure is meant for. Rescale (phi = 0.7) does what it is for, in
+# part: at s = 8 it leaves 13.9% of the pixels over-bright instead of 20.2%. But the judge's
+# verdict barely moves: fidelity by at most a point and a half, the Frechet distance by up to
+# 11%, for the worse (s = 5). Guidance costs time too: one forward of 2B per step instead of
+# B, 1.7 to 2.5 times the time per image of s = 1 in our run (the last column; busy cores).
+# The recommended scale stored with the model (3) sits at the end of the flat part: the same
+# fidelity, Frechet 0.49.
 # Finally the trap: with DDIM's clip_sample=True, s = 3 keeps 27.5% on target, against 99.5%
 # without clipping.
 

@@ -30,6 +30,7 @@ CASES = [
     ("05_steps_and_samplers.py", ["quality_vs_steps.png", "few_steps_side_by_side.png", "quality_vs_steps.txt",
                                  "ode_error_vs_steps.png"]),
     ("06_latent_space.py", ["reconstructions.png", "latent_channels.png", "interpolation.png", "vae_vs_latent_diffusion.png"]),
+    ("07_guidance.py", ["scores_2d.png", "samples_2d_s1_vs_s4.png", "glyphs_by_scale.png", "tradeoff_glyphs.png"]),
 ]
 
 

@@ -40,19 +40,18 @@
 # also makes the diversity measure climb again. Rescale (phi = 0.7) tones the brightness down
 # (at s = 8, 13.9% of pixels beyond +-1.05 instead of 20.2%) but does not help the measures: it
 # moves fidelity by a point or two and the Frechet distance by up to 11%, for the worse. And DDIM's
-# default clip_sample=True breaks guided sampling outright (27.5% at s = 3); the lesson shows why.
+# clip_sample, done as diffusers' DDIM does it by default, breaks guided sampling outright (27.5%
+# at s = 3); tinydiff's `sample()` guards against it, and the lesson shows why.
 #
 # Run: `python lessons/07_guidance.py [--num N] [--steps S] [--out DIR] [--fast] [--model DIR]`.
 # Measured while other jobs kept the 2 cores busy (load average 4-5; the lesson got about one
 # core's worth): 6.8 to 8.6 minutes in three runs, and 35 s with --fast. A quiet machine is faster.
 
 # %%
-import argparse
-import os
 import time
 from pathlib import Path
 
-import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/__init__.py)
+from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
@@ -64,21 +63,15 @@ from tinydiff.pretrained import glyph_judge, glyph_model_dir
 from tinydiff.viz import new_figure, save_figure
 from tinydiff.viz.tiles import tile_images
 
-# Terms (alpha_bar, SNR, v-prediction, ...): docs/glossary.md. In a notebook, where flags cannot be
-# passed, TINYDIFF_LESSON_FAST=1 and TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) stand in for them.
-parser = argparse.ArgumentParser(description="Lesson 07: classifier-free guidance")
-parser.add_argument("--out", help="folder for the figures",
-                    default=os.path.join(os.environ.get("TINYDIFF_LESSON_OUT", "outputs"), "07_guidance"))
+# Terms (alpha_bar, SNR, v-prediction, guidance scale, ...): docs/glossary.md.
+parser = LessonParser("07_guidance", "Lesson 07: classifier-free guidance",
+                      fast_help="few points, samples and steps, for smoke tests")
 parser.add_argument("--num", type=int, default=200, help="glyph samples per guidance setting (default 200)")
 parser.add_argument("--steps", type=int, default=25, help="DDIM steps per glyph sample (default 25)")
 parser.add_argument("--model", type=Path, default=None, help="a model folder instead of the shipped one "
                     "(class-conditional, trained with --cond-drop-prob > 0)")
-parser.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
-                    help="few samples and steps, for smoke tests (or TINYDIFF_LESSON_FAST=1)")
-args, _ = parser.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
-OUT = Path(args.out)
-OUT.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {OUT.resolve()}")
+args = parser.parse()
+OUT = args.out
 started = time.perf_counter()
 
 # %% [markdown]
@@ -329,9 +322,10 @@ print("samples_2d_s1_vs_s4.png: samples at s = 1 and s = 4, and fidelity against
 # (DDIM eq. 12). Without guidance the guess of x_0 hardly leaves [-1, 1] and the two agree.
 # Guidance extrapolates, so early in sampling a good share of the guided x_0 lands well outside
 # [-1, 1]: the clipped x_0 and the eps then describe two different images, and the step mixes
-# them. So this lesson samples the glyphs with clip_sample=False, and the third panel below
-# shows what the default does. (DPM-Solver++, which does not clip, and DDIM with
-# use_clipped_model_output=True, which recomputes eps from the clipped x_0, guide fine too.)
+# them. DDIM with use_clipped_model_output=True recomputes eps from the clipped x_0, and
+# tinydiff's `sample()` does so by default whenever s > 1 (DPM-Solver++, which does not clip,
+# guides fine too). This lesson samples the glyphs with clip_sample=False all the same, and the
+# third panel below switches the guard off (use_clipped_model_output=False) to show the trap.
 #
 # The grid: columns are digits 0-9, twice with different noise; every row starts from the same
 # twenty x_T (`sample` draws x_T first from its generator, and DDIM with eta = 0 draws nothing
@@ -354,8 +348,10 @@ def glyph_ddim(clip):
 
 
 def glyphs(labels, s, phi, seed, clip=False, steps=STEPS):
+    # with clip, eps stays unclipped as in diffusers' DDIM default: the trap, on purpose
+    guard = {"use_clipped_model_output": False} if clip else {}
     return sample(model, glyph_ddim(clip), (len(labels), 1, size, size), np.random.default_rng(seed), steps,
-                  class_labels=labels, guidance_scale=s, guidance_rescale=phi)
+                  class_labels=labels, guidance_scale=s, guidance_rescale=phi, **guard)
 
 
 GRID_SCALES = [0.0, 1.0, 4.0] if args.fast else [0.0, 1.0, 2.0, 4.0, 8.0]

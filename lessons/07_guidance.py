@@ -358,7 +358,7 @@ GRID_SCALES = [0.0, 1.0, 4.0] if args.fast else [0.0, 1.0, 2.0, 4.0, 8.0]
 PHIS = [0.0, 0.7]
 grid_labels = np.arange(10) if args.fast else np.tile(np.arange(10), 2)
 PANELS = {(0.0, False): "phi = 0 (no rescale)", (0.7, False): "rescale, phi = 0.7",
-          (0.0, True): "phi = 0, with clip_sample=True"}  # (phi, clip) -> title
+          (0.0, True): "phi = 0, clip_sample=True, eps unclipped (the trap)"}  # (phi, clip) -> title
 grid = {(s, phi, clip): glyphs(grid_labels, s, phi, seed=7, clip=clip) for phi, clip in PANELS for s in GRID_SCALES}
 blocks = {key: [tile_images(grid[(s, *key)], ncols=10, scale=3) for s in GRID_SCALES] for key in PANELS}
 gap = np.full((14, blocks[0.0, False][0].shape[1], 3), 255, np.uint8)  # white band between two values of s

@@ -9,7 +9,7 @@ from tinydiff.lesson import LessonParser
 
 
 def parse(monkeypatch, argv, **env):
-    for name in ("TINYDIFF_LESSON_OUT", "TINYDIFF_LESSON_FAST"):
+    for name in ("TINYDIFF_LESSON_OUT", "TINYDIFF_LESSON_FAST", "TINYDIFF_LESSON_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -39,3 +39,22 @@ def test_by_default_figures_go_under_outputs(monkeypatch, tmp_path):
 def test_a_missing_name_is_named():
     with pytest.raises(TypeError, match="name must be a non-empty str"):
         LessonParser("", "Lesson", fast_help="smaller")
+
+
+@pytest.mark.parametrize("argv, env", [(["--backend", "reference"], {}), ([], {"TINYDIFF_LESSON_BACKEND": "reference"})])
+def test_backend_reference_switches_every_layer_to_the_numpy_kernels(monkeypatch, tmp_path, capsys, argv, env):
+    from tinydiff import kernels
+
+    try:
+        args = parse(monkeypatch, ["--out", str(tmp_path), *argv], **env)
+        assert args.backend == "reference" and kernels.current_backend() == "reference"
+        assert "reference kernels" in capsys.readouterr().out
+    finally:
+        kernels.use("fast")
+    assert parse(monkeypatch, ["--out", str(tmp_path)]).backend == "fast" and kernels.current_backend() == "fast"
+
+
+def test_an_unknown_backend_is_a_usage_error(monkeypatch, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse(monkeypatch, ["--out", str(tmp_path)], TINYDIFF_LESSON_BACKEND="slow")
+    assert "--backend: expected one of ('fast', 'reference')" in capsys.readouterr().err

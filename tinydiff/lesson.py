@@ -11,8 +11,13 @@ Every lesson has --out DIR (default outputs/<lesson>, relative to the working di
 --fast (smaller sizes, for the test suite's smoke runs); add a lesson's own flags with
 parser.add_argument before parse(). In a notebook, where flags cannot be passed,
 TINYDIFF_LESSON_OUT=DIR (figures in DIR/<lesson>) and TINYDIFF_LESSON_FAST=1 stand in for
-them; arguments the parser does not know (a notebook kernel's own) are ignored. Only this
-module reads those two variables: they choose a lesson's sizes, never how tinydiff computes.
+them; arguments the parser does not know (a notebook kernel's own) are ignored.
+
+--backend reference (or TINYDIFF_LESSON_BACKEND=reference) runs the whole lesson on the NumPy
+reference kernels through tinydiff.kernels.use, the library's one documented switch: slower,
+the same numbers to rounding, and every layer's arithmetic readable (the test suite smoke-runs
+lessons this way too). Only this module reads these three variables, and only to set a
+lesson's flags.
 
 Why a lesson imports this before NumPy: importing tinydiff first lets it set up the process
 before NumPy's OpenBLAS loads (tinydiff/runtime/process_settings.py says what and why; a
@@ -23,6 +28,8 @@ simply the first a lesson needs.
 import argparse
 import os
 from pathlib import Path
+
+from tinydiff.kernels.switch import BACKENDS
 
 
 class LessonParser(argparse.ArgumentParser):
@@ -48,10 +55,20 @@ class LessonParser(argparse.ArgumentParser):
                           default=Path(os.environ.get("TINYDIFF_LESSON_OUT", "outputs")) / name)
         self.add_argument("--fast", action="store_true", default=os.environ.get("TINYDIFF_LESSON_FAST") == "1",
                           help=f"{fast_help} (or TINYDIFF_LESSON_FAST=1)")
+        self.add_argument("--backend", choices=BACKENDS, default=os.environ.get("TINYDIFF_LESSON_BACKEND", "fast"),
+                          help="kernels every layer runs on: fast (Numba) or reference (plain NumPy, slower); "
+                               "default fast (or TINYDIFF_LESSON_BACKEND)")
 
     def parse(self):
         """The parsed flags; args.out exists afterwards and the lesson has said where it is."""
         args, _ = self.parse_known_args()  # tolerate the extra arguments a notebook kernel passes
+        if args.backend not in BACKENDS:  # from the environment, which argparse does not check
+            self.error(f"--backend: expected one of {BACKENDS} (or TINYDIFF_LESSON_BACKEND), got {args.backend!r}")
         args.out.mkdir(parents=True, exist_ok=True)
         print(f"figures go to {os.path.abspath(args.out)}")
+        if args.backend != "fast":
+            from tinydiff.kernels import use
+
+            use(args.backend)
+            print(f"every layer runs on the {args.backend} kernels (tinydiff.kernels.use)")
         return args

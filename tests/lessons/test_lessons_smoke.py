@@ -82,3 +82,15 @@ def test_default_output_folder_is_relative_to_the_working_directory(tmp_path, mo
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "outputs" / "01_forward_noising" / "noised_image_grid.png").is_file()
+
+
+def test_the_glyph_unet_lesson_runs_on_the_reference_kernels(tmp_path, monkeypatch):
+    """Lesson 04 end to end with every layer on the NumPy reference kernels (TINYDIFF_LESSON_BACKEND,
+    read by tinydiff.lesson): the readable backend carries a whole UNet lesson and its asserts.
+    One lesson only: the reference kernels are several times slower (lesson 06 takes over a minute)."""
+    monkeypatch.setenv("TINYDIFF_LESSON_FAST", "1")
+    monkeypatch.setenv("TINYDIFF_LESSON_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("TINYDIFF_LESSON_BACKEND", "reference")
+    printed = run_as_script(LESSONS / "04_glyph_unet.py", tmp_path)
+    assert "every layer runs on the reference kernels" in printed and "all checks passed" in printed
+    assert (tmp_path / "out" / "04_glyph_unet" / "samples_grid.png").is_file()

@@ -51,7 +51,7 @@ GLYPH_TRAINING = dict(lr=2e-3, warmup_steps=100, ema_decay=0.998, min_snr_gamma=
 # dicts (tinydiff/recipes.py), so the command line trains this same model.
 # The guidance scale `tinydiff sample` uses for this model unless told otherwise (stored in its
 # model_index.json): chosen from benchmarks/bench_guidance.py, whose table the README quotes.
-GLYPH_GUIDANCE_SCALE = 3.0
+GLYPH_GUIDANCE_SCALE = 1.5
 GLYPH_RUN = dict(steps=3000, batch_size=64, seed=UNET_SEED, checkpoint_every=250, sample_every=500)
 DEFAULT_STEPS = GLYPH_RUN["steps"]
 

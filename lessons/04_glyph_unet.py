@@ -145,11 +145,11 @@ print(f"final samples read as the requested label: {judge.score(x, same_labels)[
 # label acts from the very first step: at t = 999, where x_t is pure noise (the same noise in
 # all ten rows, so by itself it could match at most one label in ten), the model's guess of
 # x_0 is already the requested digit, speckled and soft, and in our run the classifier read
-# all 50 of those first guesses as the requested label (100% at every later step too). What
-# the noise decides is everything else — thickness, slant, position, which you see across the
-# rows of `samples_grid.png`. A model trained without labels (`tinydiff train --dataset
-# glyphs` without `--class-conditional`) would have to take that choice from the noise
-# instead; we ship none, so this lesson cannot show one.
+# 49 of those 50 first guesses as the requested label (98%), and all 50 from the fifth step
+# on. What the noise decides is everything else — thickness, slant, position, which you see
+# across the rows of `samples_grid.png`. A model drawing without a label would have to take
+# that choice from the noise instead: the shipped model is also one, through its null class
+# (`tinydiff sample --unconditional`; lesson 07 puts the two side by side).
 
 # %% [markdown]
 # ## The GIF: x_t and the model's guess of x_0, step by step

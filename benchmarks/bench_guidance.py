@@ -41,7 +41,7 @@ import numpy as np
 
 from tinydiff.data import GlyphDataset
 from tinydiff.diffusion.forward import predict_x0_and_epsilon
-from tinydiff.metrics import feature_statistics, frechet_distance
+from tinydiff.metrics import feature_statistics, frechet_distance, mean_pairwise_distance
 from tinydiff.metrics.glyph_quality import CONFIDENT, NUM_DIGITS, softmax
 from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
 from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, guided_output
@@ -85,11 +85,8 @@ def within_class_spread(features, labels):
     spreads = []
     for c in range(NUM_DIGITS):
         f = features[labels == c].astype(np.float64)
-        if len(f) < 2:
-            continue
-        sq = (f * f).sum(1)
-        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0.0)
-        spreads.append(np.sqrt(d2)[np.triu_indices(len(f), 1)].mean())
+        if len(f) >= 2:
+            spreads.append(mean_pairwise_distance(f))
     return float(np.mean(spreads))
 
 

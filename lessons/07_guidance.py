@@ -57,7 +57,7 @@ from matplotlib.ticker import NullFormatter
 
 from tinydiff.data import GlyphDataset
 from tinydiff.diffusion import DDIMScheduler, GaussianMixture
-from tinydiff.metrics import energy_distance
+from tinydiff.metrics import energy_distance, mean_pairwise_distance  # a set's spread: mean distance of 2 members
 from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
 from tinydiff.pretrained import glyph_judge, glyph_model_dir
 from tinydiff.viz import new_figure, save_figure
@@ -127,12 +127,6 @@ def class_posterior(x):
     log_joint = np.stack([m.log_prob(x) for m in per_class], axis=1) + np.log(PRIORS)  # (N, 2)
     p = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
-
-
-def mean_pairwise_distance(x):
-    """Mean Euclidean distance between the distinct pairs of rows of x (N, D): a set's spread."""
-    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))  # (N, N)
-    return d.sum() / (len(x) * (len(x) - 1))
 
 
 N_2D = 300 if args.fast else 2000  # points per class

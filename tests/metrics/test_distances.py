@@ -69,3 +69,16 @@ def test_biased_and_unbiased_energy_distances_differ_by_the_diagonal_term():
 
     gap = energy_distance(x, y) - energy_distance(x, y, unbiased=True)
     assert gap == pytest.approx(0.5 * (mean_within(x) / len(x) + mean_within(y) / len(y)), rel=1e-10)
+
+
+def test_mean_pairwise_distance_equals_the_loop_over_pairs():
+    from tinydiff.metrics import mean_pairwise_distance
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((7, 3)).astype(np.float32) + 100.0  # far from 0: float32's expansion would cancel
+    b = rng.standard_normal((4, 3))
+    a64 = a.astype(np.float64)
+    within = [np.linalg.norm(a64[i] - a64[j]) for i in range(7) for j in range(7) if i != j]
+    across = [np.linalg.norm(a64[i] - b[j]) for i in range(7) for j in range(4)]
+    np.testing.assert_allclose(mean_pairwise_distance(a), np.mean(within), rtol=1e-9)
+    np.testing.assert_allclose(mean_pairwise_distance(a, b), np.mean(across), rtol=1e-9)

@@ -26,6 +26,16 @@ def _check_pair(x, y):
     return x, y
 
 
+def mean_pairwise_distance(a, b=None):
+    """Mean Euclidean distance between the rows of a (N, D) and of b (M, D); with b omitted,
+    between the N (N - 1) ordered pairs of distinct rows of a: the spread of one set. Computed
+    in float64 (the expansion |a|^2 + |b|^2 - 2 a.b cancels badly in float32)."""
+    a = np.asarray(a, dtype=np.float64)
+    if b is None:
+        return _mean_pairwise_distance(a, a, skip_diagonal=True)
+    return _mean_pairwise_distance(a, np.asarray(b, dtype=np.float64))
+
+
 def _mean_pairwise_distance(a, b, skip_diagonal=False):
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T  # (N, M)
     total = np.sqrt(np.maximum(d2, 0.0)).sum()

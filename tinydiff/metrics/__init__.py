@@ -6,6 +6,7 @@
     glyph_quality.py   GlyphJudge: recognised share, class histogram, Frechet distance of glyphs
     cost.py            count_macs: multiply-accumulates of one forward pass, counted by running it
     shapes_quality.py  shape validity of Shapes samples from the pixels, sharpness against real images
+    prompt_adherence.py  which attributes a text-to-image sample gets right, read from its pixels
 """
 
 from tinydiff.metrics.cost import count_macs
@@ -13,8 +14,10 @@ from tinydiff.metrics.distances import energy_distance, mean_pairwise_distance, 
 from tinydiff.metrics.frechet import feature_statistics, frechet_distance
 from tinydiff.metrics.glyph_quality import GlyphJudge
 from tinydiff.metrics.manifold import in_knn_manifold, knn_precision_recall
+from tinydiff.metrics.prompt_adherence import PromptAdherence, prompt_adherence
 from tinydiff.metrics.shapes_quality import high_frequency_energy, shape_checks, shapes_quality
 
 __all__ = ["GlyphJudge", "count_macs", "energy_distance", "feature_statistics", "frechet_distance",
-           "high_frequency_energy", "in_knn_manifold", "knn_precision_recall", "mean_pairwise_distance", "shape_checks",
+           "high_frequency_energy", "in_knn_manifold", "knn_precision_recall", "mean_pairwise_distance",
+           "PromptAdherence", "prompt_adherence", "shape_checks",
            "shapes_quality", "sliced_wasserstein"]

@@ -155,4 +155,5 @@ def test_bad_input_is_named():
         parse_caption("a crimson circle")
     with pytest.raises(TypeError, match="text"):
         parse_caption(3)
-    assert parse_caption("A sks SHAPE") == {} and parse_caption("Top: a Circle") == {"shape": 0, "position": 1}
+    assert parse_caption("A sks SHAPE") == {}
+    assert parse_caption("Top: a Circle") == {"shape": 0, "position": 1}

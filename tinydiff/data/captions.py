@@ -228,8 +228,9 @@ class CaptionedShapes:
         idx = check_indices(indices)
         images, labels = self._images.get(idx)
         key = SPLITS.index(self.split)
+        rows = zip(labels.shape, labels.colour, labels.size, labels.row, labels.col)
         captions = [_caption_for(row, np.random.default_rng((self.seed, key, int(i), 1)), self.p_full)
-                    for i, row in zip(idx, zip(labels.shape, labels.colour, labels.size, labels.row, labels.col))]
+                    for i, row in zip(idx, rows)]
         return images, captions, labels
 
     def __getitem__(self, key):

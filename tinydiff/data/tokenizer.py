@@ -168,7 +168,8 @@ class WordTokenizer:
         config = {"tokenizer_class": "PreTrainedTokenizerFast", **names,
                   "model_max_length": self.model_max_length, "padding_side": "right",
                   "clean_up_tokenization_spaces": False}
-        for name, data in ((TOKENIZER_FILE, self.to_json()), (CONFIG_FILE, config), (SPECIAL_MAP_FILE, names)):
+        files = ((TOKENIZER_FILE, self.to_json()), (CONFIG_FILE, config), (SPECIAL_MAP_FILE, names))
+        for name, data in files:
             write_text_atomically(folder / name, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return folder
 
@@ -181,13 +182,16 @@ class WordTokenizer:
             data = json.loads((folder / TOKENIZER_FILE).read_text(encoding="utf-8"))
             config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError as err:
-            raise FileNotFoundError(f"folder: {folder} is not a tokenizer folder ({err.filename} is missing)") from None
+            raise FileNotFoundError(f"folder: {folder} is not a tokenizer folder "
+                                    f"({err.filename} is missing)") from None
         model = data.get("model", {})
         if model.get("type") != "WordLevel":
-            raise ValueError(f"folder: {folder / TOKENIZER_FILE} holds a {model.get('type')!r} model, expected WordLevel")
+            raise ValueError(f"folder: {folder / TOKENIZER_FILE} holds a {model.get('type')!r} model, "
+                             f"expected WordLevel")
         vocab = model["vocab"]
         if sorted(vocab.values()) != list(range(len(vocab))):
-            raise ValueError(f"folder: the vocabulary in {folder / TOKENIZER_FILE} does not have ids 0 .. {len(vocab) - 1}")
+            raise ValueError(f"folder: the vocabulary in {folder / TOKENIZER_FILE} does not have ids "
+                             f"0 .. {len(vocab) - 1}")
         tokens = sorted(vocab, key=vocab.get)
         return cls(tokens, model_max_length=config.get("model_max_length", DEFAULT_MAX_LENGTH))
 

@@ -81,8 +81,8 @@ def prompt_adherence(images, prompts):
     asked = [parse_caption(p) for p in prompts]
     read = read_shapes(np.clip(images, -1.0, 1.0))
     seen = np.stack([read.shape, read.colour, read.size, read.position], axis=1)  # (N, 4)
-    named = np.array([[a in want for a in ATTRIBUTES] for want in asked], dtype=bool).reshape(-1, len(ATTRIBUTES))
-    wanted = np.array([[want.get(a, -2) for a in ATTRIBUTES] for want in asked],
-                      dtype=np.int64).reshape(-1, len(ATTRIBUTES))
+    # reshape keeps (N, 4) for N = 0 too; -2 (never read) where the prompt names nothing
+    named = np.array([[a in want for a in ATTRIBUTES] for want in asked], dtype=bool).reshape(-1, 4)
+    wanted = np.array([[want.get(a, -2) for a in ATTRIBUTES] for want in asked], dtype=np.int64).reshape(-1, 4)
     right = named & (seen == wanted)
     return PromptAdherence(named, right, shape_checks(images).valid, read)

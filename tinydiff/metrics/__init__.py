@@ -7,6 +7,7 @@
     cost.py            count_macs: multiply-accumulates of one forward pass, counted by running it
     shapes_quality.py  shape validity of Shapes samples from the pixels, sharpness against real images
     prompt_adherence.py  which attributes a text-to-image sample gets right, read from its pixels
+    retrieval.py       caption-to-image and image-to-caption retrieval: top-1 and per attribute
 """
 
 from tinydiff.metrics.cost import count_macs
@@ -15,9 +16,10 @@ from tinydiff.metrics.frechet import feature_statistics, frechet_distance
 from tinydiff.metrics.glyph_quality import GlyphJudge
 from tinydiff.metrics.manifold import in_knn_manifold, knn_precision_recall
 from tinydiff.metrics.prompt_adherence import PromptAdherence, prompt_adherence
+from tinydiff.metrics.retrieval import attribute_retrieval, cosine_similarity_matrix, retrieval_top1
 from tinydiff.metrics.shapes_quality import high_frequency_energy, shape_checks, shapes_quality
 
-__all__ = ["GlyphJudge", "count_macs", "energy_distance", "feature_statistics", "frechet_distance",
-           "high_frequency_energy", "in_knn_manifold", "knn_precision_recall", "mean_pairwise_distance",
-           "PromptAdherence", "prompt_adherence", "shape_checks",
+__all__ = ["GlyphJudge", "PromptAdherence", "attribute_retrieval", "cosine_similarity_matrix", "count_macs",
+           "energy_distance", "feature_statistics", "frechet_distance", "high_frequency_energy", "in_knn_manifold",
+           "knn_precision_recall", "mean_pairwise_distance", "prompt_adherence", "retrieval_top1", "shape_checks",
            "shapes_quality", "sliced_wasserstein"]

@@ -7,6 +7,7 @@ parameter's .grad. See tinydiff.nn.module for the contract.
 
 from tinydiff.nn.activation import GELU, Dropout, Identity, SiLU
 from tinydiff.nn.attention import MultiHeadAttention, ScaledDotProductAttention
+from tinydiff.nn.contrastive import clip_logits, clip_loss, clip_loss_backward
 from tinydiff.nn.conv import Conv2d, Downsample2x, Upsample2x
 from tinydiff.nn.embedding import Embedding, SinusoidalTimestepEmbedding
 from tinydiff.nn.linear import Linear
@@ -22,4 +23,5 @@ __all__ = [
     "Embedding", "SinusoidalTimestepEmbedding",
     "ScaledDotProductAttention", "MultiHeadAttention",
     "mse_loss", "cross_entropy",
+    "clip_loss", "clip_loss_backward", "clip_logits",
 ]

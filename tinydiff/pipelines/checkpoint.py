@@ -195,10 +195,11 @@ def model_classes():
     # imported here: config names map to these classes, and pipelines sit above models
     from tinydiff.models import MLPDenoiser, UNet2DModel
     from tinydiff.models.classifier import ConvClassifier
+    from tinydiff.models.clip_vision import CLIPConvVisionModel
     from tinydiff.models.vae import AutoencoderKL
 
     return {"UNet2DModel": UNet2DModel, "MLPDenoiser": MLPDenoiser, "ConvClassifier": ConvClassifier,
-            "AutoencoderKL": AutoencoderKL}
+            "AutoencoderKL": AutoencoderKL, "CLIPConvVisionModel": CLIPConvVisionModel}
 
 
 def model_from_config(config, source="config"):

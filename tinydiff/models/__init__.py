@@ -1,7 +1,10 @@
 """Models: wiring of tinydiff.nn layers, with diffusers' structure and parameter names."""
 
 from tinydiff.models.mlp import MLPDenoiser
+from tinydiff.models.transformer_2d import BasicTransformerBlock, Transformer2DModel
 from tinydiff.models.unet import UNet2DModel
+from tinydiff.models.unet_condition import UNet2DConditionModel
 from tinydiff.models.vae import AutoencoderKL, DiagonalGaussian
 
-__all__ = ["AutoencoderKL", "DiagonalGaussian", "MLPDenoiser", "UNet2DModel"]
+__all__ = ["AutoencoderKL", "DiagonalGaussian", "MLPDenoiser", "UNet2DModel",
+           "UNet2DConditionModel", "Transformer2DModel", "BasicTransformerBlock"]

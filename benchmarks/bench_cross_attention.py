@@ -23,9 +23,8 @@ try:  # torch before any Numba kernel runs (DESIGN.md, "Benchmarks are side by s
 except ImportError:
     torch = None
 
-import numba
 import numpy as np
-from bench_kernels import environment, print_table, run_case, sgemm_gflops
+from bench_kernels import attention_case, print_table, run_case, start_run
 
 from tinydiff import kernels as K
 from tinydiff.nn import MultiHeadAttention
@@ -38,32 +37,7 @@ CONTEXT_DIM = {16: 32, 40: 768}  # text width by head width: tinydiff's CLIP, SD
 
 
 def kernel_case(batch, heads, n, m, d, rng):
-    q, dout = (rng.standard_normal((batch, heads, n, d), dtype=np.float32) for _ in range(2))
-    k, v = (rng.standard_normal((batch, heads, m, d), dtype=np.float32) for _ in range(2))
-
-    def ours(fwd, bwd):
-        def fwd_bwd():
-            out, lse = fwd(q, k, v)
-            bwd(dout, q, k, v, out, lse)
-        return (lambda: fwd(q, k, v)), fwd_bwd
-
-    impls = {"reference": ours(K.attention_forward_ref, K.attention_backward_ref),
-             "numba": ours(K.attention_forward, K.attention_backward)}
-    if torch is not None:
-        tq, tk, tv = (torch.from_numpy(a).requires_grad_() for a in (q, k, v))
-        tdout = torch.from_numpy(dout)
-
-        def t_fwd():
-            with torch.no_grad():
-                return F.scaled_dot_product_attention(tq, tk, tv)
-
-        def t_fwd_bwd():
-            for t in (tq, tk, tv):
-                t.grad = None
-            F.scaled_dot_product_attention(tq, tk, tv).backward(tdout)
-        impls["torch"] = (t_fwd, t_fwd_bwd)
-    flops = 4 * batch * heads * n * m * d
-    return impls, flops, 3 * flops
+    return attention_case(heads, n, d, rng, kv_tokens=m, batch=batch)
 
 
 def layer_case(batch, heads, n, m, d, rng):
@@ -116,12 +90,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="3 repeats; the reference only at the smallest shape")
     args = parser.parse_args(argv)
     repeats, ref_repeats = (3, 1) if args.quick else (9, 2)
-    if torch is not None:
-        torch.set_num_threads(numba.get_num_threads())
-    env = environment()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    sgemm = sgemm_gflops(repeats)
-    print(f"measured sgemm (float32 2048^2, NumPy): {sgemm:.1f} GFLOP/s\n")
+    _, sgemm = start_run(repeats)
     rng = np.random.default_rng(0)
     rows = []
     for i, (batch, heads, n, m, d) in enumerate(SHAPES):

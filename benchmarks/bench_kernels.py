@@ -126,9 +126,11 @@ def conv_case(c_in, c_out, hw, rng):
     return impls, flops, 3 * flops
 
 
-def attention_case(heads, tokens, d, rng):
-    shape = (BATCH, heads, tokens, d)
-    q, k, v, dout = (rng.standard_normal(shape, dtype=np.float32) for _ in range(4))
+def attention_case(heads, tokens, d, rng, kv_tokens=None, batch=BATCH):
+    """Self-attention, or cross-attention to kv_tokens keys and values (bench_cross_attention.py)."""
+    kv_tokens = tokens if kv_tokens is None else kv_tokens
+    q, dout = (rng.standard_normal((batch, heads, tokens, d), dtype=np.float32) for _ in range(2))
+    k, v = (rng.standard_normal((batch, heads, kv_tokens, d), dtype=np.float32) for _ in range(2))
 
     def ours(fwd, bwd):
         def fwd_bwd():
@@ -151,7 +153,7 @@ def attention_case(heads, tokens, d, rng):
                 t.grad = None
             F.scaled_dot_product_attention(tq, tk, tv).backward(tdout)
         impls["torch"] = (t_fwd, t_fwd_bwd)
-    flops = 4 * BATCH * heads * tokens * tokens * d
+    flops = 4 * batch * heads * tokens * kv_tokens * d
     return impls, flops, 3 * flops
 
 
@@ -207,6 +209,20 @@ def environment():
         "blas_env": {k: v for k, v in os.environ.items()
                      if k.startswith(("OPENBLAS", "OMP_", "MKL"))},
     }
+
+
+def start_run(repeats):
+    """Give torch Numba's thread count, print the environment and the measured sgemm speed;
+    returns (environment dict, sgemm GFLOP/s)."""
+    if torch is not None:
+        torch.set_num_threads(numba.get_num_threads())
+    env = environment()
+    print("  ".join(f"{k}={v}" for k, v in env.items()))
+    if not env["blas_env"]:
+        print("(no OPENBLAS_*/OMP_*/MKL* variables set)")
+    sgemm = sgemm_gflops(repeats)
+    print(f"measured sgemm (float32 2048^2, NumPy): {sgemm:.1f} GFLOP/s\n")
+    return env, sgemm
 
 
 def run_case(name, impls, flops_fwd, flops_fb, repeats, ref_repeats, skip_reference):
@@ -296,14 +312,7 @@ def main(argv=None):
                         default=Path(__file__).resolve().parent / "results" / "kernels.json")
     args = parser.parse_args(argv)
     repeats, ref_repeats = (3, 1) if args.quick else (9, 2)
-    if torch is not None:
-        torch.set_num_threads(numba.get_num_threads())
-    env = environment()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    if not env["blas_env"]:
-        print("(no OPENBLAS_*/OMP_*/MKL* variables set)")
-    sgemm = sgemm_gflops(repeats)
-    print(f"measured sgemm (float32 2048^2, NumPy): {sgemm:.1f} GFLOP/s\n")
+    env, sgemm = start_run(repeats)
 
     rng = np.random.default_rng(0)
     rows, paths = [], {}

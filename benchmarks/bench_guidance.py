@@ -27,6 +27,12 @@ row gives the floor: a second set of real glyphs measured the same way.
     python benchmarks/bench_guidance.py                       # 1000 samples x 3 seeds per setting
     python benchmarks/bench_guidance.py --num 200 --seeds 1   # a quick look
     python benchmarks/bench_guidance.py --scales 1 3 --rescales 0
+    python benchmarks/bench_guidance.py --scales 1 2 --rescales 0 --interval 200 600 --interval 0 999
+
+--interval LOW HIGH (repeatable) runs every guided scale with guidance only at the timesteps
+LOW <= t <= HIGH (Kynkaanniemi et al. 2024; sample()'s guidance_interval), one row per interval,
+instead of guidance at every step; outside it a step makes one forward of B, the conditional one.
+--interval 0 999 is guidance at every step. s = 1 rows have no interval (nothing to guide).
 
 Writes the numbers as JSON (default benchmarks/results/guidance.json).
 """
@@ -44,7 +50,7 @@ from tinydiff.diffusion.forward import predict_x0_and_epsilon
 from tinydiff.metrics import feature_statistics, frechet_distance, mean_pairwise_distance
 from tinydiff.metrics.glyph_quality import CONFIDENT, NUM_DIGITS, softmax
 from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
-from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, guided_output
+from tinydiff.pipelines.guidance import GUIDANCE_INTERVAL_KEY, GUIDANCE_SCALE_KEY, guided_output, scale_at
 from tinydiff.pretrained import glyph_judge, glyph_model_dir
 
 SCALES = (0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
@@ -58,8 +64,9 @@ class SaturationProbe:
     fall outside [-1, 1]. It redoes the guidance arithmetic on the forward's output with the
     library's own guided_output, so that it counts what the scheduler is handed."""
 
-    def __init__(self, model, scheduler, guidance_scale, guidance_rescale):
+    def __init__(self, model, scheduler, guidance_scale, guidance_rescale, guidance_interval=None):
         self.model, self.config = model, model.config
+        self.interval = guidance_interval
         self.alphas_cumprod = scheduler.alphas_cumprod
         self.prediction_type = scheduler.config.prediction_type
         self.scale, self.rescale = guidance_scale, guidance_rescale
@@ -71,8 +78,9 @@ class SaturationProbe:
 
     def __call__(self, x, t, labels):
         out = self.model(x, t, labels)
-        B = len(x) if self.scale == 1.0 else len(x) // 2  # guided calls stack (cond, null): 2B
-        guided = guided_output(lambda *_: out, x[:B], int(t[0]), labels[:B], labels[B:], self.scale, self.rescale)
+        scale = scale_at(int(t[0]), self.scale, self.interval)  # 1 outside the guidance interval
+        B = len(x) if scale == 1.0 else len(x) // 2  # guided calls stack (cond, null): 2B
+        guided = guided_output(lambda *_: out, x[:B], int(t[0]), labels[:B], labels[B:], scale, self.rescale)
         x0, _ = predict_x0_and_epsilon(guided, x[:B], self.alphas_cumprod[int(t[0])], self.prediction_type)
         self.outside += int((np.abs(x0) > 1.0).sum())
         self.far += int((np.abs(x0) > 1.0 + OVERSHOOT).sum())
@@ -133,13 +141,13 @@ def real_saturation(model, scheduler, real, steps):
     return probe.outside / probe.total, probe.far / probe.total
 
 
-def run_setting(model, scheduler, judge, real, num, steps, seed, s, phi):
+def run_setting(model, scheduler, judge, real, num, steps, seed, s, phi, interval=None):
     labels = np.arange(num) % NUM_DIGITS
     size = model.config["sample_size"]
-    probe = SaturationProbe(model, scheduler, s, phi)
+    probe = SaturationProbe(model, scheduler, s, phi, interval)
     started = time.perf_counter()
     images = sample(probe, scheduler, (num, 1, size, size), np.random.default_rng(seed), steps,
-                    class_labels=labels, guidance_scale=s, guidance_rescale=phi)
+                    class_labels=labels, guidance_scale=s, guidance_rescale=phi, guidance_interval=interval)
     seconds = time.perf_counter() - started
     return {**judge_set(judge, images, labels, real), "clipped": probe.outside / probe.total, "overshoot": probe.far / probe.total,
             "seconds_per_image": seconds / num}
@@ -159,10 +167,15 @@ def row(name, summary):
         mean, std = summary[k]
         return f"{fmt.format(mean)}+-{fmt.format(std)}"
     pct = "{:.1%}"
-    return (f"| {name:<14} | {cell('recognised', pct):>14} | {cell('as_asked', pct):>14} | "
-            f"{cell('frechet', '{:.2f}'):>12} | {cell('frechet_class', '{:.2f}'):>12} | "
+    return (f"| {name:<22} | {cell('recognised', pct):>14} | {cell('as_asked', pct):>14} | "
+            f"{cell('frechet', '{:.3f}'):>12} | {cell('frechet_class', '{:.3f}'):>12} | "
             f"{cell('diversity', '{:.3f}'):>12} | {cell('clipped', '{:.1%}'):>12} | {cell('overshoot', '{:.2%}'):>14} | "
             f"{cell('seconds_per_image', '{:.4f}'):>15} |")
+
+
+def name(s, phi, interval):
+    """A row's name: s=1.5 phi=0, and t in [LOW, HIGH] when guidance has an interval."""
+    return f"s={s:g} phi={phi:g}" + (f" t[{interval[0]},{interval[1]}]" if interval else "")
 
 
 def main(argv=None):
@@ -173,6 +186,9 @@ def main(argv=None):
     parser.add_argument("--scales", type=float, nargs="+", default=SCALES, help=f"guidance scales (default {SCALES})")
     parser.add_argument("--rescales", type=float, nargs="+", default=RESCALES,
                         help=f"guidance_rescale values (default {RESCALES}); only phi = 0 runs at s = 0 and s = 1")
+    parser.add_argument("--interval", type=int, nargs=2, action="append", default=[], metavar=("LOW", "HIGH"),
+                        help="run every guided scale with guidance only at timesteps LOW <= t <= HIGH "
+                             "(repeatable, one row each; default: every step; sample()'s guidance_interval)")
     parser.add_argument("--model", type=Path, default=None, help="a model folder (default: the shipped glyph model)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "guidance.json")
     args = parser.parse_args(argv)
@@ -184,7 +200,9 @@ def main(argv=None):
     folder = args.model or glyph_model_dir()
     model, sched_config = load_pipeline(folder)
     index = folder / "model_index.json"
-    recommended = json.loads(index.read_text()).get(GUIDANCE_SCALE_KEY) if index.is_file() else None
+    stored = json.loads(index.read_text()) if index.is_file() else {}
+    recommended = stored.get(GUIDANCE_SCALE_KEY)
+    recommended_interval = tuple(stored[GUIDANCE_INTERVAL_KEY]) if stored.get(GUIDANCE_INTERVAL_KEY) else None
     scheduler = scheduler_from_config("ddim", sched_config)
     judge = glyph_judge(num_reference=2000)
     labels = np.arange(args.num) % NUM_DIGITS
@@ -192,41 +210,47 @@ def main(argv=None):
     ruler = judge_set(judge, real_set(judge, RULER_SEED, labels)["images"], labels, real)
     ruler["clipped"], ruler["overshoot"] = real_saturation(model, scheduler, real, args.steps)
     ruler["seconds_per_image"] = 0.0
-    print(f"the model folder recommends guidance scale {recommended}")
+    print(f"the model folder recommends guidance scale {recommended}"
+          + (f" in the interval of timesteps {list(recommended_interval)}" if recommended_interval else ""))
 
     # rescale changes nothing at s = 1 (the guided output is the conditional one), and at s = 0
     # it would pull the unconditional output towards the conditional one's spread: run phi = 0 only
-    settings = [(s, phi) for s in args.scales for phi in (args.rescales if s not in (0.0, 1.0) else (0.0,))]
+    # an interval changes nothing at s = 1 either
+    intervals = [tuple(i) for i in args.interval] or [None]
+    settings = [(s, phi, interval) for s in args.scales for phi in (args.rescales if s not in (0.0, 1.0) else (0.0,))
+                for interval in (intervals if s != 1.0 else (None,))]
     results = {}
-    for s, phi in settings:
+    for s, phi, interval in settings:
         runs = []
         for seed in range(args.seeds):
-            runs.append(run_setting(model, scheduler, judge, real, args.num, args.steps, seed, s, phi))
-        results[(s, phi)] = {"seeds": runs, **summarise(runs)}
-        print(f"s = {s:g}, phi = {phi:g}: as asked {results[(s, phi)]['as_asked'][0]:.1%}, "
-              f"Frechet {results[(s, phi)]['frechet'][0]:.2f}", flush=True)
+            runs.append(run_setting(model, scheduler, judge, real, args.num, args.steps, seed, s, phi, interval))
+        results[(s, phi, interval)] = {"seeds": runs, **summarise(runs)}
+        print(f"{name(s, phi, interval)}: as asked {results[(s, phi, interval)]['as_asked'][0]:.1%}, "
+              f"Frechet {results[(s, phi, interval)]['frechet'][0]:.3f}", flush=True)
 
     print(f"\nDDIM-{args.steps}, {args.num} samples (all ten digits equally) x {args.seeds} seeds per row; "
           f"mean+-std over seeds")
-    print("| setting        |     recognised |       as asked |      Frechet | Frechet/cls  |    diversity "
+    print("| setting                |     recognised |       as asked |      Frechet | Frechet/cls  |    diversity "
           "|      clipped |      overshoot |           s/img |")
-    print("|" + "|".join("-" * n for n in (16, 16, 16, 14, 14, 14, 14, 16, 17)) + "|")
+    print("|" + "|".join("-" * n for n in (24, 16, 16, 14, 14, 14, 14, 16, 17)) + "|")
     print(row("real glyphs", {k: (v, 0.0) for k, v in ruler.items()}))
-    for (s, phi), summary in results.items():
-        print(row(f"s={s:g} phi={phi:g}", summary))
-    base = results.get((1.0, 0.0))
+    for key, summary in results.items():
+        print(row(name(*key), summary))
+    base = results.get((1.0, 0.0, None))
     if base:
         print("\ntime per image relative to s = 1 (guidance runs one forward of 2B per step):")
-        for (s, phi), summary in results.items():
-            print(f"  s={s:g} phi={phi:g}: {summary['seconds_per_image'][0] / base['seconds_per_image'][0]:.2f}x")
-    if base and recommended is not None and (recommended, 0.0) in results:
-        at = results[(recommended, 0.0)]
-        print(f"\nat the recommended s = {recommended:g}: {at['as_asked'][0]:.2%} recognised as asked "
+        for key, summary in results.items():
+            print(f"  {name(*key)}: {summary['seconds_per_image'][0] / base['seconds_per_image'][0]:.2f}x")
+    if base and recommended is not None and (recommended, 0.0, recommended_interval) in results:
+        at = results[(recommended, 0.0, recommended_interval)]
+        print(f"\nat the recommended {name(recommended, 0.0, recommended_interval)}: {at['as_asked'][0]:.2%} recognised as asked "
               f"(target >= 99.5%), Frechet {at['frechet'][0] / base['frechet'][0] - 1:+.1%} against s = 1 "
               f"(target <= +10%), time per image {at['seconds_per_image'][0] / base['seconds_per_image'][0]:.2f}x "
               f"(target <= 2.1x)")
-    report = {"num": args.num, "recommended_scale": recommended, "seeds": args.seeds, "steps": args.steps, "real_glyphs": ruler,
-              "settings": [{"guidance_scale": s, "guidance_rescale": phi, **r} for (s, phi), r in results.items()]}
+    report = {"num": args.num, "recommended_scale": recommended, "recommended_interval": recommended_interval,
+              "seeds": args.seeds, "steps": args.steps, "real_glyphs": ruler,
+              "settings": [{"guidance_scale": s, "guidance_rescale": phi, "guidance_interval": interval, **r}
+                           for (s, phi, interval), r in results.items()]}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {args.json}")

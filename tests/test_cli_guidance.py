@@ -114,3 +114,53 @@ def test_a_resumed_run_keeps_its_own_drop_probability():
     assert resolve_cond_drop_prob(args, {"config": {"cond_drop_prob": 0.2}}) == 0.2
     assert resolve_cond_drop_prob(args, {"config": {"steps": 10}}) == 0.0  # a run older than the flag
     assert resolve_cond_drop_prob(SimpleNamespace(cond_drop_prob=None, class_conditional=False), None) == 0.0
+
+
+def test_guidance_interval_flag_and_the_folder_recommended_interval(runs, tmp_path):
+    from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
+
+    model, sched_config = load_pipeline(runs / "null" / "final")
+    save_pipeline(runs / "interval" / "final", model, scheduler_from_config("ddpm", sched_config),
+                  guidance_scale=3.0, guidance_interval=(300, 500))  # of DDIM-3's 666, 333, 0: guides 333 only
+    index = json.loads((runs / "interval" / "final" / "model_index.json").read_text())
+    assert index["_tinydiff_guidance_scale"] == 3 and index["_tinydiff_guidance_interval"] == [300, 500]
+    explicit = sample_npz(runs, "null", tmp_path, "--guidance-scale", "3", "--guidance-interval", "300", "500")
+    np.testing.assert_array_equal(sample_npz(runs, "interval", tmp_path)["samples"], explicit["samples"])
+    everywhere = sample_npz(runs, "null", tmp_path, "--guidance-scale", "3")
+    unguided = sample_npz(runs, "null", tmp_path, "--guidance-scale", "1")
+    assert not np.allclose(explicit["samples"], everywhere["samples"])
+    assert not np.allclose(explicit["samples"], unguided["samples"])
+    # a scale given on the command line guides every step, unless --guidance-interval says otherwise
+    np.testing.assert_array_equal(sample_npz(runs, "interval", tmp_path, "--guidance-scale", "3")["samples"],
+                                  everywhere["samples"])
+    np.testing.assert_array_equal(sample_npz(runs, "null", tmp_path, "--guidance-scale", "3", "--guidance-interval",
+                                             "0", "999")["samples"], everywhere["samples"])
+    with pytest.raises(ValueError, match="guidance_interval: .* pass guidance_scale too"):
+        save_pipeline(tmp_path / "bad", model, scheduler_from_config("ddpm", sched_config), guidance_interval=(1, 2))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--guidance-scale", "1", "--guidance-interval", "300", "500"], "--guidance-interval given, but no guidance runs"),
+    (["--guidance-scale", "3", "--guidance-interval", "500", "300"], r"guidance_interval: expected \(t_low, t_high\) "
+                                                                     r"with 0 <= t_low <= t_high < 1000"),
+    (["--guidance-scale", "3", "--guidance-interval", "0", "1000"], r"0 <= t_low <= t_high < 1000"),
+])
+def test_guidance_interval_misuse_is_one_line(runs, tmp_path, flags, message):
+    with pytest.raises(SystemExit, match=message) as exit_:
+        sample_npz(runs, "null", tmp_path, *flags)
+    assert "\n" not in str(exit_.value.code)
+
+
+def test_a_bad_stored_interval_or_flag_is_named(runs, tmp_path, capsys):
+    index_path = runs / "null" / "final" / "model_index.json"
+    original = index_path.read_text()
+    try:
+        index_path.write_text(json.dumps({**json.loads(original), "_tinydiff_guidance_scale": 2,
+                                          "_tinydiff_guidance_interval": [700, "x"]}))
+        with pytest.raises(SystemExit, match="_tinydiff_guidance_interval: expected \\[low, high\\]"):
+            sample_npz(runs, "null", tmp_path)
+    finally:
+        index_path.write_text(original)
+    with pytest.raises(SystemExit):
+        sample_npz(runs, "null", tmp_path, "--guidance-scale", "3", "--guidance-interval", "-1", "500")
+    assert "--guidance-interval: expected a whole number >= 0" in capsys.readouterr().err

@@ -4,7 +4,8 @@ is checked before the model is even loaded."""
 
 from pathlib import Path
 
-from tinydiff.cli.flag_types import nonnegative_float, positive_int, unit_interval
+from tinydiff.cli.flag_types import nonnegative_float, nonnegative_int, positive_int, unit_interval
+from tinydiff.pipelines.guidance import GUIDANCE_INTERVAL_KEY  # ... and the interval it guides in
 from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY as GUIDANCE_KEY  # a folder's recommended scale
 
 
@@ -30,6 +31,10 @@ def add_sample_parser(sub):
     p.add_argument("--guidance-rescale", type=unit_interval, default=0.0, metavar="PHI",
                    help="Lin et al. 2023's rescale in [0, 1]: pull the guided output's std back to the "
                         "conditional one's, mixed by PHI (default 0: off; 0.7 is their choice)")
+    p.add_argument("--guidance-interval", type=nonnegative_int, nargs=2, metavar=("LOW", "HIGH"),
+                   help="guide only the steps with timestep LOW <= t <= HIGH (training timesteps; Kynkaanniemi et al. "
+                        "2024), elsewhere the conditional model alone, one forward per step (default: with the "
+                        f"folder's recommended scale, its {GUIDANCE_INTERVAL_KEY} if any; else every step)")
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
     p.add_argument("--gif", type=Path, help="also write an animated GIF of x_t and predicted x_0")
     p.add_argument("--npz", type=Path, help="also save the samples as array `samples` (N, C, H, W) in [-1, 1]")
@@ -85,6 +90,25 @@ def recommended_guidance_scale(folder):
     return None
 
 
+def recommended_guidance_interval(folder):
+    """The interval of timesteps [low, high] a model folder guides in at its recommended scale
+    (GUIDANCE_INTERVAL_KEY in model_index.json), or None (every step)."""
+    import json
+
+    path = folder / "model_index.json"
+    try:
+        value = json.loads(path.read_text()).get(GUIDANCE_INTERVAL_KEY) if path.is_file() else None
+    except (ValueError, AttributeError):
+        return None  # load_pipeline names a broken file; here it only recommends nothing
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value) or value[0] > value[1]):
+        raise ValueError(f"{path}: {GUIDANCE_INTERVAL_KEY}: expected [low, high], two timesteps with "
+                         f"0 <= low <= high, got {value!r}")
+    return tuple(value)
+
+
 def choose_labels(args, config, folder):
     """(labels (num,) or None, the real class count or None, guidance scale) from --label,
     --unconditional and --guidance-scale; SystemExit with one line when they do not fit the model."""
@@ -122,6 +146,23 @@ def choose_labels(args, config, folder):
     return np.resize(np.array(chosen), args.num), real, scale
 
 
+def choose_guidance_interval(args, folder, scale, num_train_timesteps):
+    """--guidance-interval, else the folder's recommended interval when its recommended scale is
+    used, else None (every step); checked against the scheduler's timesteps (ValueError)."""
+    from tinydiff.pipelines.guidance import check_guidance_interval
+
+    if args.guidance_interval is not None:
+        if scale == 1.0:
+            raise SystemExit(f"tinydiff sample: --guidance-interval given, but no guidance runs (guidance scale 1); "
+                             f"drop it or pass --guidance-scale")
+        interval = args.guidance_interval
+    elif args.guidance_scale is None and scale != 1.0:
+        interval = recommended_guidance_interval(folder)
+    else:
+        interval = None
+    return check_guidance_interval(interval, num_train_timesteps)
+
+
 def cmd_sample(args):
     import numpy as np
 
@@ -154,12 +195,13 @@ def cmd_sample(args):
         raise SystemExit(f"tinydiff sample: {folder} holds a {type(model).__name__}, not an image model")
     try:
         labels, classes, scale = choose_labels(args, config, folder)
+        interval = choose_guidance_interval(args, folder, scale, scheduler.config.num_train_timesteps)
     except ValueError as err:
         raise SystemExit(f"tinydiff sample: {err}") from None
     shape = (args.num, config["in_channels"], config["sample_size"], config["sample_size"])
     result = sample(model, scheduler, shape, np.random.default_rng(args.seed), args.steps,
                     class_labels=labels, eta=args.eta, record=args.gif is not None, progress=True,
-                    guidance_scale=scale, guidance_rescale=args.guidance_rescale)
+                    guidance_scale=scale, guidance_rescale=args.guidance_rescale, guidance_interval=interval)
     x, trajectory = result if args.gif else (result, None)
     if vae is not None:  # the UNet sampled latents: decode them to pixels
         x = decode_latents(vae, x)
@@ -171,7 +213,8 @@ def cmd_sample(args):
     # cycling through every class: one column per class, so that each column is one class
     ncols = classes if classes and not args.label and not args.unconditional else None
     save_image_grid(args.out, x, ncols=ncols, scale=zoom)
-    print(f"wrote {args.out}" + (f" (guidance scale {scale:g})" if scale != 1.0 else ""))
+    print(f"wrote {args.out}" + (f" (guidance scale {scale:g}" + (f" at timesteps {interval[0]}-{interval[1]}"
+                                                                    if interval else "") + ")" if scale != 1.0 else ""))
     if args.gif:
         halves = ("decode(z_t)", "decode(predicted z_0)") if vae is not None else ("x_t", "predicted x_0")
         write_gif(args.gif, denoising_frames(trajectory, scale=zoom, timesteps=scheduler.timesteps, labels=halves))

@@ -18,6 +18,10 @@ implicit classifier raised to the power s sharpens samples towards what says "c"
 Training (Algorithm 1) drops the condition: with probability p_uncond a sample's label is
 replaced by the null class, so the one network learns both outputs (drop_condition).
 
+Guidance need not run at every step: Kynkaanniemi et al. 2024 apply it only in an interval of
+noise levels (scale_at), which keeps the diversity that guidance at high noise costs and skips
+the low-noise steps where it does little; outside the interval a step is one conditional forward.
+
 The condition is one array whose first axis is the batch: class labels (B,) today, text
 embeddings (B, N, D) later. The null condition has the same shape. Both halves run as one
 batch of 2B, as diffusers' pipelines do.
@@ -28,6 +32,8 @@ import numpy as np
 # The key in a model folder's model_index.json under which it recommends a guidance scale,
 # the default of `tinydiff sample` (save_pipeline(..., guidance_scale=) writes it).
 GUIDANCE_SCALE_KEY = "_tinydiff_guidance_scale"
+# ... and the interval of timesteps [low, high] it applies guidance in (absent: every step).
+GUIDANCE_INTERVAL_KEY = "_tinydiff_guidance_interval"
 
 
 def check_guidance(guidance_scale, guidance_rescale):
@@ -42,6 +48,41 @@ def check_guidance(guidance_scale, guidance_rescale):
         raise ValueError(f"guidance_rescale: expected a number in [0, 1] (Lin et al. 2023's phi), "
                          f"got {guidance_rescale!r}")
     return float(guidance_scale), float(guidance_rescale)
+
+
+def check_guidance_interval(guidance_interval, num_train_timesteps):
+    """None (guidance at every step) or (t_low, t_high): two integer timesteps with
+    0 <= t_low <= t_high < num_train_timesteps, in training-timestep units (the t the model is
+    called with). Returned as a tuple of two ints."""
+    if guidance_interval is None:
+        return None
+    if isinstance(guidance_interval, (str, bytes)) or not hasattr(guidance_interval, "__len__") \
+            or len(guidance_interval) != 2:
+        raise TypeError(f"guidance_interval: expected None or (t_low, t_high), two timesteps, got {guidance_interval!r}")
+    for value in guidance_interval:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) \
+                or not float(value).is_integer():
+            raise TypeError(f"guidance_interval: expected two integer timesteps (t_low, t_high), got {guidance_interval!r}")
+    low, high = (int(v) for v in guidance_interval)
+    if not 0 <= low <= high < num_train_timesteps:
+        raise ValueError(f"guidance_interval: expected (t_low, t_high) with 0 <= t_low <= t_high < "
+                         f"{num_train_timesteps} (the scheduler's num_train_timesteps), got {guidance_interval!r}")
+    return low, high
+
+
+def scale_at(t, guidance_scale, guidance_interval):
+    """The guidance scale used at timestep t: guidance_scale inside the interval [t_low, t_high]
+    (both ends included) or everywhere when the interval is None, else 1 (the conditional model).
+
+    Kynkaanniemi et al. 2024 ("Applying guidance in a limited interval improves sample and
+    distribution quality in diffusion models"): the guidance weight is a function of the noise
+    level, w(sigma) = w inside (sigma_lo, sigma_hi] and no guidance outside. At high noise,
+    guidance pulls every sample of a class towards the same few modes (it costs diversity); at
+    low noise the class is settled and guidance does little. Here the interval is in timesteps,
+    which rise with sigma = sqrt((1 - alpha_bar_t) / alpha_bar_t)."""
+    if guidance_interval is None or guidance_interval[0] <= t <= guidance_interval[1]:
+        return guidance_scale
+    return 1.0
 
 
 def null_class_label(model):

@@ -8,18 +8,25 @@ import numpy as np
 
 import tinydiff
 from tinydiff.pipelines import checkpoint as ckpt
-from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, check_guidance
+from tinydiff.pipelines.guidance import (GUIDANCE_INTERVAL_KEY, GUIDANCE_SCALE_KEY, check_guidance,
+                                         check_guidance_interval)
 from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
 
 
-def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None, guidance_scale=None):
+def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None, guidance_scale=None, guidance_interval=None):
     """A folder in diffusers' pipeline layout: model_index.json, unet/ (config + weights),
     scheduler/scheduler_config.json, and vae/ for a latent diffusion model (the UNet then
     denoises vae latents times vae.config["scaling_factor"]). Written atomically as a whole.
     `guidance_scale`, if given, is stored in model_index.json as the scale that `tinydiff
-    sample` uses by default (GUIDANCE_SCALE_KEY; diffusers ignores keys starting with _)."""
+    sample` uses by default (GUIDANCE_SCALE_KEY; diffusers ignores keys starting with _), and
+    `guidance_interval` (t_low, t_high), if given, as the timesteps that scale guides in
+    (GUIDANCE_INTERVAL_KEY; sample()'s guidance_interval); it needs guidance_scale."""
     if guidance_scale is not None:
         guidance_scale, _ = check_guidance(guidance_scale, 0.0)
+    if guidance_interval is not None and guidance_scale is None:
+        raise ValueError(f"guidance_interval: {guidance_interval!r} is the interval a recommended guidance_scale "
+                         f"guides in; pass guidance_scale too")
+    guidance_interval = check_guidance_interval(guidance_interval, scheduler.config.num_train_timesteps)
     kind = {"DDPMScheduler": "DDPMScheduler", "DDIMScheduler": "DDIMScheduler"}.get(
         type(scheduler).__name__, "DDPMScheduler")
 
@@ -30,6 +37,8 @@ def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None, guidance_s
                  "unet": ["diffusers", type(model).__name__], "scheduler": ["diffusers", kind]}
         if guidance_scale is not None:
             index[GUIDANCE_SCALE_KEY] = guidance_scale
+        if guidance_interval is not None:
+            index[GUIDANCE_INTERVAL_KEY] = list(guidance_interval)
         if vae is not None:
             # diffusers has no unconditional pipeline with an AutoencoderKL; each part loads
             # with from_pretrained(DIR, subfolder=...)

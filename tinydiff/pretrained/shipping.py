@@ -31,9 +31,10 @@ def run_resumable(trainer, work, until=None):
     return (time.perf_counter() - started) / 60
 
 
-def ship_pipeline(source, destination, scheduler, vae=None, guidance_scale=None):
+def ship_pipeline(source, destination, scheduler, vae=None, guidance_scale=None, guidance_interval=None):
     """Copy the pipeline in `source` (a final/ or checkpoint folder) to `destination`, a model
     folder of the package, with `scheduler`'s config and float16 weights (half the size), and
-    the guidance scale it recommends, if any."""
+    the guidance scale it recommends and the interval of timesteps it guides in, if any."""
     model, _ = load_pipeline(source)
-    save_pipeline(destination, model, scheduler, dtype=np.float16, vae=vae, guidance_scale=guidance_scale)
+    save_pipeline(destination, model, scheduler, dtype=np.float16, vae=vae, guidance_scale=guidance_scale,
+                  guidance_interval=guidance_interval)

@@ -1,51 +1,45 @@
 # %% [markdown]
 # # Lesson 07 — Classifier-free guidance
 #
-# **What you will see.** First the exact picture, in 2-D: two classes of points, each a small
-# Gaussian mixture, whose denoiser is known in closed form. Arrows show the conditional, the
-# unconditional and the guided score at one noise level, and samples drawn at guidance scale
-# s = 1 and s = 4 show what the guided arrows do. Then the shipped glyph model: the same
-# starting noise sampled at s = 0, 1, 2, 4 and 8, with and without "rescale". Last, a sweep of
-# s that measures what guidance buys (samples that are more surely the digit asked for) and
-# what it costs (samples less like real glyphs, and less varied): the trade-off curve of
+# **What you will see.** First the exact picture, in 2-D: two classes of points, each a small Gaussian
+# mixture, whose denoiser is known in closed form. Arrows show the conditional, the unconditional and the
+# guided score at one noise level, and samples drawn at guidance scale s = 1 and s = 4 show what the guided
+# arrows do. Then the shipped glyph model: the same starting noise sampled at s = 0, 1, 2, 4 and 8, with and
+# without "rescale". Last, a sweep of s that measures what guidance buys (samples that are more surely the
+# digit asked for) and what it costs (samples less like real glyphs, and less varied): the trade-off curve of
 # Ho & Salimans 2022 (their Table 1 and its IS/FID curve), in miniature.
 #
-# **Why it matters.** Every text-to-image system turns this knob (Stable Diffusion's default
-# is 7.5). A class-conditional model trained with *condition dropout* (Ho & Salimans 2022,
-# Algorithm 1: with probability 0.1 the label is replaced by a "null" label) learns both
-# eps(x_t, c) and eps(x_t), and sampling extrapolates from one to the other:
+# **Why it matters.** Every text-to-image system turns this knob (Stable Diffusion's default is 7.5). A
+# class-conditional model trained with *condition dropout* (Ho & Salimans 2022, Algorithm 1: with probability
+# 0.1 the label is replaced by a "null" label) learns both eps(x_t, c) and eps(x_t), and sampling extrapolates
+# from one to the other:
 #
 #     guided = uncond + s * (cond - uncond)
 #
-# Since eps = -sqrt(1 - alpha_bar) * score, this is the score of p(x_t | c)^s p(x_t)^(1 - s),
-# which is p(x_t) p(c | x_t)^s up to a constant: an *implicit classifier* p(c | x_t), raised to
-# the power s. Samples move to where that classifier is sure, away from the other classes.
+# Since eps = -sqrt(1 - alpha_bar) * score, this is the score of p(x_t | c)^s p(x_t)^(1 - s), which is
+# p(x_t) p(c | x_t)^s up to a constant: an *implicit classifier* p(c | x_t), raised to the power s. Samples
+# move to where that classifier is sure, away from the other classes.
 #
-# **Two conventions: s and w.** tinydiff, like diffusers, takes `guidance_scale` s. The paper
-# writes eps~ = (1 + w) eps(x_t, c) - w eps(x_t) (Ho & Salimans 2022, eq. 6), so s = 1 + w:
-# s = 1 (w = 0) is the plain conditional model and no guidance at all, s = 0 (w = -1) the
-# unconditional model, and the paper's w = 1 or w = 4 are our s = 2 or s = 5. Stable
-# Diffusion's 7.5 is w = 6.5.
+# **Two conventions: s and w.** tinydiff, like diffusers, takes `guidance_scale` s. The paper writes
+# eps~ = (1 + w) eps(x_t, c) - w eps(x_t) (Ho & Salimans 2022, eq. 6), so s = 1 + w: s = 1 (w = 0) is the
+# plain conditional model and no guidance at all, s = 0 (w = -1) the unconditional model, and the paper's
+# w = 1 or w = 4 are our s = 2 or s = 5. Stable Diffusion's 7.5 is w = 6.5.
 #
-# **What you will find** (numbers from our run on the shipped model, printed again when you run
-# it). In 2-D, exactly: from s = 1 to s = 4 the share of samples sure to be their class rises
-# from 78% (the data's own 77%) to 100%, their spread within the class falls to 0.70 of the
-# data's, and their distance to p(x | c) grows 300-fold. On glyphs (200 DDIM-25 samples per
-# setting, one seed), the price shows but the gain cannot: without guidance 99.5% of samples are
-# already recognised as the digit asked, and stay so up to s = 3, while the Frechet distance
-# grows with every step up in s (0.30 at s = 1, at the floor of 0.28 +- 0.02 of real glyphs;
-# 0.33, 0.37, 0.49, 1.36, 6.33 at s = 1.5, 2, 3, 5, 8) and diversity within a digit falls from
-# 0.96 to 0.84 at s = 2. Past s = 3 the samples turn bold and over-bright, and the judge files
-# more and more of them under "not a digit" (fidelity 95% at s = 5, 70.5% at s = 8), which
-# also makes the diversity measure climb again. Rescale (phi = 0.7) tones the brightness down
-# (at s = 8, 13.9% of pixels beyond +-1.05 instead of 20.2%) but does not help the measures: it
-# moves fidelity by a point or two and the Frechet distance by up to 11%, for the worse. And DDIM's
-# clip_sample, done as diffusers' DDIM does it by default, breaks guided sampling outright (27.5%
-# at s = 3); tinydiff's `sample()` guards against it, and the lesson shows why.
+# **What you will find** (numbers from our run on the shipped model, printed again when you run it). In 2-D,
+# exactly: from s = 1 to s = 4 the share of samples sure to be their class rises from 78% (the data's own 77%)
+# to 100%, their spread within the class falls to 0.70 of the data's, and their distance to p(x | c) grows
+# 300-fold. On glyphs (200 DDIM-25 samples per setting, one seed), the price shows but the gain cannot:
+# without guidance 99.5% of samples are already recognised as the digit asked, and stay so up to s = 3, while
+# the Frechet distance grows with every step up in s (0.30 at s = 1, at the floor of 0.28 +- 0.02 of real
+# glyphs; 0.33, 0.37, 0.49, 1.36, 6.33 at s = 1.5, 2, 3, 5, 8) and diversity within a digit falls. Past s = 3
+# the samples turn bold and over-bright (fidelity 95% at s = 5). Rescale (phi = 0.7) tones the brightness down
+# but does not help the measures, and DDIM's clip_sample, done as diffusers' DDIM does it by default, breaks
+# guided sampling outright; tinydiff's `sample()` guards against it, and the lesson shows why. Part 3's notes
+# give the rest of the numbers.
 #
-# Run: `python lessons/07_guidance.py [--num N] [--steps S] [--out DIR] [--fast] [--model DIR]`.
-# Measured while other jobs kept the 2 cores busy (load average 4-5; the lesson got about one
-# core's worth): 6.8 to 8.6 minutes in three runs, and 35 s with --fast. A quiet machine is faster.
+# Run: `python lessons/07_guidance.py [--num N] [--steps S] [--out DIR] [--fast] [--model DIR]`. Measured
+# while other jobs kept the 2 cores busy (load average 4-5; the lesson got about one core's worth): 6.8 to 8.6
+# minutes in three runs, and 35 s with --fast. A quiet machine is faster.
 
 # %%
 import time
@@ -53,15 +47,15 @@ from pathlib import Path
 
 from tinydiff.lesson import LessonParser  # before NumPy: tinydiff/lesson.py says why
 import numpy as np
-from matplotlib.ticker import NullFormatter
 
 from tinydiff.data import GlyphDataset
-from tinydiff.diffusion import DDIMScheduler, GaussianMixture
-from tinydiff.metrics import energy_distance, mean_pairwise_distance  # a set's spread: mean distance of 2 members
+from tinydiff.diffusion import DDIMScheduler, ExactConditionalModel, GaussianMixture
+from tinydiff.metrics import class_diversity, energy_distance, mean_pairwise_distance  # spread: mean distance of 2
 from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
 from tinydiff.pretrained import glyph_judge, glyph_model_dir
-from tinydiff.viz import new_figure, save_figure
-from tinydiff.viz.tiles import tile_images
+from tinydiff.viz import save_figure
+from tinydiff.viz.guidance import (plot_guided_samples, plot_images_by_scale, plot_score_fields, plot_tradeoff,
+                                   tradeoff_table)
 
 # Terms (alpha_bar, SNR, v-prediction, guidance scale, ...): docs/glossary.md.
 parser = LessonParser("07_guidance", "Lesson 07: classifier-free guidance",
@@ -76,13 +70,12 @@ started = time.perf_counter()
 
 # %% [markdown]
 # ## Part 1 — the exact picture in 2-D
-# Two classes, "blue" (c = 0) and "orange" (c = 1), each a mixture of two Gaussians, equally
-# likely. They overlap in the middle, as real classes do at their edges. p(x) is the average
-# of the two p(x | c), itself a mixture of four Gaussians, so `GaussianMixture` gives the exact
-# E[eps | x_t, c] and E[eps | x_t] (lesson 02). The small class below hands them to `sample()`
-# as a class-conditional "model" with a null class (index 2), exactly as a trained network
-# would be called: one forward of 2B per step, the first half with the labels, the second with
-# the null label.
+# Two classes, "blue" (c = 0) and "orange" (c = 1), each a mixture of two Gaussians, equally likely. They
+# overlap in the middle, as real classes do at their edges. p(x) is the average of the two p(x | c), itself a
+# mixture of four Gaussians, so `GaussianMixture` gives the exact E[eps | x_t, c] and E[eps | x_t]
+# (lesson 02). `ExactConditionalModel` hands them to `sample()` as a class-conditional "model" with a null
+# class (index 2), exactly as a trained network would be called: one forward of 2B per step, the first half
+# with the labels, the second with the null label.
 
 # %%
 CLASSES = [  # per class c: (weights, means, covariances) of the mixture p(x | c)
@@ -91,42 +84,7 @@ CLASSES = [  # per class c: (weights, means, covariances) of the mixture p(x | c
 ]
 PRIORS = np.array([0.5, 0.5])  # p(c)
 NULL = 2                       # the null label: "no class given"
-COLOURS = ("tab:blue", "tab:orange")
 per_class = [GaussianMixture(*c) for c in CLASSES]
-everything = GaussianMixture(  # p(x) = sum_c p(c) p(x | c): all four components, weights times priors
-    np.concatenate([p * np.asarray(w) for p, (w, _, _) in zip(PRIORS, CLASSES)]),
-    np.concatenate([mu for _, mu, _ in CLASSES]),
-    np.concatenate([np.asarray(cov, dtype=float) for _, _, cov in CLASSES]))
-
-
-class ExactConditionalModel:
-    """model(x_t (B, 2), t (B,), labels (B,)) -> E[eps | x_t, c] for labels 0 and 1, and
-    E[eps | x_t] for the null label: what a class-conditional network trained with condition
-    dropout converges to. Its config tells `sample()` which label is the null one."""
-
-    def __init__(self, alphas_cumprod):
-        self.alphas_cumprod = np.asarray(alphas_cumprod, dtype=np.float64)
-        self.config = {"num_class_embeds": 3, "class_embed_null_index": NULL, "data_dim": 2}
-        self.mixtures = per_class + [everything]  # index = label
-
-    def eval(self):
-        return self
-
-    def __call__(self, x, t, labels):
-        a = self.alphas_cumprod[int(t[0])]  # sample() calls with one timestep for the whole batch
-        out = np.empty(x.shape, dtype=np.float64)
-        for label, mixture in enumerate(self.mixtures):
-            rows = labels == label
-            if rows.any():
-                out[rows] = mixture.expected_epsilon(x[rows].astype(np.float64), a)
-        return out
-
-
-def class_posterior(x):
-    """p(c | x) of clean points x (N, 2), shape (N, 2): Bayes' rule with the exact densities."""
-    log_joint = np.stack([m.log_prob(x) for m in per_class], axis=1) + np.log(PRIORS)  # (N, 2)
-    p = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
-    return p / p.sum(axis=1, keepdims=True)
 
 
 N_2D = 300 if args.fast else 2000  # points per class
@@ -142,12 +100,11 @@ def make_ddim():
 
 # %% [markdown]
 # ### The scores, as arrows
-# At one noise level (alpha_bar = 0.75: x_t is still mostly signal) the score grad log p(x_t)
-# points to where noised points are more likely. Four fields, for the blue class: its own
-# conditional score, the unconditional score (of both classes together), their difference
-# grad log p(c | x_t), the implicit classifier's gradient, and the guided score at s = 4, which
-# is the unconditional score plus 4 times that difference. All arrows share one scale, so
-# lengths compare across panels. Faint dots: noised points of each class at this level.
+# At one noise level (alpha_bar = 0.75: x_t is still mostly signal) the score grad log p(x_t) points to where
+# noised points are more likely. Four fields, for the blue class: its own conditional score, the unconditional
+# score (of both classes together), their difference grad log p(c | x_t), the implicit classifier's gradient,
+# and the guided score at s = 4, which is the unconditional score plus 4 times that difference. All arrows
+# share one scale, so lengths compare across panels. Faint dots: noised points of each class at this level.
 
 # %%
 ddim = make_ddim()
@@ -156,42 +113,19 @@ a_mid = float(ddim.alphas_cumprod[t_mid])
 grid = np.linspace(-2.4, 2.4, 17)
 gx, gy = np.meshgrid(grid, grid)
 points = np.stack([gx.ravel(), gy.ravel()], axis=1)  # (17*17, 2)
-exact = ExactConditionalModel(ddim.alphas_cumprod)
+exact = ExactConditionalModel(per_class, PRIORS, ddim.alphas_cumprod)  # labels 0, 1 and NULL
 t_all = np.full(len(points), t_mid)
 
 
-def score(labels):
-    """grad log p(x_t [| c]) at the grid points: eps = -sqrt(1 - alpha_bar) * score (tinydiff/pipelines/guidance.py)"""
-    return -exact(points, t_all, np.full(len(points), labels)) / np.sqrt(1 - a_mid)
-
-
 S_GUIDE = 4.0
-score_cond, score_uncond = score(0), score(NULL)
+# grad log p(x_t | c) and grad log p(x_t) at the grid points: eps = -sqrt(1 - alpha_bar) * score
+# (tinydiff/pipelines/guidance.py)
+score_cond, score_uncond = (-exact(points, t_all, np.full(len(points), c)) / np.sqrt(1 - a_mid) for c in (0, NULL))
 DIFF_ZOOM = 3  # the difference is small beside the scores; drawn this many times longer
-fields = [
-    ("conditional score, blue class: grad log p(x_t | c)", score_cond, "tab:blue", 1),
-    ("unconditional score: grad log p(x_t)", score_uncond, "0.35", 1),
-    (f"their difference, grad log p(c | x_t) (drawn {DIFF_ZOOM}x longer)", score_cond - score_uncond, "tab:red",
-     DIFF_ZOOM),
-    (f"guided score, s = {S_GUIDE:g}: uncond + s (cond - uncond)", score_uncond + S_GUIDE * (score_cond - score_uncond),
-     "navy", 1),
-]
 noise_rng = np.random.default_rng(5)
 noised = [np.sqrt(a_mid) * d[:600] + np.sqrt(1 - a_mid) * noise_rng.standard_normal(d[:600].shape) for d in data_2d]
-fig, axes = new_figure(2, 2, panel_size=(4.6, 4.6))
-arrow_scale = np.percentile(np.linalg.norm(score_cond, axis=1), 90) / (grid[1] - grid[0])  # score units per grid cell
-for ax, (title, field, colour, zoom) in zip(axes.ravel(), fields):
-    for c in (0, 1):
-        ax.scatter(*noised[c].T, s=4, c=COLOURS[c], alpha=0.3, linewidths=0)
-    ax.quiver(points[:, 0], points[:, 1], field[:, 0], field[:, 1], color=colour, angles="xy", scale_units="xy",
-              scale=arrow_scale / zoom, width=0.005)
-    ax.set_xlim(-2.6, 2.6)
-    ax.set_ylim(-2.6, 2.6)
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize="small")
-    ax.set_xlabel("x_1")
-    ax.set_ylabel("x_2")
-fig.suptitle(f"scores at t = {t_mid} (alpha_bar = {a_mid:.2f}); dots: noised blue and orange points", fontsize="medium")
+fig = plot_score_fields(points, score_cond, score_uncond, S_GUIDE, DIFF_ZOOM, noised,
+                        f"scores at t = {t_mid} (alpha_bar = {a_mid:.2f}); dots: noised blue and orange points")
 save_figure(fig, OUT / "scores_2d.png")
 print("scores_2d.png: conditional, unconditional, implicit-classifier and guided score fields")
 # how the implicit classifier's gradient points, where the two classes meet (x_1 near 0): away from orange
@@ -201,42 +135,40 @@ print(f"between the classes (|x_1| < 0.35), grad log p(blue | x_t) points left, 
       f"{push_left:.0%} of the grid points")
 
 # %% [markdown]
-# What to notice: the unconditional arrows lead into *both* classes, the conditional ones into
-# blue only. Their difference (red) is the gradient of "how sure is it that this is blue": zero
-# on the left, where blue is already certain, and growing through the overlap and into orange,
-# always pointing back towards blue. Guidance multiplies exactly that part by s, so the guided
-# arrows (navy) shove points out of the overlap and out of orange much harder than the
-# conditional score does, while on the far side of blue they barely differ from it.
+# What to notice: the unconditional arrows lead into *both* classes, the conditional ones into blue only.
+# Their difference (red) is the gradient of "how sure is it that this is blue": zero on the left, where blue
+# is already certain, and growing through the overlap and into orange, always pointing back towards blue.
+# Guidance multiplies exactly that part by s, so the guided arrows (navy) shove points out of the overlap and
+# out of orange much harder than the conditional score does, while on the far side of blue they barely differ
+# from it.
 
 # %% [markdown]
 # ### Samples at s = 1 and s = 4, and how they move as s grows
 # DDIM, 50 steps, from the same x_T for every s. For each s we measure, per class:
-# - **fidelity**: the share of samples that the exact classifier p(c | x) assigns to the class
-#   asked for with probability >= 0.9 (real points of the class: about 76%, since the classes
-#   overlap);
-# - **diversity**: the mean distance between two samples of the class, relative to the same
-#   for real points of the class (1 = as spread out as the data);
-# - **distance to p(x | c)**: the energy distance between the samples and real points of their
-#   class (0 = the same distribution; we print the distance between two sets of real points
-#   beside it, the noise floor of the measure).
+# - **fidelity**: the share of samples that the exact classifier p(c | x) assigns to the class asked for with
+#   probability >= 0.9 (real points of the class: about 76%, since the classes overlap);
+# - **diversity**: the mean distance between two samples of the class, relative to the same for real points of
+#   the class (1 = as spread out as the data);
+# - **distance to p(x | c)**: the energy distance between the samples and real points of their class (0 = the
+#   same distribution; we print the distance between two sets of real points beside it, the noise floor of the
+#   measure).
 
 # %%
 SCALES_2D = [0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0]
 labels_2d = np.repeat([0, 1], N_2D)  # N_2D of each class
 samples_2d, rows_2d = {}, []
 real_spread = [mean_pairwise_distance(d[:1000]) for d in data_2d]
-real_fidelity = float(np.mean([np.mean(class_posterior(d)[:, c] >= 0.9) for c, d in enumerate(data_2d)]))
+real_fidelity = float(np.mean([np.mean(exact.class_posterior(d)[:, c] >= 0.9) for c, d in enumerate(data_2d)]))
 more_data = [m.sample(N_2D, np.random.default_rng(200)) for m in per_class]
 floor_2d = float(np.mean([energy_distance(a, b) for a, b in zip(more_data, data_2d)]))
-for s in SCALES_2D:
-    ddim = make_ddim()
-    x = sample(ExactConditionalModel(ddim.alphas_cumprod), ddim, (2 * N_2D, 2), np.random.default_rng(1), STEPS_2D,
-               class_labels=labels_2d, guidance_scale=s)
+for s in SCALES_2D:  # a fresh scheduler each time; every DDIM here has the same alpha_bar, so one model serves
+    x = sample(exact, make_ddim(), (2 * N_2D, 2), np.random.default_rng(1), STEPS_2D, class_labels=labels_2d,
+               guidance_scale=s)
     samples_2d[s] = x
     per = [x[labels_2d == c] for c in (0, 1)]
     rows_2d.append({
         "s": s,
-        "fidelity": float(np.mean([np.mean(class_posterior(p)[:, c] >= 0.9) for c, p in enumerate(per)])),
+        "fidelity": float(np.mean([np.mean(exact.class_posterior(p)[:, c] >= 0.9) for c, p in enumerate(per)])),
         "diversity": float(np.mean([mean_pairwise_distance(p[:1000]) / r for p, r in zip(per, real_spread)])),
         "distance": float(np.mean([energy_distance(p, d) for p, d in zip(per, data_2d)])),
     })
@@ -246,84 +178,48 @@ for r in rows_2d:
 print(f"{'data':>5} {real_fidelity:>9.1%} {1.0:>10.2f} {floor_2d:>19.4f}   (two sets of real points)")
 
 # %%
-lim = (-2.4, 2.4)
-grid_fine = np.linspace(*lim, 120)
-fx, fy = np.meshgrid(grid_fine, grid_fine)
-fine = np.stack([fx.ravel(), fy.ravel()], axis=1)
-fig, axes = new_figure(1, 3, panel_size=(4.4, 4.4), squeeze=True)
-for ax, s in zip(axes[:2], (1.0, S_GUIDE)):
-    for c in (0, 1):
-        density = np.exp(per_class[c].log_prob(fine)).reshape(fx.shape)
-        ax.contour(fx, fy, density, levels=4, colors=COLOURS[c], linewidths=0.8, alpha=0.8)
-        ax.scatter(*samples_2d[s][labels_2d == c][:800].T, s=3, c=COLOURS[c], alpha=0.5, linewidths=0,
-                   label=f"asked for {'blue' if c == 0 else 'orange'}")
-    stats = next(r for r in rows_2d if r["s"] == s)
-    ax.set_xlim(*lim)
-    ax.set_ylim(*lim)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x_1")
-    ax.set_ylabel("x_2")
-    ax.set_title(f"s = {s:g}: fidelity {stats['fidelity']:.0%}, diversity {stats['diversity']:.2f}", fontsize="medium")
-    ax.legend(loc="lower left", fontsize="small", markerscale=3)
-ax = axes[2]
-div = [r["diversity"] for r in rows_2d[1:]]  # from s = 1 on; s = 0 ignores the class
-fid = [r["fidelity"] for r in rows_2d[1:]]
-ax.plot(div, fid, "o-", color="navy", label="guided samples (s = 1 ... 8)")
-for r in rows_2d[1:]:
-    ax.annotate(f"s={r['s']:g}", (r["diversity"], r["fidelity"]), textcoords="offset points", xytext=(5, -10),
-                fontsize="small")
-ax.plot([1.0], [real_fidelity], "k*", markersize=10, label="real points")
-ax.set_xlabel("diversity within a class (real points = 1)")
-ax.set_ylabel("fidelity: share sure to be the class asked for")
-ax.set_title("guidance trades diversity for fidelity", fontsize="medium")
-ax.grid(alpha=0.3)
-ax.legend(loc="lower left", fontsize="small")
-fig.suptitle(f"exact denoiser, DDIM {STEPS_2D} steps, same x_T for every s; contours: the true p(x | c)",
-             fontsize="medium")
+fig = plot_guided_samples(samples_2d, labels_2d, per_class, rows_2d, real_fidelity, (1.0, S_GUIDE),
+                          f"exact denoiser, DDIM {STEPS_2D} steps, same x_T for every s; contours: the true p(x | c)")
 save_figure(fig, OUT / "samples_2d_s1_vs_s4.png")
 print("samples_2d_s1_vs_s4.png: samples at s = 1 and s = 4, and fidelity against diversity as s grows")
 
 # %% [markdown]
-# What to notice: at s = 1 the samples follow the contours of their class, overlap included:
-# the exact denoiser with 50 DDIM steps draws p(x | c) itself (its distance to real points is
-# near the floor) and its fidelity is the data's own. Its diversity, 0.95 rather than 1, is
-# DDIM's: with 50 steps the ODE solver pulls each cloud in by about 5% (we measured 0.99 with
-# 200 steps and 1.00 with 1000). At s = 4 each class has pulled back from
-# the other: the blue points crowd into the far side of their modes (the lower blue mode, the
-# one closest to orange, is drained and pushed down-left), the orange ones into the right, the
-# middle empties, and every sample is now unmistakably its class. The price
-# is visible too: each cloud is narrower than its contours, and the samples no longer follow
-# p(x | c) (the distance grows with s, fast). At s = 0 the label is ignored, so half the
-# samples sit in the wrong class. The right panel is the trade-off in one curve, and it is
-# exact: no network, no training, only the guided score.
+# What to notice: at s = 1 the samples follow the contours of their class, overlap included: the exact
+# denoiser with 50 DDIM steps draws p(x | c) itself (its distance to real points is near the floor) and its
+# fidelity is the data's own. Its diversity, 0.95 rather than 1, is DDIM's: with 50 steps the ODE solver pulls
+# each cloud in by about 5% (we measured 0.99 with 200 steps and 1.00 with 1000). At s = 4 each class has
+# pulled back from the other: the blue points crowd into the far side of their modes (the lower blue mode, the
+# one closest to orange, is drained and pushed down-left), the orange ones into the right, the middle empties,
+# and every sample is now unmistakably its class. The price is visible too: each cloud is narrower than its
+# contours, and the samples no longer follow p(x | c) (the distance grows with s, fast). At s = 0 the label is
+# ignored, so half the samples sit in the wrong class. The right panel is the trade-off in one curve, and it
+# is exact: no network, no training, only the guided score.
 
 # %% [markdown]
 # ## Part 2 — the shipped glyph model, guided
-# The shipped model was trained with condition dropout (10% of labels replaced by its null
-# class, index 10), so `sample(..., guidance_scale=s)` works on it. s = 0 samples the null
-# class alone: unconditional digits, whatever label was asked for.
+# The shipped model was trained with condition dropout (10% of labels replaced by its null class, index 10),
+# so `sample(..., guidance_scale=s)` works on it. s = 0 samples the null class alone: unconditional digits,
+# whatever label was asked for.
 #
-# **Rescale** (`guidance_rescale` phi, Lin et al. 2023, sec. 3.4): a large s inflates the
-# guided output (each step's prediction moves s times as far from the unconditional one), which
-# in image models over-saturates and over-sharpens. Rescale pulls the guided output's per-sample
-# standard deviation back to the conditional output's, and mixes the two by phi (0.7 in their
-# paper). Like diffusers, tinydiff applies it to whatever the model predicts; this model
-# predicts v, so it is v's spread that is rescaled.
+# **Rescale** (`guidance_rescale` phi, Lin et al. 2023, sec. 3.4): a large s inflates the guided output (each
+# step's prediction moves s times as far from the unconditional one), which in image models over-saturates and
+# over-sharpens. Rescale pulls the guided output's per-sample standard deviation back to the conditional
+# output's, and mixes the two by phi (0.7 in their paper). Like diffusers, tinydiff applies it to whatever the
+# model predicts; this model predicts v, so it is v's spread that is rescaled.
 #
-# **A trap: DDIM's clip_sample.** DDIM (as in diffusers, whose default is clip_sample=True, and
-# as this model's config says) clips its guess of x_0 to [-1, 1] at every step, but by default
-# (use_clipped_model_output=False) keeps the *unclipped* eps for the step's "direction" term
-# (DDIM eq. 12). Without guidance the guess of x_0 hardly leaves [-1, 1] and the two agree.
-# Guidance extrapolates, so early in sampling a good share of the guided x_0 lands well outside
-# [-1, 1]: the clipped x_0 and the eps then describe two different images, and the step mixes
-# them. DDIM with use_clipped_model_output=True recomputes eps from the clipped x_0, and
-# tinydiff's `sample()` does so by default whenever s > 1 (DPM-Solver++, which does not clip,
-# guides fine too). This lesson samples the glyphs with clip_sample=False all the same, and the
+# **A trap: DDIM's clip_sample.** DDIM (as in diffusers, whose default is clip_sample=True, and as this
+# model's config says) clips its guess of x_0 to [-1, 1] at every step, but by default
+# (use_clipped_model_output=False) keeps the *unclipped* eps for the step's "direction" term (DDIM eq. 12).
+# Without guidance the guess of x_0 hardly leaves [-1, 1] and the two agree. Guidance extrapolates, so early
+# in sampling a good share of the guided x_0 lands well outside [-1, 1]: the clipped x_0 and the eps then
+# describe two different images, and the step mixes them. DDIM with use_clipped_model_output=True recomputes
+# eps from the clipped x_0, and tinydiff's `sample()` does so by default whenever s > 1 (DPM-Solver++, which
+# does not clip, guides fine too). This lesson samples the glyphs with clip_sample=False all the same, and the
 # third panel below switches the guard off (use_clipped_model_output=False) to show the trap.
 #
-# The grid: columns are digits 0-9, twice with different noise; every row starts from the same
-# twenty x_T (`sample` draws x_T first from its generator, and DDIM with eta = 0 draws nothing
-# else), so within a column only s, phi and the clipping change.
+# The grid: columns are digits 0-9, twice with different noise; every row starts from the same twenty x_T
+# (`sample` draws x_T first from its generator, and DDIM with eta = 0 draws nothing else), so within a column
+# only s, phi and the clipping change.
 
 # %%
 model, scheduler_config = load_pipeline(args.model or glyph_model_dir())
@@ -354,44 +250,28 @@ grid_labels = np.arange(10) if args.fast else np.tile(np.arange(10), 2)
 PANELS = {(0.0, False): "phi = 0 (no rescale)", (0.7, False): "rescale, phi = 0.7",
           (0.0, True): "phi = 0, clip_sample=True, eps unclipped (the trap)"}  # (phi, clip) -> title
 grid = {(s, phi, clip): glyphs(grid_labels, s, phi, seed=7, clip=clip) for phi, clip in PANELS for s in GRID_SCALES}
-blocks = {key: [tile_images(grid[(s, *key)], ncols=10, scale=3) for s in GRID_SCALES] for key in PANELS}
-gap = np.full((14, blocks[0.0, False][0].shape[1], 3), 255, np.uint8)  # white band between two values of s
-fig, axes = new_figure(1, len(PANELS), panel_size=(5.0, 0.9 + 0.42 * len(GRID_SCALES) * len(grid_labels) / 10),
-                       squeeze=True)
-for ax, (key, title) in zip(axes, PANELS.items()):
-    ax.imshow(np.concatenate([part for block in blocks[key] for part in (block, gap)][:-1]), interpolation="nearest")
-    height = blocks[key][0].shape[0] + len(gap)
-    ax.set_yticks([i * height + blocks[key][0].shape[0] / 2 for i in range(len(GRID_SCALES))],
-                  [f"s = {s:g}" + (" (uncond.)" if s == 0 else "") for s in GRID_SCALES])
-    ax.set_xticks([])
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.set_title(title, fontsize="medium")
-fig.suptitle(f"DDIM {STEPS} steps, the same x_T in every row; columns: digits 0-9"
-             + (", twice" if len(grid_labels) > 10 else ""),
-             fontsize="medium")
+fig = plot_images_by_scale(grid, GRID_SCALES, PANELS, f"DDIM {STEPS} steps, the same x_T in every row; columns: "
+                           "digits 0-9" + (", twice" if len(grid_labels) > 10 else ""))
 save_figure(fig, OUT / "glyphs_by_scale.png")
 print(f"glyphs_by_scale.png: rows s = {GRID_SCALES}; no rescale, rescale phi = 0.7, and DDIM clipping x_0")
 
 # %% [markdown]
 # ## Part 3 — the trade-off, measured
-# For each s (and phi = 0 or 0.7) we draw `--num` samples, an equal number of each digit, with
-# `--steps` DDIM steps (25 by default: lesson 05 found DDIM at the floor of its measure from 10
-# steps on; `benchmarks/bench_guidance.py` runs the paper-sized sweep, DDIM-50 with 1000 samples
-# and 3 seeds per setting), and let the classifier of lessons 04-05 judge them:
-# - **fidelity**: the share of samples it recognises (probability >= 0.9) *as the digit asked
-#   for* — the role of the Inception Score in the paper;
-# - **Frechet distance** of its features to 1000 real glyphs — the paper's FID, in miniature
-#   (lower is closer; we print the distance between real glyphs and real glyphs beside it, the
-#   measure's floor at this sample size, lesson 05);
-# - **diversity within a class**: the mean distance between the classifier's features of two
-#   samples of the same digit, relative to the same for real glyphs of that digit (1 = as
-#   varied as real glyphs), averaged over the digits. At s = 0 the "digit asked" is ignored,
-#   so this compares mixed digits with one digit each, and comes out large.
+# For each s (and phi = 0 or 0.7) we draw `--num` samples, an equal number of each digit, with `--steps` DDIM
+# steps (25 by default: lesson 05 found DDIM at the floor of its measure from 10 steps on;
+# `benchmarks/bench_guidance.py` runs the paper-sized sweep, DDIM-50 with 1000 samples and 3 seeds per
+# setting), and let the classifier of lessons 04-05 judge them:
+# - **fidelity**: the share of samples it recognises (probability >= 0.9) *as the digit asked for* — the role
+#   of the Inception Score in the paper;
+# - **Frechet distance** of its features to 1000 real glyphs — the paper's FID, in miniature (lower is closer;
+#   we print the distance between real glyphs and real glyphs beside it, the measure's floor at this sample
+#   size, lesson 05);
+# - **diversity within a class**: the mean distance between the classifier's features of two samples of the
+#   same digit, relative to the same for real glyphs of that digit (1 = as varied as real glyphs), averaged
+#   over the digits. At s = 0 the "digit asked" is ignored, so this compares mixed digits with one digit each,
+#   and comes out large.
 #
-# One seed per setting (the benchmark runs more samples and seeds); each setting starts from
-# the same x_T.
+# One seed per setting (the benchmark runs more samples and seeds); each setting starts from the same x_T.
 
 # %%
 SCALES = [0.0, 1.0, 4.0] if args.fast else [0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0]
@@ -403,27 +283,9 @@ SETTINGS.append((S_CLIPPED, 0.0, True))
 num = 20 if args.fast else max(20, args.num)
 labels = np.arange(num) % 10
 judge = glyph_judge(200 if args.fast else 1000)
-
-
-def fidelity_and_features(images, asked):
-    """Per-sample "recognised as the digit asked" (N,) bool, and the classifier's features (N, F)."""
-    features, logits = judge.features_and_logits(images)
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs = z / z.sum(axis=1, keepdims=True)  # softmax, (N, classes)
-    return (probs.argmax(axis=1) == asked) & (probs.max(axis=1) >= 0.9), features
-
-
-def diversity(features, asked, reference_features, reference_labels):
-    """Mean pairwise feature distance within each digit, relative to real glyphs', averaged over digits."""
-    ratios = [mean_pairwise_distance(features[asked == d])
-              / mean_pairwise_distance(reference_features[reference_labels == d])
-              for d in np.unique(asked) if np.sum(asked == d) >= 2]
-    return float(np.mean(ratios))
-
-
 reals = GlyphDataset(seed=3000, size=size)
 real_images, real_labels = reals.get(reals.indices_with_labels(labels))  # the same digits as asked for
-real_ok, real_features = fidelity_and_features(real_images, real_labels)
+real_ok, real_features = judge.recognised_as(real_images, real_labels)
 real_verdict = judge.score(real_images)
 real_frechets = [real_verdict["frechet"]]
 for seed in (3001, 3002):  # two more sets of real glyphs: the floor's spread
@@ -436,38 +298,25 @@ for s, phi, clip in SETTINGS:
     t0 = time.perf_counter()
     x = glyphs(labels, s, phi, seed=11, clip=clip)
     seconds = time.perf_counter() - t0
-    ok, features = fidelity_and_features(x, labels)
+    ok, features = judge.recognised_as(x, labels)
     verdict = judge.score(x)
     sweep.append({"s": s, "phi": phi, "clip": clip, "fidelity": float(ok.mean()), "frechet": verdict["frechet"],
-                  "diversity": diversity(features, labels, real_features, real_labels), "seconds": seconds,
+                  "diversity": class_diversity(features, labels, real_features, real_labels), "seconds": seconds,
                   "junk": verdict["junk"],  # the share the judge files under "not a digit"
                   "bright": float(np.mean(np.abs(x) > 1.05))})  # pixels beyond the range of any real glyph
     r = sweep[-1]
-    print(f"s = {s:<4g} phi = {phi:<4g}{' clip_sample' if clip else ''} fidelity {r['fidelity']:6.1%}  "
-          f"Frechet {r['frechet']:.3f}  "
-          f"diversity {r['diversity']:.2f}  ({seconds:.0f} s, {time.perf_counter() - sweep_started:.0f} s so far)")
+    print(f"s = {s:<4g} phi = {phi:<4g}{' clip_sample' if clip else ''} fidelity {r['fidelity']:6.1%}  Frechet "
+          f"{r['frechet']:.3f}  diversity {r['diversity']:.2f}  ({seconds:.0f} s, "
+          f"{time.perf_counter() - sweep_started:.0f} s so far)")
 
 
 def row(s, phi, clip=False):
     return next(r for r in sweep if r["s"] == s and r["phi"] == phi and r["clip"] == clip)
 
 
-def curve(phi):
-    """The sweep's unclipped rows for one phi, by s; the rescaled curve starts from s = 1, where phi does nothing."""
-    return [r for r in sweep if not r["clip"] and (r["phi"] == phi or (phi > 0 and r["s"] == 1.0))]
-
-
-header = (f"{'s':>4} {'phi':>4} {'clip x_0':>8} {'fidelity':>9} {'Frechet':>8} {'diversity':>10} {'not a digit':>12} "
-          f"{'|pixel|>1.05':>13} {'sec/image':>9}")
-lines = [f"{num} samples per setting, DDIM {STEPS} steps, seed 11", header, "-" * len(header)]
-for r in sweep:
-    lines.append(f"{r['s']:>4g} {r['phi']:>4g} {'yes' if r['clip'] else 'no':>8} {r['fidelity']:>9.1%} "
-                 f"{r['frechet']:>8.3f} {r['diversity']:>10.2f} {r['junk']:>12.1%} {r['bright']:>13.1%} "
-                 f"{r['seconds'] / num:>9.3f}")
-lines.append(f"{'real glyphs':>18} {real_ok.mean():>9.1%} {real_frechet:>8.3f} {1.0:>10.2f} "
-             f"{real_verdict['junk']:>12.1%} {np.mean(np.abs(real_images) > 1.05):>13.1%}"
-             f"   (Frechet: mean of 3 sets of {num}, +- {real_frechet_sd:.3f}: the floor)")
-table = "\n".join(lines)
+real = {"fidelity": real_ok.mean(), "frechet": real_frechet, "frechet_sd": real_frechet_sd,
+        "junk": real_verdict["junk"], "bright": np.mean(np.abs(real_images) > 1.05)}
+table = tradeoff_table(sweep, real, num, STEPS, seed=11)
 print(table)
 (OUT / "tradeoff_glyphs.txt").write_text(table + "\n")
 
@@ -475,65 +324,37 @@ print(table)
 # s = 0 and the clipped run lie far from the curve; they are in the table and in the note under
 # the plot, so that the axes keep to the curve itself
 uncond, trap = row(0.0, 0.0), row(S_CLIPPED, 0.0, clip=True)
-fig, axes = new_figure(1, 2, panel_size=(5.0, 4.4), squeeze=True)
-for ax, key, xlabel in ((axes[0], "frechet", f"Frechet distance to real glyphs ({num} samples; lower is closer; "
-                                             "log scale)"),
-                        (axes[1], "diversity", "diversity within a digit (real glyphs = 1)")):
-    for phi, style in zip(PHIS, ("o-", "s--")):
-        rs = [r for r in curve(phi) if r["s"] >= 1]
-        ax.plot([r[key] for r in rs], [r["fidelity"] for r in rs], style,
-                label=f"phi = {phi:g}" + (" (no rescale)" if phi == 0 else " (rescale)"))
-        for r in rs:  # label one curve, at values of s far enough apart to read
-            if phi == 0 and r["s"] in ((1.0, 3.0, 5.0, 8.0) if key == "frechet" else (1.0, 2.0, 5.0, 8.0)):
-                ax.annotate(f"s={r['s']:g}", (r[key], r["fidelity"]), textcoords="offset points", xytext=(3, -13),
-                            fontsize="small")
-    real_x = real_frechet if key == "frechet" else 1.0
-    ax.plot([real_x], [real_ok.mean()], "k*", markersize=10, label="real glyphs")
-    ax.set_xlabel(xlabel, fontsize="small")
-    ax.set_ylabel("fidelity: share recognised as the digit asked")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
-axes[0].set_xscale("log")  # s = 1 ... 3 sit close together near the floor, s = 8 far out
-ticks = [v for v in (0.2, 0.3, 0.5, 1, 2, 5, 10, 20, 50) if min(r["frechet"] for r in sweep) / 1.5 < v
-         < 1.5 * max(r["frechet"] for r in sweep if not r["clip"] and r["s"] >= 1)]
-axes[0].set_xticks(ticks, [f"{v:g}" for v in ticks])
-axes[0].xaxis.set_minor_formatter(NullFormatter())
-axes[0].set_title("fidelity against Frechet distance", fontsize="medium")
-axes[1].set_title("fidelity against diversity", fontsize="medium")
-fig.suptitle(f"the glyph model as s grows (s = 1 is no guidance); DDIM {STEPS} steps, clip_sample=False",
-             fontsize="medium")
-fig.supxlabel(f"off the chart: s = 0 (unconditional) fidelity {uncond['fidelity']:.0%}, Frechet "
-         f"{uncond['frechet']:.2f}, diversity {uncond['diversity']:.2f};  s = {S_CLIPPED:g} with clip_sample=True "
-         f"fidelity {trap['fidelity']:.0%}, Frechet {trap['frechet']:.2f}, diversity {trap['diversity']:.2f}",
-         fontsize="small")
+fig = plot_tradeoff(  # a curve per phi, of the unclipped rows by s; both start from s = 1, where phi does nothing
+    {f"phi = {phi:g}" + (" (no rescale)" if phi == 0 else " (rescale)"):
+     [r for r in sweep if not r["clip"] and r["s"] >= 1 and (r["phi"] == phi or r["s"] == 1.0)] for phi in PHIS},
+    real_frechet, real_ok.mean(), num,
+    f"the glyph model as s grows (s = 1 is no guidance); DDIM {STEPS} steps, clip_sample=False",
+    {"s = 0 (unconditional)": uncond, f"s = {S_CLIPPED:g} with clip_sample=True": trap},
+    {"frechet": (1.0, 3.0, 5.0, 8.0), "diversity": (1.0, 2.0, 5.0, 8.0)})
 save_figure(fig, OUT / "tradeoff_glyphs.png")
 print("tradeoff_glyphs.png: fidelity against Frechet distance and against diversity, as s grows")
 print(f"lesson ran in {time.perf_counter() - started:.0f} s")
 
 # %% [markdown]
-# What to notice (our run, the table above): the glyph model shows the *price* of guidance
-# clearly and the *gain* not at all. The gain needs room: in 2-D, s = 1 leaves 22% of samples
-# in the overlap of the two classes, and guidance clears it. The glyph digits barely overlap
-# (the judge recognises 99.5% of real glyphs), and the shipped model is already 99.5% on target at s = 1,
-# which guidance keeps up to s = 3 and cannot raise. Ho & Salimans' ImageNet classes overlap
-# far more, so there fidelity (their Inception Score) climbs. The price is the paper's: the
-# Frechet distance is lowest at s = 1 (at the floor of real glyphs, 0.30 against 0.28 +- 0.02)
-# and grows with every step up in s, fast beyond s = 3 (6.33 at s = 8); in the paper FID is
-# best at a small w > 0 and worsens beyond. Diversity within a digit falls from 0.96 to 0.84
-# by s = 2, the narrowing of the 2-D clouds. Past s = 3 look at the grid: the digits grow bold
-# and over-bright (at s = 8 a fifth of the pixels are beyond +-1.05, which no real glyph has),
-# still legible to us, but the judge files about one in six under "not a digit" and is unsure
-# of more, so fidelity falls to 70.5%. Those outliers are also why "diversity" climbs again at
-# s = 5 and 8: a few strange samples far from the rest spread the features, which is not
-# the variety of style the measure is meant for. Rescale (phi = 0.7) does what it is for, in
-# part: at s = 8 it leaves 13.9% of the pixels over-bright instead of 20.2%. But the judge's
-# verdict barely moves: fidelity by at most a point and a half, the Frechet distance by up to
-# 11%, for the worse (s = 5). Guidance costs time too: one forward of 2B per step instead of
-# B, 1.7 to 2.5 times the time per image of s = 1 in our run (the last column; busy cores).
-# The recommended scale stored with the model (3) sits at the end of the flat part: the same
-# fidelity, Frechet 0.49.
-# Finally the trap: with DDIM's clip_sample=True, s = 3 keeps 27.5% on target, against 99.5%
-# without clipping.
+# What to notice (our run, the table above): the glyph model shows the *price* of guidance clearly and the
+# *gain* not at all. The gain needs room: in 2-D, s = 1 leaves 22% of samples in the overlap of the two
+# classes, and guidance clears it. The glyph digits barely overlap (the judge recognises 99.5% of real
+# glyphs), and the shipped model is already 99.5% on target at s = 1, which guidance keeps up to s = 3 and
+# cannot raise. Ho & Salimans' ImageNet classes overlap far more, so there fidelity (their Inception Score)
+# climbs. The price is the paper's: the Frechet distance is lowest at s = 1 (at the floor of real glyphs, 0.30
+# against 0.28 +- 0.02) and grows with every step up in s, fast beyond s = 3 (6.33 at s = 8); in the paper FID
+# is best at a small w > 0 and worsens beyond. Diversity within a digit falls from 0.96 to 0.84 by s = 2, the
+# narrowing of the 2-D clouds. Past s = 3 look at the grid: the digits grow bold and over-bright (at s = 8 a
+# fifth of the pixels are beyond +-1.05, which no real glyph has), still legible to us, but the judge files
+# about one in six under "not a digit" and is unsure of more, so fidelity falls to 70.5%. Those outliers are
+# also why "diversity" climbs again at s = 5 and 8: a few strange samples far from the rest spread the
+# features, which is not the variety of style the measure is meant for. Rescale (phi = 0.7) does what it is
+# for, in part: at s = 8 it leaves 13.9% of the pixels over-bright instead of 20.2%. But the judge's verdict
+# barely moves: fidelity by at most a point and a half, the Frechet distance by up to 11%, for the worse
+# (s = 5). Guidance costs time too: one forward of 2B per step instead of B, 1.7 to 2.5 times the time per
+# image of s = 1 in our run (the last column; busy cores). The recommended scale stored with the model (3)
+# sits at the end of the flat part: the same fidelity, Frechet 0.49. Finally the trap: with DDIM's
+# clip_sample=True, s = 3 keeps 27.5% on target, against 99.5% without clipping.
 
 # %% [markdown]
 # ## Checks

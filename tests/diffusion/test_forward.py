@@ -6,19 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinydiff.diffusion import (
-    BETA_SCHEDULES,
-    DDPMScheduler,
-    epsilon_to_x0,
-    make_betas,
-    posterior_coefficients,
-    predict_x0_and_epsilon,
-    q_sample,
-    v_to_epsilon,
-    v_to_x0,
-    velocity,
-    x0_to_epsilon,
-)
+from tinydiff.diffusion import BETA_SCHEDULES, DDPMScheduler, forward, make_betas
 
 schedules = st.sampled_from(BETA_SCHEDULES)
 
@@ -56,7 +44,7 @@ def test_posterior_matches_bayes_rule(pair, x0, xt):
     precision = 1 / (1 - ab_prev) + a / (1 - a)
     var = 1 / precision
     mean = var * (np.sqrt(ab_prev) * x0 / (1 - ab_prev) + np.sqrt(a) * xt / (1 - a))
-    c0, ct, variance = posterior_coefficients(ab_t, ab_prev)
+    c0, ct, variance = forward.posterior_coefficients(ab_t, ab_prev)
     assert variance == pytest.approx(var, rel=1e-8)
     assert c0 * x0 + ct * xt == pytest.approx(mean, rel=1e-8, abs=1e-9)
 
@@ -66,14 +54,14 @@ def test_posterior_matches_bayes_rule(pair, x0, xt):
 def test_conversions_round_trip(ab, seed):
     rng = np.random.default_rng(seed)
     x0, eps = rng.standard_normal((2, 3, 4))
-    xt = q_sample(x0, eps, ab)
-    v = velocity(x0, eps, ab)
-    np.testing.assert_allclose(epsilon_to_x0(eps, xt, ab), x0, atol=1e-7 / np.sqrt(ab))
-    np.testing.assert_allclose(x0_to_epsilon(x0, xt, ab), eps, atol=1e-7 / np.sqrt(1 - ab))
-    np.testing.assert_allclose(v_to_x0(v, xt, ab), x0, atol=1e-10)
-    np.testing.assert_allclose(v_to_epsilon(v, xt, ab), eps, atol=1e-10)
+    xt = forward.q_sample(x0, eps, ab)
+    v = forward.velocity(x0, eps, ab)
+    np.testing.assert_allclose(forward.epsilon_to_x0(eps, xt, ab), x0, atol=1e-7 / np.sqrt(ab))
+    np.testing.assert_allclose(forward.x0_to_epsilon(x0, xt, ab), eps, atol=1e-7 / np.sqrt(1 - ab))
+    np.testing.assert_allclose(forward.v_to_x0(v, xt, ab), x0, atol=1e-10)
+    np.testing.assert_allclose(forward.v_to_epsilon(v, xt, ab), eps, atol=1e-10)
     for kind, out in (("epsilon", eps), ("sample", x0), ("v_prediction", v)):
-        x0_hat, eps_hat = predict_x0_and_epsilon(out, xt, ab, kind)
+        x0_hat, eps_hat = forward.predict_x0_and_epsilon(out, xt, ab, kind)
         np.testing.assert_allclose(x0_hat, x0, atol=1e-6)
         np.testing.assert_allclose(eps_hat, eps, atol=1e-6)
 
@@ -128,7 +116,7 @@ def test_mean_from_eps_eq_11_equals_posterior_mean_through_x0(alpha_bar_t, ratio
     alpha_bar_prev = min(alpha_bar_t / ratio, 1.0)
     rng = np.random.default_rng(0)
     x_t, eps = rng.standard_normal((2, 3, 4))
-    c0, ct, _ = posterior_coefficients(alpha_bar_t, alpha_bar_prev)
-    through_x0 = c0 * epsilon_to_x0(eps, x_t, alpha_bar_t) + ct * x_t
+    c0, ct, _ = forward.posterior_coefficients(alpha_bar_t, alpha_bar_prev)
+    through_x0 = c0 * forward.epsilon_to_x0(eps, x_t, alpha_bar_t) + ct * x_t
     np.testing.assert_allclose(posterior_mean_from_epsilon(eps, x_t, alpha_bar_t, alpha_bar_prev), through_x0,
                                rtol=1e-9, atol=1e-9)

@@ -4,7 +4,7 @@ Gaussians, and growth with the discrepancy."""
 import numpy as np
 import pytest
 
-from tinydiff.metrics import energy_distance, sliced_wasserstein
+from tinydiff.metrics import class_diversity, energy_distance, sliced_wasserstein
 
 
 def test_identical_sets_have_zero_distance():
@@ -82,3 +82,13 @@ def test_mean_pairwise_distance_equals_the_loop_over_pairs():
     across = [np.linalg.norm(a64[i] - b[j]) for i in range(7) for j in range(4)]
     np.testing.assert_allclose(mean_pairwise_distance(a), np.mean(within), rtol=1e-9)
     np.testing.assert_allclose(mean_pairwise_distance(a, b), np.mean(across), rtol=1e-9)
+
+
+def test_class_diversity_is_one_against_itself_and_scales_per_class():
+    rng = np.random.default_rng(5)
+    features, labels = rng.normal(size=(30, 3)), np.repeat([0, 1, 2], 10)
+    assert class_diversity(features, labels, features, labels) == pytest.approx(1.0)
+    spread = features * np.where(labels == 1, 3.0, 1.0)[:, None]  # class 1 three times as spread out
+    assert class_diversity(spread, labels, features, labels) == pytest.approx((1 + 3 + 1) / 3)
+    # a class with a single sample has no spread and is left out of the mean
+    assert class_diversity(spread[:21], labels[:21], features, labels) == pytest.approx((1 + 3) / 2)

@@ -64,6 +64,16 @@ def test_agreement_counts_requested_labels_matching_the_prediction(rigged, glyph
     assert judge.score(images, labels=classes)["agreement"] == 1.0
 
 
+def test_recognised_as_needs_the_digit_asked_and_confidence(rigged, glyphs):
+    classifier, images, classes, confident = rigged
+    judge = GlyphJudge(classifier, glyphs[0][:48])
+    asked = classes.copy()
+    asked[:10] = (asked[:10] + 1) % 10  # ten requests the "model" got wrong
+    ok, features = judge.recognised_as(images, asked)
+    np.testing.assert_array_equal(ok, confident & (asked == classes))
+    np.testing.assert_array_equal(features, classifier.features(images))
+
+
 def test_frechet_is_zero_for_the_reference_and_grows_with_a_shift(glyphs):
     images, _ = glyphs
     classifier = ConvClassifier(widths=(4, 8, 16), groups=4, rng=np.random.default_rng(1))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tinydiff.diffusion import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, forward
-from tinydiff.diffusion.oracle import GaussianMixture
+from tinydiff.diffusion.oracle import ExactConditionalModel, GaussianMixture, mixture_of_classes
 from tinydiff.pipelines.guidance import guided_output, rescale_noise_cfg
 from tinydiff.pipelines.sampling import sample
 
@@ -36,32 +36,19 @@ def unconditional_mixture():
     return GaussianMixture(w, mu, cov)
 
 
-class ExactClassModel:
-    """A "model" whose output is the exact conditional (label c) or unconditional (label NULL)
-    prediction of the class mixture, in the given prediction type. Counts its calls' batch sizes."""
+class ExactClassModel(ExactConditionalModel):
+    """The library's exact class-conditional "model" on this test's classes, counting its calls'
+    batch sizes. closed_form below builds the unconditional mixture on its own, so a wrong null
+    class in the library fails the tests."""
 
-    def __init__(self, alphas_cumprod, prediction_type, null_index=NULL):
-        self.alphas_cumprod = np.asarray(alphas_cumprod, dtype=np.float64)
-        self.prediction_type = prediction_type
-        self.config = {"num_class_embeds": 3, "data_dim": 2}
-        if null_index is not None:
-            self.config["class_embed_null_index"] = null_index
-        self.mixtures = [class_mixture(0), class_mixture(1), unconditional_mixture()]
+    def __init__(self, alphas_cumprod, prediction_type, null_class=True):
+        super().__init__([class_mixture(0), class_mixture(1)], PRIORS, alphas_cumprod, prediction_type,
+                         null_class=null_class)
         self.batches = []
-
-    def eval(self):
-        return self
 
     def __call__(self, x, t, labels):
         self.batches.append(len(x))
-        assert np.all(t == t[0])
-        a = self.alphas_cumprod[int(t[0])]
-        out = np.empty(x.shape, dtype=np.float64)
-        for k, g in enumerate(self.mixtures):
-            rows = labels == k
-            if rows.any():
-                out[rows] = g.predict(x[rows].astype(np.float64), a, self.prediction_type)
-        return out
+        return super().__call__(x, t, labels)
 
 
 def closed_form(x, a, labels, s, prediction_type):
@@ -73,6 +60,17 @@ def closed_form(x, a, labels, s, prediction_type):
     eps = s * eps_c + (1 - s) * eps_u
     x0 = forward.epsilon_to_x0(eps, x, a)
     return {"epsilon": eps, "sample": x0, "v_prediction": forward.velocity(x0, eps, a)}[prediction_type]
+
+
+def test_the_null_label_is_the_mixture_of_the_classes_weighted_by_their_priors():
+    x = np.random.default_rng(4).normal(size=(7, 2))
+    joint = np.stack([np.log(p) + class_mixture(c).log_prob(x) for c, p in enumerate(PRIORS)])  # log p(c) p(x | c)
+    np.testing.assert_allclose(mixture_of_classes([class_mixture(0), class_mixture(1)], PRIORS).log_prob(x),
+                               np.logaddexp(*joint), rtol=1e-12)
+    model = ExactClassModel(DDPMScheduler().alphas_cumprod, "epsilon")
+    assert model.config["class_embed_null_index"] == NULL
+    with pytest.raises(ValueError, match="t: expected one timestep"):
+        model(x, np.arange(7), np.zeros(7, int))
 
 
 def recording(cls, prediction_type="epsilon"):
@@ -233,7 +231,7 @@ def test_bad_guidance_values_are_refused(kw, message):
 
 def test_guidance_needs_a_null_class_and_a_conditional_model():
     scheduler = DDIMScheduler()
-    no_null = ExactClassModel(scheduler.alphas_cumprod, "epsilon", null_index=None)
+    no_null = ExactClassModel(scheduler.alphas_cumprod, "epsilon", null_class=False)
     with pytest.raises(ValueError, match="guidance_scale.*null class"):
         sample(no_null, scheduler, (2, 2), np.random.default_rng(0), 2, class_labels=0, guidance_scale=2.0)
     model = UnconditionalModel(ExactClassModel(scheduler.alphas_cumprod, "epsilon"))

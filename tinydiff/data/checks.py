@@ -3,6 +3,8 @@ expected and what came."""
 
 import numpy as np
 
+from tinydiff.checks import check_int
+
 
 def check_rng(rng, name="rng"):
     """Randomness only ever arrives as an explicit numpy Generator (no global state)."""
@@ -12,14 +14,6 @@ def check_rng(rng, name="rng"):
             f"got {type(rng).__name__}"
         )
     return rng
-
-
-def check_int(value, name, minimum=0):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
 
 
 def check_seed(seed):

@@ -15,20 +15,21 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tinydiff.data.checks import check_indices, check_int, check_seed, slice_to_indices
+from tinydiff.data.checks import check_int, check_seed
 from tinydiff.data.checks import to_signed_unit
+from tinydiff.data.endless import EndlessDataset
 
 MASTER_FONT_SIZE = 64  # px; the digits are about 47 px tall at this size
 RENDER_SIZE = 64  # px; images are warped at this size, then reduced to `size`
 
 
-class GlyphDataset:
+class GlyphDataset(EndlessDataset):
     """Endless, reproducible MNIST-like digits: white strokes on black, 0-9 equally likely.
 
     Parameters
     ----------
     seed : int
-        Keys every image: image i comes from np.random.default_rng((seed, i)).
+        Keys every image (EndlessDataset).
     size : int
         Output height and width in pixels (8..64); 32 by default.
     height_range : (float, float)
@@ -128,22 +129,10 @@ class GlyphDataset:
         return np.asarray(small), digit
 
     # ---- access ---------------------------------------------------------------------------
-    def get(self, indices):
-        """Render the images with the given indices.
-
-        Parameters
-        ----------
-        indices : sequence of int, shape (N,)
-            Any non-negative integers; the data set has no end.
-
-        Returns
-        -------
-        images : ndarray, shape (N, 1, H, W), float32
-            Background -1, ink +1 (anti-aliased edges in between).
-        labels : ndarray, shape (N,), int64
-            The digit 0-9 in each image.
-        """
-        idx = check_indices(indices)
+    def render(self, idx):
+        """The glyphs with the indices idx (N,), checked by get(indices), which callers use:
+        images (N, 1, H, W) float32, background -1 and ink +1 (anti-aliased edges in between),
+        and labels (N,) int64, the digit 0-9 in each image."""
         pixels = np.empty((idx.size, self.size, self.size), dtype=np.uint8)
         labels = np.empty(idx.size, dtype=np.int64)
         for row, index in enumerate(idx):
@@ -169,10 +158,6 @@ class GlyphDataset:
                 out[waiting[digit].pop(0)] = index
             index += 1
         return out
-
-    def __getitem__(self, key):
-        """`dataset[a:b]` is `dataset.get(range(a, b))`."""
-        return self.get(slice_to_indices(key, "GlyphDataset"))
 
     def __repr__(self):
         return f"GlyphDataset(seed={self.seed}, size={self.size})"

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinydiff.data.checks import check_indices, check_int, check_seed, slice_to_indices
+from tinydiff.data.checks import check_int, check_seed
 from tinydiff.data.checks import to_signed_unit
+from tinydiff.data.endless import EndlessDataset
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {  # name -> RGB 0..255, all far from the black background and from each other
@@ -184,13 +185,13 @@ def read_shapes(images):
     return ShapeLabels(*ints.T, out[:, 5].copy(), out[:, 6].copy())
 
 
-class ShapeDataset:
+class ShapeDataset(EndlessDataset):
     """Endless, reproducible 32x32 (or `size`) RGB images of one coloured shape each.
 
     Parameters
     ----------
     seed : int
-        Keys every image: image i comes from np.random.default_rng((seed, i)).
+        Keys every image (EndlessDataset).
     size : int
         Image side in pixels: 16, 32 or 64; the geometry scales with it.
 
@@ -238,22 +239,10 @@ class ShapeDataset:
         rgb = np.array(COLOURS[COLOUR_NAMES[colour]], dtype=np.float64)
         return np.rint(coverage[:, :, None] * rgb).astype(np.uint8)  # (H, W, 3)
 
-    def get(self, indices):
-        """Render the images with the given indices.
-
-        Parameters
-        ----------
-        indices : sequence of int, shape (N,)
-            Any non-negative integers; the data set has no end.
-
-        Returns
-        -------
-        images : ndarray, shape (N, 3, H, W), float32
-            In [-1, 1]; the background is -1 in every channel.
-        labels : ShapeLabels
-            The attributes of each image (and `.captions`).
-        """
-        idx = check_indices(indices)
+    def render(self, idx):
+        """The images with the indices idx (N,), checked by get(indices), which callers use:
+        images (N, 3, H, W) float32 in [-1, 1], the background -1 in every channel, and their
+        ShapeLabels, the attributes of each image (and `.captions`)."""
         pixels = np.empty((idx.size, self.size, self.size, 3), dtype=np.uint8)
         attrs = np.empty((idx.size, 7), dtype=np.float64)
         for n, index in enumerate(idx):
@@ -264,10 +253,6 @@ class ShapeDataset:
         labels = ShapeLabels(*ints.T, attrs[:, 5].copy(), attrs[:, 6].copy())
         pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # (N, H, W, 3) -> (N, 3, H, W)
         return to_signed_unit(pixels), labels
-
-    def __getitem__(self, key):
-        """`dataset[a:b]` is `dataset.get(range(a, b))`."""
-        return self.get(slice_to_indices(key, "ShapeDataset"))
 
     def __repr__(self):
         return f"ShapeDataset(seed={self.seed}, size={self.size})"

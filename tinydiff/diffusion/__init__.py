@@ -8,7 +8,8 @@ Depends on NumPy alone: a scheduler never knows what network produced `model_out
     ddim.py           DDIMScheduler (Song et al. 2021)
     ddim_inverse.py   DDIMInverseScheduler (DDIM run from data to noise)
     dpm_solver.py     DPMSolverMultistepScheduler (DPM-Solver++ 2M, Lu et al. 2022)
-    oracle.py         GaussianMixture: data whose ideal denoiser E[eps | x_t] is known exactly
+    oracle.py         GaussianMixture: data whose ideal denoiser E[eps | x_t] is known exactly;
+                      ExactConditionalModel, the same per class with a null class (guidance)
 """
 
 from tinydiff.diffusion.ddim import DDIMScheduler
@@ -28,7 +29,7 @@ from tinydiff.diffusion.forward import (
     velocity,
     x0_to_epsilon,
 )
-from tinydiff.diffusion.oracle import GaussianMixture, example_mixture_2d
+from tinydiff.diffusion.oracle import ExactConditionalModel, GaussianMixture, example_mixture_2d, mixture_of_classes
 from tinydiff.diffusion.scheduling_base import TIMESTEP_SPACINGS, SchedulerOutput, spaced_timesteps
 from tinydiff.diffusion.schedules import (
     BETA_SCHEDULES,
@@ -46,7 +47,7 @@ from tinydiff.diffusion.schedules import (
 __all__ = [
     "BETA_SCHEDULES", "PREDICTION_TYPES", "TIMESTEP_SPACINGS",
     "DDIMInverseScheduler", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
-    "GaussianMixture", "SchedulerOutput", "example_mixture_2d",
+    "ExactConditionalModel", "GaussianMixture", "SchedulerOutput", "example_mixture_2d", "mixture_of_classes",
     "add_noise", "alphas_cumprod_from_betas", "epsilon_to_x0", "get_velocity", "linear_betas", "log_snr",
     "make_betas", "posterior_coefficients", "predict_x0_and_epsilon", "q_sample", "rescale_zero_terminal_snr",
     "scaled_linear_betas", "sigmoid_betas", "snr", "spaced_timesteps", "squaredcos_cap_v2_betas",

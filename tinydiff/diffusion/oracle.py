@@ -191,6 +191,74 @@ class GaussianMixture:
         return model
 
 
+def mixture_of_classes(class_mixtures, priors):
+    """p(x) = sum_c p(c) p(x | c) as one GaussianMixture: every class's components, their
+    weights times the class prior.
+
+    Parameters
+    ----------
+    class_mixtures : list of C GaussianMixture, p(x | c), all of one dimension D
+    priors : ndarray, shape (C,), p(c)
+    """
+    priors = np.asarray(priors, dtype=np.float64).reshape(-1)
+    if len(priors) != len(class_mixtures):
+        raise ValueError(f"priors: expected one per class ({len(class_mixtures)}), got {len(priors)}")
+    return GaussianMixture(np.concatenate([p * m.weights for p, m in zip(priors, class_mixtures)]),
+                           np.concatenate([m.means for m in class_mixtures]),
+                           np.concatenate([m.covariances for m in class_mixtures]))
+
+
+class ExactConditionalModel:
+    """What a class-conditional network trained with condition dropout converges to, exactly.
+
+    model(x_t (B, D), t (B,), labels (B,)) -> the ideal prediction (B, D): for label c < C that
+    of p(x | c), for the null label C that of p(x) = sum_c p(c) p(x | c) (mixture_of_classes).
+    It is called as `sample()` calls a network, one timestep for the whole batch, and its
+    `config` names the null label, so guidance can be tested and taught with no training.
+
+    Parameters
+    ----------
+    class_mixtures : list of C GaussianMixture, p(x | c)
+    priors : ndarray, shape (C,), p(c)
+    alphas_cumprod : ndarray, shape (T,), the scheduler's alpha_bar per timestep
+    prediction_type : {"epsilon", "sample", "v_prediction"}
+    null_class : bool
+        False leaves class_embed_null_index out of the config: a model that cannot be guided.
+    """
+
+    def __init__(self, class_mixtures, priors, alphas_cumprod, prediction_type="epsilon", null_class=True):
+        check_choice("prediction_type", prediction_type, forward.PREDICTION_TYPES)
+        self.alphas_cumprod = np.asarray(alphas_cumprod, dtype=np.float64)
+        self.prediction_type = prediction_type
+        self.priors = np.asarray(priors, dtype=np.float64)
+        self.mixtures = list(class_mixtures) + [mixture_of_classes(class_mixtures, priors)]  # index = label
+        n = len(self.mixtures)
+        self.config = {"num_class_embeds": n, "data_dim": self.mixtures[0].dim}
+        if null_class:
+            self.config["class_embed_null_index"] = n - 1
+
+    def eval(self):
+        return self
+
+    def class_posterior(self, x):
+        """p(c | x) of clean points x (N, D), shape (N, C): Bayes' rule with the exact densities."""
+        log_joint = np.stack([m.log_prob(x) for m in self.mixtures[:-1]], axis=1) + np.log(self.priors)  # (N, C)
+        p = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    def __call__(self, x, t, labels):
+        t = np.asarray(t)
+        if not np.all(t == t.flat[0]):
+            raise ValueError(f"t: expected one timestep for the whole batch, got {np.unique(t)}")
+        a = self.alphas_cumprod[int(t.flat[0])]
+        out = np.empty(x.shape, dtype=np.float64)
+        for label, mixture in enumerate(self.mixtures):
+            rows = labels == label
+            if rows.any():
+                out[rows] = mixture.predict(x[rows].astype(np.float64), a, self.prediction_type)
+        return out
+
+
 def example_mixture_2d():
     """The 2-D mixture the lessons and tests use: three unequal, differently shaped modes."""
     weights = [0.5, 0.3, 0.2]

@@ -25,6 +25,13 @@ from tinydiff.kernels.fast_math import FAST_MATH
 from tinydiff.kernels.threads import split_run
 
 
+@numba.njit(cache=True, nogil=True)
+def _sample_group(bg, n_groups, per_group):
+    """The flat (sample, group) index bg -> (sample b, group g, the group's first channel c0)."""
+    g = bg % n_groups
+    return bg // n_groups, g, g * per_group
+
+
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, error_model="numpy")
 def _group_norm_forward(x, weight, bias, n_groups, eps, y, mean, rstd):
     """x, y: (B, C, S); weight/bias (C,); fills y, mean (B, G), rstd (B, G)."""
@@ -32,9 +39,7 @@ def _group_norm_forward(x, weight, bias, n_groups, eps, y, mean, rstd):
     per_group = n_c // n_groups
     count = per_group * n_s
     for bg in range(n_b * n_groups):
-        b = bg // n_groups
-        g = bg % n_groups
-        c0 = g * per_group
+        b, g, c0 = _sample_group(bg, n_groups, per_group)
         total = 0.0
         for c in range(c0, c0 + per_group):
             for s in range(n_s):
@@ -64,9 +69,7 @@ def _group_norm_backward(dy, x, weight, mean, rstd, n_groups, dx, sum_dy, sum_dy
     per_group = n_c // n_groups
     count = per_group * n_s
     for bg in range(n_b * n_groups):
-        b = bg // n_groups
-        g = bg % n_groups
-        c0 = g * per_group
+        b, g, c0 = _sample_group(bg, n_groups, per_group)
         mu = float(mean[b, g])
         r = float(rstd[b, g])
         mean_g = 0.0  # mean over the group of g = dy * weight
@@ -95,20 +98,9 @@ def _group_norm_backward(dy, x, weight, mean, rstd, n_groups, dx, sum_dy, sum_dy
 
 
 def group_norm_forward(x, weight, bias, num_groups, eps):
-    """Fast group norm forward; same contract as reference.group_norm_forward_ref.
-
-    Parameters
-    ----------
-    x : ndarray, shape (B, C, ...) -- any number of trailing spatial dims, including none
-    weight, bias : ndarray, shape (C,)
-    num_groups : int, divides C
-    eps : float
-
-    Returns
-    -------
-    y : ndarray, shape of x
-    mean, rstd : ndarray, shape (B, G)
-    """
+    """Fast group norm forward, (y shaped as x, mean (B, G), rstd (B, G)) from x (B, C, ...)
+    and weight, bias (C,); the arguments and results of reference.group_norm_forward_ref,
+    which documents them."""
     x = np.ascontiguousarray(x)
     n_b, n_c = x.shape[:2]
     x3 = x.reshape(n_b, n_c, -1)  # (B, C, ...) -> (B, C, S)
@@ -122,20 +114,9 @@ def group_norm_forward(x, weight, bias, num_groups, eps):
 
 
 def group_norm_backward(dy, x, weight, mean, rstd, num_groups):
-    """Fast group norm backward; same contract as reference.group_norm_backward_ref.
-
-    Parameters
-    ----------
-    dy, x : ndarray, shape (B, C, ...)
-    weight : ndarray, shape (C,)
-    mean, rstd : ndarray, shape (B, G)
-    num_groups : int
-
-    Returns
-    -------
-    dx : ndarray, shape of x
-    dweight, dbias : ndarray, shape (C,)
-    """
+    """Fast group norm backward, (dx shaped as x, dweight (C,), dbias (C,)) from dy, x
+    (B, C, ...), weight (C,) and forward's mean, rstd (B, G); the arguments and results of
+    reference.group_norm_backward_ref, which documents them."""
     return backward_over_samples(_group_norm_backward, (dy,), x, weight, mean, rstd, num_groups)
 
 

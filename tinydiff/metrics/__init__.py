@@ -1,6 +1,7 @@
 """Sample-quality measures.
 
-    distances.py       energy distance and sliced Wasserstein distance between two sample sets; a set's spread
+    distances.py       energy distance and sliced Wasserstein distance between two sample sets; a set's spread,
+                       and within each class against real data's
     manifold.py        k-NN precision and recall: the share of samples on the data manifold, and of data covered
     frechet.py         Frechet distance between Gaussians fitted to features
     glyph_quality.py   GlyphJudge: recognised share, class histogram, Frechet distance of glyphs
@@ -11,7 +12,7 @@
 """
 
 from tinydiff.metrics.cost import count_macs
-from tinydiff.metrics.distances import energy_distance, mean_pairwise_distance, sliced_wasserstein
+from tinydiff.metrics.distances import class_diversity, energy_distance, mean_pairwise_distance, sliced_wasserstein
 from tinydiff.metrics.frechet import feature_statistics, frechet_distance
 from tinydiff.metrics.glyph_quality import GlyphJudge
 from tinydiff.metrics.manifold import in_knn_manifold, knn_precision_recall
@@ -19,7 +20,8 @@ from tinydiff.metrics.prompt_adherence import PromptAdherence, prompt_adherence
 from tinydiff.metrics.retrieval import attribute_retrieval, cosine_similarity_matrix, retrieval_top1
 from tinydiff.metrics.shapes_quality import high_frequency_energy, shape_checks, shapes_quality
 
-__all__ = ["GlyphJudge", "PromptAdherence", "attribute_retrieval", "cosine_similarity_matrix", "count_macs",
-           "energy_distance", "feature_statistics", "frechet_distance", "high_frequency_energy", "in_knn_manifold",
-           "knn_precision_recall", "mean_pairwise_distance", "prompt_adherence", "retrieval_top1", "shape_checks",
+__all__ = ["GlyphJudge", "PromptAdherence", "attribute_retrieval", "class_diversity", "cosine_similarity_matrix",
+           "count_macs", "energy_distance", "feature_statistics", "frechet_distance", "high_frequency_energy",
+           "in_knn_manifold", "knn_precision_recall", "mean_pairwise_distance", "prompt_adherence", "retrieval_top1",
+           "shape_checks",
            "shapes_quality", "sliced_wasserstein"]

@@ -36,6 +36,22 @@ def mean_pairwise_distance(a, b=None):
     return _mean_pairwise_distance(a, np.asarray(b, dtype=np.float64))
 
 
+def class_diversity(features, labels, reference_features, reference_labels):
+    """The spread within each class (mean_pairwise_distance of its rows) relative to the
+    reference's for the same class, averaged over the classes with at least 2 rows.
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, D), and labels (N,) ints: the samples and their classes
+    reference_features : ndarray, shape (M, D), and reference_labels (M,): real data, every
+        class of `labels` with at least 2 rows
+    """
+    ratios = [mean_pairwise_distance(features[labels == d])
+              / mean_pairwise_distance(reference_features[reference_labels == d])
+              for d in np.unique(labels) if np.sum(labels == d) >= 2]
+    return float(np.mean(ratios))
+
+
 def _mean_pairwise_distance(a, b, skip_diagonal=False):
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T  # (N, M)
     total = np.sqrt(np.maximum(d2, 0.0)).sum()

@@ -69,6 +69,13 @@ class GlyphJudge:
             logits.append(self.classifier.head(f))
         return np.concatenate(feats), np.concatenate(logits)
 
+    def recognised_as(self, images, asked):
+        """Whether each image is recognised as the digit asked for, with probability >= 0.9,
+        (N,) bool, and the classifier's features of the images (N, F); asked (N,) ints."""
+        features, logits = self.features_and_logits(images)
+        probs = softmax(logits)  # (N, classes)
+        return (probs.argmax(axis=1) == asked) & (probs.max(axis=1) >= CONFIDENT), features
+
     def score(self, samples, labels=None):
         """A dict of the measures above for `samples` (N, 1, H, H) in [-1, 1], N >= 2 (the
         Frechet distance needs a covariance), and their requested `labels` (N,) ints."""

@@ -125,6 +125,13 @@ def check_divisible(values, what, divisor, divisor_name, owner):
         raise ValueError(f"{owner}: {what} must be divisible by {divisor_name}={divisor}, got {list(values)}")
 
 
+def check_sample_size(sample_size, n_levels, owner):
+    """sample_size halves evenly at every level after the first: divisible by 2^(n_levels - 1)."""
+    if sample_size % 2 ** (n_levels - 1):
+        raise ValueError(f"{owner}: sample_size={sample_size} must be divisible by {2 ** (n_levels - 1)} "
+                         f"({n_levels} levels, each after the first halving the resolution)")
+
+
 def check_model_size(owner, parameters, parameter_hint, activation=0, activation_hint=""):
     """Refuse a model of more than MAX_PARAMETERS parameters (a lower-bound estimate is
     enough), or whose largest per-image array exceeds MAX_ACTIVATION numbers; the hints name

@@ -15,8 +15,8 @@ DOWN_BLOCKS / UP_BLOCKS, so a state dict moves between the two by name.
 
 import numpy as np
 
-from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_int, config_levels,
-                                    config_number, config_optional_int)
+from tinydiff.models.checks import (check_divisible, check_model_size, check_sample_size, config_bool, config_int,
+                                    config_levels, config_number, config_optional_int)
 from tinydiff.models.unet_blocks import DOWN_BLOCKS, UP_BLOCKS, TimestepEmbedding, UNetMidBlock2D
 from tinydiff.nn import Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU, SinusoidalTimestepEmbedding
 from tinydiff.nn.checks import check_float_array
@@ -55,9 +55,7 @@ def validate_config(c):
     attention = [channels[i] for i in attention_levels(c)]
     check_divisible(attention, "block_out_channels at levels with attention", c["attention_head_dim"],
                     "attention_head_dim", OWNER)
-    if c["sample_size"] % 2 ** (n - 1):
-        raise ValueError(f"{OWNER}: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)} "
-                         f"({n} levels, each after the first halving the resolution)")
+    check_sample_size(c["sample_size"], n, OWNER)
     check_model_size(OWNER, parameter_lower_bound(c), "block_out_channels, layers_per_block and num_class_embeds",
                      largest_activation(c), "sample_size, block_out_channels and which levels have attention")
     return c

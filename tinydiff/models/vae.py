@@ -26,8 +26,8 @@ tinydiff measures them from data (tinydiff.pipelines.vae_training).
 
 import numpy as np
 
-from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_floats, config_int,
-                                    config_levels, config_number)
+from tinydiff.models.checks import (check_divisible, check_model_size, check_sample_size, config_bool, config_floats,
+                                    config_int, config_levels, config_number)
 from tinydiff.models.vae_blocks import Decoder, Encoder
 from tinydiff.nn import Conv2d, Module
 from tinydiff.nn.checks import check_float_array, describe
@@ -99,9 +99,7 @@ def validate_config(c):
     channels = config_levels(c, OWNER, ("DownEncoderBlock2D",), ("UpDecoderBlock2D",))
     n = len(channels)
     check_divisible(channels, "every block_out_channels entry", c["norm_num_groups"], "norm_num_groups", OWNER)
-    if c["sample_size"] % 2 ** (n - 1):
-        raise ValueError(f"{OWNER}: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)} "
-                         f"({n} levels, each after the first halving the resolution)")
+    check_sample_size(c["sample_size"], n, OWNER)
     if c["act_fn"] != "silu":
         raise ValueError(f"{OWNER}: act_fn: expected 'silu' (the only activation tinydiff's VAE has), "
                          f"got {c['act_fn']!r}")

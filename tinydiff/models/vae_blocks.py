@@ -41,56 +41,52 @@ class EncoderDownsample(Module):
         return dpadded[:, :, : shape[2], : shape[3]]  # drop the padding's gradient
 
 
-class DownEncoderBlock2D(Module):
-    """resnets (no time embedding), then optionally EncoderDownsample."""
+class ResnetStack(Module):
+    """num_layers resnets (no time embedding, no skips), then the resampler a subclass assigns
+    under its diffusers name (RESAMPLER: "downsamplers" or "upsamplers"), a one-module
+    ModuleList or None. forward(h (B, in_channels, H, W)) -> (B, out_channels, H', W')."""
+
+    RESAMPLER = None
+
+    def __init__(self, in_channels, out_channels, num_layers, groups, rng=None):
+        super().__init__()
+        self.resnets = ModuleList([
+            ResnetBlock2D(in_channels if i == 0 else out_channels, out_channels, None, groups, VAE_EPS, rng=rng)
+            for i in range(num_layers)
+        ])
+
+    def forward(self, h):
+        for resnet in self.resnets:
+            h = resnet(h)
+        resampler = getattr(self, self.RESAMPLER)
+        return h if resampler is None else resampler[0](h)
+
+    def backward(self, grad_out):
+        resampler = getattr(self, self.RESAMPLER)
+        g = grad_out if resampler is None else resampler[0].backward(grad_out)
+        for resnet in reversed(list(self.resnets)):
+            g = resnet.backward(g)
+        return g
+
+
+class DownEncoderBlock2D(ResnetStack):
+    """resnets, then optionally EncoderDownsample (H and W halved)."""
+
+    RESAMPLER = "downsamplers"
 
     def __init__(self, in_channels, out_channels, num_layers, add_downsample, groups, rng=None):
-        super().__init__()
-        self.resnets = ModuleList([
-            ResnetBlock2D(in_channels if i == 0 else out_channels, out_channels, None, groups, VAE_EPS, rng=rng)
-            for i in range(num_layers)
-        ])
+        super().__init__(in_channels, out_channels, num_layers, groups, rng=rng)
         self.downsamplers = ModuleList([EncoderDownsample(out_channels, rng=rng)]) if add_downsample else None
 
-    def forward(self, h):
-        for resnet in self.resnets:
-            h = resnet(h)
-        if self.downsamplers is not None:
-            h = self.downsamplers[0](h)
-        return h
 
-    def backward(self, grad_out):
-        g = grad_out if self.downsamplers is None else self.downsamplers[0].backward(grad_out)
-        for resnet in reversed(list(self.resnets)):
-            g = resnet.backward(g)
-        return g
+class UpDecoderBlock2D(ResnetStack):
+    """resnets, then optionally nearest 2x upsampling + conv (H and W doubled)."""
 
-
-class UpDecoderBlock2D(Module):
-    """resnets (no time embedding, no skips), then optionally nearest 2x upsampling + conv."""
+    RESAMPLER = "upsamplers"
 
     def __init__(self, in_channels, out_channels, num_layers, add_upsample, groups, rng=None):
-        super().__init__()
-        self.resnets = ModuleList([
-            ResnetBlock2D(in_channels if i == 0 else out_channels, out_channels, None, groups, VAE_EPS, rng=rng)
-            for i in range(num_layers)
-        ])
-        self.upsamplers = (
-            ModuleList([Upsample2x(out_channels, use_conv=True, rng=rng)]) if add_upsample else None
-        )
-
-    def forward(self, h):
-        for resnet in self.resnets:
-            h = resnet(h)
-        if self.upsamplers is not None:
-            h = self.upsamplers[0](h)
-        return h
-
-    def backward(self, grad_out):
-        g = grad_out if self.upsamplers is None else self.upsamplers[0].backward(grad_out)
-        for resnet in reversed(list(self.resnets)):
-            g = resnet.backward(g)
-        return g
+        super().__init__(in_channels, out_channels, num_layers, groups, rng=rng)
+        self.upsamplers = ModuleList([Upsample2x(out_channels, use_conv=True, rng=rng)]) if add_upsample else None
 
 
 class VAEMidBlock2D(Module):

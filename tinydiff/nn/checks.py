@@ -3,6 +3,8 @@ and what came, so that a student sees at once which call is wrong."""
 
 import numpy as np
 
+from tinydiff.checks import check_int
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -39,11 +41,8 @@ def check_float_array(x, name, ndim=None, min_ndim=None, dtype=None):
 
 
 def check_positive_int(value, name, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
+    """An integer (not a bool) >= minimum, returned as int: tinydiff.checks.check_int, from 1."""
+    return check_int(value, name, minimum)
 
 
 def check_pair(value, name, minimum=1):

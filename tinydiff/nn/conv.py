@@ -82,17 +82,11 @@ class Conv2d(Module):
                 f"(x of shape {x.shape}, padding={self.padding})"
             )
         b = self.bias.data if self.bias is not None else None
-        y, cache = conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
-        self.save_for_backward(cache)
-        return y
+        return self.forward_with(conv2d_forward, x, self.weight.data, b, self.stride, self.padding)
 
     def backward(self, grad_out):
-        (cache,) = self.saved()
-        dx, dw, db = conv2d_backward(grad_out, cache)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
-        return dx
+        """dx; dW and db (conv2d_backward) are added into weight.grad and bias.grad."""
+        return self.backward_with(conv2d_backward, grad_out, (self.weight, self.bias))
 
     def extra_repr(self):
         return (

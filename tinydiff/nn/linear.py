@@ -59,17 +59,11 @@ class Linear(Module):
                 f"Linear: x's last dimension must be in_features={self.in_features}, got shape {x.shape}"
             )
         b = self.bias.data if self.bias is not None else None
-        y, cache = linear_forward(x, self.weight.data, b)
-        self.save_for_backward(cache)
-        return y
+        return self.forward_with(linear_forward, x, self.weight.data, b)
 
     def backward(self, grad_out):
-        (cache,) = self.saved()
-        dx, dw, db = linear_backward(grad_out, cache)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
-        return dx
+        """dx; dW and db (linear_backward) are added into weight.grad and bias.grad."""
+        return self.backward_with(linear_backward, grad_out, (self.weight, self.bias))
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -79,6 +79,24 @@ class Module:
         values, self._cache = self._cache, None
         return values
 
+    def forward_with(self, forward_fn, *args):
+        """y from the functional forward forward_fn(*args) -> (y, cache); the cache is kept for
+        backward_with (in training mode)."""
+        y, cache = forward_fn(*args)
+        self.save_for_backward(cache)
+        return y
+
+    def backward_with(self, backward_fn, grad_out, params):
+        """dx from the functional backward backward_fn(grad_out, cache) -> (dx, *grads), with the
+        cache forward_with kept; each grad is added into the .grad of its parameter in `params`
+        (a None parameter, a layer built without bias, is skipped)."""
+        (cache,) = self.saved()
+        dx, *grads = backward_fn(grad_out, cache)
+        for param, grad in zip(params, grads):
+            if param is not None:
+                param.grad += grad
+        return dx
+
     # ---- structure ----------------------------------------------------------------------
     def named_children(self):
         for name, value in vars(self).items():

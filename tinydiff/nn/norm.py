@@ -139,16 +139,11 @@ class LayerNorm(Module):
                 f"LayerNorm: x's trailing dimensions must be normalized_shape={self.normalized_shape}, "
                 f"got shape {x.shape}"
             )
-        y, cache = layer_norm_forward(x, self.weight.data, self.bias.data, self.eps)
-        self.save_for_backward(cache)
-        return y
+        return self.forward_with(layer_norm_forward, x, self.weight.data, self.bias.data, self.eps)
 
     def backward(self, grad_out):
-        (cache,) = self.saved()
-        dx, dweight, dbias = layer_norm_backward(grad_out, cache)
-        self.weight.grad += dweight
-        self.bias.grad += dbias
-        return dx
+        """dx; dweight and dbias (layer_norm_backward) are added into weight.grad and bias.grad."""
+        return self.backward_with(layer_norm_backward, grad_out, (self.weight, self.bias))
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"

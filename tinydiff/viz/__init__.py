@@ -6,6 +6,7 @@
     distributions.py  plot_histogram against a reference density
     points.py         plot_points, plot_trajectories for 2-D data
     gif.py            write_gif from a list of frames
+    guidance.py       classifier-free guidance: score fields, guided samples, the trade-off (lesson 07)
 """
 
 from tinydiff.viz.curves import plot_curves

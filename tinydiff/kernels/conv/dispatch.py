@@ -13,7 +13,7 @@ import contextlib
 import numpy as np
 
 from tinydiff.kernels.conv import batch, im2col, pointwise, winograd
-from tinydiff.kernels.reference import conv_output_size
+from tinydiff.kernels.reference import conv_output_hw
 
 # 3x3, stride-1, padding-1 convolutions with at least this many input and output channels take
 # Winograd F(2x2, 3x3) instead of im2col (all of the UNet's but the first and last, and the
@@ -77,27 +77,17 @@ def winograd_weights(w, stride, padding):
 
 
 def conv2d_forward(x, w, b, stride, padding, winograd_weights=None):
-    """Fast conv2d forward; same contract as reference.conv2d_forward_ref.
+    """Fast conv2d forward, y (B, O, Ho, Wo) from x (B, C, H, W), w (O, C, kH, kW) and b (O,) or
+    None; the arguments and result of reference.conv2d_forward_ref, which documents them.
 
-    Parameters
-    ----------
-    x : ndarray, shape (B, C, H, W)
-    w : ndarray, shape (O, C, kH, kW)
-    b : ndarray of shape (O,) or None
-    stride, padding : int
     winograd_weights : ndarray of shape (16, O, C), optional
         winograd_weights(w, stride, padding) of this w, if the caller has it (else computed
         here); used only on the Winograd path.
-
-    Returns
-    -------
-    y : ndarray, shape (B, O, Ho, Wo)
     """
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     n_b, n_c = x.shape[:2]
     n_o = w.shape[0]
-    h_out = conv_output_size(x.shape[2], w.shape[2], stride, padding)
-    w_out = conv_output_size(x.shape[3], w.shape[3], stride, padding)
+    h_out, w_out = conv_output_hw(x.shape[2:], w.shape[2:], stride, padding)
     chosen = algorithm(w.shape[2:], stride, padding, n_c, n_o)
     if chosen == "winograd":
         u = winograd.filter_transform(w) if winograd_weights is None else winograd_weights
@@ -113,19 +103,8 @@ def conv2d_forward(x, w, b, stride, padding, winograd_weights=None):
 
 
 def conv2d_backward_input(dy, w, input_hw, stride, padding):
-    """Fast gradient of conv2d w.r.t. its input; same contract as the reference.
-
-    Parameters
-    ----------
-    dy : ndarray, shape (B, O, Ho, Wo)
-    w : ndarray, shape (O, C, kH, kW)
-    input_hw : tuple (H, W) of the forward input
-    stride, padding : int
-
-    Returns
-    -------
-    dx : ndarray, shape (B, C, H, W)
-    """
+    """Fast gradient of conv2d w.r.t. its input, dx (B, C, H, W) from dy (B, O, Ho, Wo) and
+    w (O, C, kH, kW); the arguments and result of reference.conv2d_backward_input_ref."""
     dy, w = np.ascontiguousarray(dy), np.ascontiguousarray(w)
     chosen = algorithm(w.shape[2:], stride, padding, w.shape[1], w.shape[0])
     if chosen == "winograd":
@@ -136,20 +115,9 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding):
 
 
 def conv2d_backward_weight(dy, x, kernel_hw, stride, padding):
-    """Fast gradient of conv2d w.r.t. weight and bias; same contract as the reference.
-
-    Parameters
-    ----------
-    dy : ndarray, shape (B, O, Ho, Wo)
-    x : ndarray, shape (B, C, H, W)
-    kernel_hw : tuple (kH, kW)
-    stride, padding : int
-
-    Returns
-    -------
-    dw : ndarray, shape (O, C, kH, kW)
-    db : ndarray, shape (O,)
-    """
+    """Fast gradient of conv2d w.r.t. weight and bias, (dw (O, C, kH, kW), db (O,)) from
+    dy (B, O, Ho, Wo) and x (B, C, H, W); the arguments and result of
+    reference.conv2d_backward_weight_ref."""
     dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
     chosen = algorithm(kernel_hw, stride, padding, x.shape[1], dy.shape[1])
     if chosen == "winograd":

@@ -62,12 +62,15 @@ def _chunks(n_b, n_rows, n_tiles, itemsize):
     return [(b0, min(most, n_b - b0)) for b0 in range(0, n_b, most)], int(most)
 
 
-def _chunk_buffers(n_b, n_tiles, dtype, rows_a, rows_b):
-    """The batch's chunks, as (n_chunks, make_scratch, views) for batch.over_chunks:
+def _chunk_buffers(n_b, image_hw, dtype, rows_a, rows_b):
+    """The chunks of a batch of n_b images of size image_hw (H, W), as (n_chunks, make_scratch,
+    views) for batch.over_chunks:
     make_scratch() allocates two flat buffers for the largest chunk (a thread's scratch), and
     views(scratch, k) -> (b0, nb, a, b) gives chunk k's first image, its image count and the
     buffers viewed as (16, rows_a, tiles*nb) and (16, rows_b, tiles*nb) (a shorter last chunk
     stays one contiguous block)."""
+    th, tw = transforms.tiles(image_hw)
+    n_tiles = th * tw
     chunks, most = _chunks(n_b, max(rows_a, rows_b), n_tiles, np.dtype(dtype).itemsize)
     size = transforms.POSITIONS * n_tiles
 
@@ -87,10 +90,9 @@ def forward(x, u, b):
     transform is u (16, O, C), plus the bias b (O,)."""
     n_b, n_c = x.shape[:2]
     n_o = u.shape[1]
-    th, tw = transforms.tiles(x.shape[2:])
     y = np.empty((n_b, n_o) + x.shape[2:], dtype=x.dtype)
     bias = np.ascontiguousarray(b, dtype=y.dtype)
-    n_chunks, make_scratch, views = _chunk_buffers(n_b, th * tw, x.dtype, n_c, n_o)
+    n_chunks, make_scratch, views = _chunk_buffers(n_b, x.shape[2:], x.dtype, n_c, n_o)
 
     def run_chunk(scratch, k):
         b0, nb, v, m = views(scratch, k)
@@ -103,58 +105,44 @@ def forward(x, u, b):
 
 def backward_input(dy, u):
     """dx (B, C, H, W) from dy (B, O, H, W) and the transformed filters u (16, O, C)."""
-    n_b, n_o = dy.shape[:2]
-    n_c = u.shape[2]
-    th, tw = transforms.tiles(dy.shape[2:])
-    u_t = u.transpose(0, 2, 1)  # (16, C, O), a view BLAS reads transposed
-    dx = np.empty((n_b, n_c) + dy.shape[2:], dtype=dy.dtype)
-    n_chunks, make_scratch, views = _chunk_buffers(n_b, th * tw, dy.dtype, n_o, n_c)
-    db = np.zeros((n_chunks, n_o))  # output_adjoint fills it; not needed here
-
-    def run_chunk(scratch, k):
-        b0, nb, dm, dv = views(scratch, k)
-        transforms.output_adjoint(dy, b0, nb, dm, db[k])  # dM = A dY A^T
-        _input_grad_of_chunk(u_t, dm, dv, b0, nb, dx)
-    batch.over_chunks(n_b, n_chunks, make_scratch, run_chunk)
+    dx, _, _ = _backward(dy, None, u, u.shape[2], input_grad=True, filter_grad=False)
     return dx
 
 
 def backward_weight(dy, x):
     """(dw (O, C, 3, 3), db (O,)) from dy (B, O, H, W) and x (B, C, H, W)."""
-    n_b, n_o = dy.shape[:2]
-    n_c = x.shape[1]
-    th, tw = transforms.tiles(dy.shape[2:])
-    n_chunks, make_scratch, views = _chunk_buffers(n_b, th * tw, dy.dtype, n_o, n_c)
-    du = np.empty((n_chunks, transforms.POSITIONS, n_o, n_c), dtype=dy.dtype)
-    db = np.zeros((n_chunks, n_o))  # float64, filled by output_adjoint
-
-    def run_chunk(scratch, k):
-        b0, nb, dm, v = views(scratch, k)
-        transforms.output_adjoint(dy, b0, nb, dm, db[k])  # dM = A dY A^T
-        _filter_grad_of_chunk(x, dm, v, b0, nb, du[k])
-    batch.over_chunks(n_b, n_chunks, make_scratch, run_chunk)
+    _, du, db = _backward(dy, x, None, x.shape[1], input_grad=False, filter_grad=True)
     return _summed_filter_grad(du, db, dy.dtype)
 
 
 def backward(dy, x, u):
     """(dx, dw, db) as backward_input and backward_weight give them, from one dM per chunk."""
+    dx, du, db = _backward(dy, x, u, x.shape[1], input_grad=True, filter_grad=True)
+    return (dx,) + _summed_filter_grad(du, db, dy.dtype)
+
+
+def _backward(dy, x, u, n_c, input_grad, filter_grad):
+    """The backward pass over chunks of images: each chunk's dM = A dY A^T, then from it dx's
+    products (input_grad, with the transformed filters u) and dU's (filter_grad, with the
+    input x). Returns (dx (B, C, H, W) or None, dU per chunk (n_chunks, 16, O, C) or None,
+    bias sums per chunk (n_chunks, O), float64)."""
     n_b, n_o = dy.shape[:2]
-    n_c = x.shape[1]
-    th, tw = transforms.tiles(dy.shape[2:])
-    u_t = u.transpose(0, 2, 1)  # (16, C, O), a view BLAS reads transposed
-    dx = np.empty(x.shape, dtype=dy.dtype)
-    n_chunks, make_scratch, views = _chunk_buffers(n_b, th * tw, dy.dtype, n_o, n_c)
+    n_chunks, make_scratch, views = _chunk_buffers(n_b, dy.shape[2:], dy.dtype, n_o, n_c)
+    u_t = u.transpose(0, 2, 1) if input_grad else None  # (16, C, O), a view BLAS reads transposed
+    dx = np.empty((n_b, n_c) + dy.shape[2:], dtype=dy.dtype) if input_grad else None
     # each chunk's dU and bias sums, added up in chunk order below whichever thread ran it
-    du = np.empty((n_chunks, transforms.POSITIONS, n_o, n_c), dtype=dy.dtype)
+    du = np.empty((n_chunks, transforms.POSITIONS, n_o, n_c), dtype=dy.dtype) if filter_grad else None
     db = np.zeros((n_chunks, n_o))  # float64, filled by output_adjoint
 
     def run_chunk(scratch, k):
         b0, nb, dm, dv = views(scratch, k)
         transforms.output_adjoint(dy, b0, nb, dm, db[k])  # dM = A dY A^T
-        _input_grad_of_chunk(u_t, dm, dv, b0, nb, dx)
-        _filter_grad_of_chunk(x, dm, dv, b0, nb, du[k])  # dV is spent: its buffer now takes V
+        if input_grad:
+            _input_grad_of_chunk(u_t, dm, dv, b0, nb, dx)
+        if filter_grad:
+            _filter_grad_of_chunk(x, dm, dv, b0, nb, du[k])  # dV is spent: its buffer now takes V
     batch.over_chunks(n_b, n_chunks, make_scratch, run_chunk)
-    return (dx,) + _summed_filter_grad(du, db, dy.dtype)
+    return dx, du, db
 
 
 def _input_grad_of_chunk(u_t, dm, dv, b0, nb, dx):

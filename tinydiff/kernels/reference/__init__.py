@@ -17,7 +17,7 @@ from tinydiff.kernels.reference.activation import silu_backward_ref, silu_forwar
 from tinydiff.kernels.reference.attention import attention_backward_ref, attention_forward_ref
 from tinydiff.kernels.reference.conv import (conv2d_backward_input_ref, conv2d_backward_ref,
                                              conv2d_backward_weight_ref, conv2d_forward_ref,
-                                             conv_output_size)
+                                             conv_output_hw, conv_output_size)
 from tinydiff.kernels.reference.norm import (group_norm_backward_ref, group_norm_forward_ref,
                                              group_norm_silu_backward_ref,
                                              group_norm_silu_forward_ref)
@@ -31,7 +31,7 @@ from tinydiff.kernels.reference.winograd import (winograd_conv2d_backward_ref,
                                                  winograd_tiles_adjoint_ref, winograd_tiles_ref)
 
 __all__ = [
-    "conv_output_size", "conv2d_forward_ref", "conv2d_backward_input_ref",
+    "conv_output_hw", "conv_output_size", "conv2d_forward_ref", "conv2d_backward_input_ref",
     "conv2d_backward_weight_ref", "conv2d_backward_ref",
     "winograd_tiles_ref", "winograd_tiles_adjoint_ref", "winograd_filter_transform_ref",
     "winograd_input_transform_ref", "winograd_output_transform_ref",

@@ -17,6 +17,11 @@ def conv_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def conv_output_hw(input_hw, kernel_hw, stride, padding):
+    """(Ho, Wo) of a 2-D convolution of an input (H, W) with a kernel (kH, kW)."""
+    return tuple(conv_output_size(n, k, stride, padding) for n, k in zip(input_hw, kernel_hw))
+
+
 def conv2d_forward_ref(x, w, b, stride, padding):
     """2-D convolution (cross-correlation) forward, one kernel tap at a time.
 
@@ -30,11 +35,11 @@ def conv2d_forward_ref(x, w, b, stride, padding):
     Returns
     -------
     y : ndarray, shape (B, O, Ho, Wo)
+        (Ho, Wo) = conv_output_hw((H, W), (kH, kW), stride, padding)
     """
-    B, C, H, W = x.shape
+    B = x.shape[0]
     O, _, kH, kW = w.shape
-    Ho = conv_output_size(H, kH, stride, padding)
-    Wo = conv_output_size(W, kW, stride, padding)
+    Ho, Wo = conv_output_hw(x.shape[2:], w.shape[2:], stride, padding)
     xpad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     y = np.zeros((B, O, Ho, Wo), dtype=x.dtype)
     for p in range(kH):

@@ -183,3 +183,13 @@ def test_gradcheck_catches_a_wrong_backward():
 def test_global_avg_pool(seed, batch, c, h, w):
     rng = np.random.default_rng(seed)
     gradcheck(GlobalAvgPool2d(), (randn(rng, batch, c, h, w),), rng)
+
+
+@given(seed=seeds, shape=st.lists(st.integers(1, 4), min_size=1, max_size=3))
+def test_quick_gelu(seed, shape):
+    from tinydiff.nn import QuickGELU
+
+    rng = np.random.default_rng(seed)
+    x = 3 * randn(rng, *shape)
+    np.testing.assert_allclose(QuickGELU()(x), x / (1 + np.exp(-1.702 * x)), rtol=1e-13)
+    gradcheck(QuickGELU(), (x,), rng)

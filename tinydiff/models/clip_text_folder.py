@@ -57,5 +57,11 @@ def load_clip_text(cls, path):
     except ValueError as err:
         raise ValueError(f"{config_file}: {err}") from None
     weights = Path(path) / WEIGHTS_NAME
-    model.load_state_dict(check_weights(model, load_arrays(weights), weights, config_file))
+    state = load_arrays(weights)
+    # transformers >= 5 writes CLIPTextModel's weights without the "text_model." prefix (its
+    # class lost that level) and loads either form; tinydiff keeps the prefix, as Stable
+    # Diffusion's text_encoder folders have it
+    state = {k if k.startswith("text_model.") or k == "text_projection.weight" else f"text_model.{k}": v
+             for k, v in state.items()}
+    model.load_state_dict(check_weights(model, state, weights, config_file))
     return model

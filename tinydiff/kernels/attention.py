@@ -9,7 +9,8 @@ the logsumexp per row (lse) is kept: backward rebuilds P = exp(S / sqrt(D) - lse
 (Dao et al. 2022, FlashAttention, Algorithm 2), so no (N, M) matrix larger than one block is ever held
 -- peak memory is the inputs, the outputs and a few (R, M) blocks per thread.
 
-The causal mask (causal=True: query i sees keys j <= i, top-left aligned as torch's is_causal)
+The causal mask (Vaswani et al. 2017, sec. 3.2.3; causal=True: query i sees keys j <= i, top-left
+aligned as torch's is_causal)
 is a number of keys per row: the row max, exp and row sum run over those keys only and the
 masked probabilities are written as exact zeros, so no masked key gets weight or gradient. The
 products still span all M keys (the zeros ride along): at CLIP's 77 tokens one block holds

@@ -101,11 +101,11 @@ def test_sinusoidal_timestep_embedding_gradient_wrt_t(seed, dim, flip, shift):
 
 
 @given(seed=seeds, batch=st.integers(1, 2), heads=st.integers(1, 2), n=st.integers(1, 4),
-       m=st.integers(1, 4), d=st.integers(1, 4))
-def test_scaled_dot_product_attention(seed, batch, heads, n, m, d):
+       m=st.integers(1, 4), d=st.integers(1, 4), causal=st.booleans())
+def test_scaled_dot_product_attention(seed, batch, heads, n, m, d, causal):
     rng = np.random.default_rng(seed)
     q, k, v = randn(rng, batch, heads, n, d), randn(rng, batch, heads, m, d), randn(rng, batch, heads, m, d)
-    gradcheck(ScaledDotProductAttention(), (q, k, v), rng)
+    gradcheck(ScaledDotProductAttention(causal=causal), (q, k, v), rng)
 
 
 @given(seed=seeds, batch=st.integers(1, 2), heads=st.integers(1, 2), head_dim=st.integers(1, 3),
@@ -183,3 +183,13 @@ def test_gradcheck_catches_a_wrong_backward():
 def test_global_avg_pool(seed, batch, c, h, w):
     rng = np.random.default_rng(seed)
     gradcheck(GlobalAvgPool2d(), (randn(rng, batch, c, h, w),), rng)
+
+
+@given(seed=seeds, shape=st.lists(st.integers(1, 4), min_size=1, max_size=3))
+def test_quick_gelu(seed, shape):
+    from tinydiff.nn import QuickGELU
+
+    rng = np.random.default_rng(seed)
+    x = 3 * randn(rng, *shape)
+    np.testing.assert_allclose(QuickGELU()(x), x / (1 + np.exp(-1.702 * x)), rtol=1e-13)
+    gradcheck(QuickGELU(), (x,), rng)

@@ -5,7 +5,7 @@ backward(grad_out) returns the gradient w.r.t. each forward input and adds into 
 parameter's .grad. See tinydiff.nn.module for the contract.
 """
 
-from tinydiff.nn.activation import GELU, Dropout, Identity, SiLU
+from tinydiff.nn.activation import GELU, Dropout, Identity, QuickGELU, SiLU
 from tinydiff.nn.attention import MultiHeadAttention, ScaledDotProductAttention
 from tinydiff.nn.contrastive import clip_logits, clip_loss, clip_loss_backward
 from tinydiff.nn.conv import Conv2d, Downsample2x, Upsample2x
@@ -19,7 +19,7 @@ from tinydiff.nn.pool import GlobalAvgPool2d
 __all__ = [
     "Parameter", "Module", "ModuleList", "Sequential",
     "Linear", "Conv2d", "Downsample2x", "Upsample2x",
-    "GroupNorm", "LayerNorm", "GlobalAvgPool2d", "SiLU", "GELU", "Dropout", "Identity",
+    "GroupNorm", "LayerNorm", "GlobalAvgPool2d", "SiLU", "GELU", "QuickGELU", "Dropout", "Identity",
     "Embedding", "SinusoidalTimestepEmbedding",
     "ScaledDotProductAttention", "MultiHeadAttention",
     "mse_loss", "cross_entropy",

@@ -1,4 +1,4 @@
-"""Element-wise layers: SiLU, GELU, Dropout, Identity. None has parameters."""
+"""Element-wise layers: SiLU, GELU, QuickGELU, Dropout, Identity. None has parameters."""
 
 import math
 
@@ -124,3 +124,25 @@ class Identity(Module):
     def backward(self, grad_out):
         self.saved()
         return grad_out
+
+
+QUICK_GELU_COEF = 1.702  # Hendrycks & Gimpel 2016, sec. 2: Phi(x) ~ sigmoid(1.702 x)
+
+
+class QuickGELU(Module):
+    """quick_gelu, CLIP's hidden_act: y = x * sigmoid(1.702 x) (Hendrycks & Gimpel 2016, sec. 2's
+    sigmoid approximation of GELU; Radford et al. 2021 trained CLIP with it), as transformers'
+    QuickGELUActivation. With s = sigmoid(1.702 x): dy/dx = s + 1.702 x s (1 - s).
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends).
+    """
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        s = sigmoid(QUICK_GELU_COEF * x)
+        self.save_for_backward(x, s)
+        return x * s
+
+    def backward(self, grad_out):
+        x, s = self.saved()
+        return grad_out * (s + QUICK_GELU_COEF * x * s * (1.0 - s))

@@ -18,8 +18,17 @@ class ScaledDotProductAttention(Module):
     """forward(q (B, h, N, d), k (B, h, M, d), v (B, h, M, d)) -> (B, h, N, d);
     backward(dout) -> (dq, dk, dv). Softmax scale 1/sqrt(d).
 
+    causal=True masks the future: query i attends keys j <= i only (top-left aligned like
+    torch's scaled_dot_product_attention(is_causal=True), also when N != M).
+
     Reference: tinydiff.kernels.reference.attention_forward_ref and attention_backward_ref
     (fast: kernels/attention.py)."""
+
+    def __init__(self, causal=False):
+        super().__init__()
+        if not isinstance(causal, bool):
+            raise TypeError(f"ScaledDotProductAttention: causal must be a bool, got {causal!r}")
+        self.causal = causal
 
     def forward(self, q, k, v):
         check_float_array(q, "q", ndim=4)
@@ -33,14 +42,18 @@ class ScaledDotProductAttention(Module):
             raise ValueError(
                 f"ScaledDotProductAttention: v must be (B, h, M, d_v) with B, h, M of k {k.shape}, got {v.shape}"
             )
-        out, lse = kernels.pick(kernels.attention_forward, kernels.attention_forward_ref)(q, k, v)
+        forward = kernels.pick(kernels.attention_forward, kernels.attention_forward_ref)
+        out, lse = forward(q, k, v, causal=self.causal)
         self.save_for_backward(q, k, v, out, lse)
         return out
 
     def backward(self, grad_out):
         q, k, v, out, lse = self.saved()
         backward = kernels.pick(kernels.attention_backward, kernels.attention_backward_ref)
-        return backward(grad_out, q, k, v, out, lse)
+        return backward(grad_out, q, k, v, out, lse, causal=self.causal)
+
+    def extra_repr(self):
+        return f"causal={self.causal}"
 
 
 def split_heads(x, heads):

@@ -2,7 +2,6 @@
 gradients as the model alone (to float32 rounding), weights shared with the workers, errors
 reported, and nothing left behind."""
 
-import glob
 import os
 
 import numpy as np
@@ -30,16 +29,18 @@ def batch(n, seed=1):
     return x, rng.integers(0, 1000, n), rng.integers(0, 10, n), rng.standard_normal((n, 1, 8, 8)).astype(np.float32)
 
 
-def shared_blocks():
-    return set(glob.glob("/dev/shm/psm_*"))
+def shared_blocks(parallel):
+    """The runner's own shared-memory blocks that still exist (other processes on the machine
+    may create and remove psm_* blocks of their own meanwhile)."""
+    return {shm.name for shm in parallel._shms if os.path.exists(f"/dev/shm/{shm.name}")}
 
 
 def test_outputs_and_gradients_match_the_model_alone_and_workers_see_new_weights():
     alone, split = tiny_unet(), tiny_unet()
     x, t, labels, target = batch(7)  # 4 + 3 images: slices need not be equal
-    before = shared_blocks()
     with DataParallel(split, processes=2) as parallel:
-        assert shared_blocks() - before  # the parameters now live in shared memory
+        blocks = list(parallel._shms)
+        assert shared_blocks(parallel)  # the parameters now live in shared memory
         for model in (alone, parallel):
             model.train()
         for step in range(2):
@@ -59,7 +60,7 @@ def test_outputs_and_gradients_match_the_model_alone_and_workers_see_new_weights
                 q.data -= 0.1 * q.grad
         parallel.eval()
         np.testing.assert_allclose(parallel(x, t, labels), alone.eval()(x, t, labels), rtol=1e-5, atol=1e-5)
-    assert not shared_blocks() - before  # close() removed the blocks
+    assert blocks and not any(os.path.exists(f"/dev/shm/{shm.name}") for shm in blocks)  # close() removed them
     for p, q in zip(alone.parameters(), split.parameters()):
         assert q.data.flags.owndata  # out of shared memory
         np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=1e-6)

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from tinydiff import files
 from tinydiff.cli import main
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import MLPDenoiser
@@ -162,9 +163,9 @@ def test_safetensors_write_errors_come_back_as_the_os_error(tmp_path, monkeypatc
     def full_disk(arrays, filename):
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(ckpt, "save_file", full_disk)
+    monkeypatch.setattr(files, "save_file", full_disk)
     with pytest.raises(OSError) as raised:
-        ckpt.save_arrays(tmp_path / "w.safetensors", {"w": np.zeros(2, np.float32)})
+        files.save_arrays(tmp_path / "w.safetensors", {"w": np.zeros(2, np.float32)})
     assert raised.value.errno == errno.ENOSPC
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tinydiff import files
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import MLPDenoiser, UNet2DModel
 from tinydiff.pipelines import TrainConfig, Trainer, TrainingDiverged, load_pipeline
@@ -106,19 +107,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_a_crash_while_saving_leaves_the_previous_folder(tmp_path, monkeypatch):
     target = tmp_path / "model"
-    ckpt.write_folder_atomically(target, lambda d: (d / "a.txt").write_text("old"))
+    files.write_folder_atomically(target, lambda d: (d / "a.txt").write_text("old"))
 
     def crash(tmp):
         (tmp / "a.txt").write_text("half-writ")
         raise KeyboardInterrupt  # killed mid-save
 
     with pytest.raises(KeyboardInterrupt):
-        ckpt.write_folder_atomically(target, crash)
+        files.write_folder_atomically(target, crash)
     assert (target / "a.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary left behind
 
     # a crash between the two renames of a replacement: the set-aside copy comes back
-    real_rename = ckpt.os.rename
+    real_rename = files.os.rename
     calls = []
 
     def rename_then_die(src, dst):
@@ -127,12 +128,12 @@ def test_a_crash_while_saving_leaves_the_previous_folder(tmp_path, monkeypatch):
         if len(calls) == 1:
             raise SystemExit("power cut")
 
-    monkeypatch.setattr(ckpt.os, "rename", rename_then_die)
+    monkeypatch.setattr(files.os, "rename", rename_then_die)
     with pytest.raises(SystemExit):
-        ckpt.write_folder_atomically(target, lambda d: (d / "a.txt").write_text("new"))
-    monkeypatch.setattr(ckpt.os, "rename", real_rename)
+        files.write_folder_atomically(target, lambda d: (d / "a.txt").write_text("new"))
+    monkeypatch.setattr(files.os, "rename", real_rename)
     assert not target.exists()
-    ckpt.recover_folder(target)
+    files.recover_folder(target)
     assert (target / "a.txt").read_text() == "old"
 
 
@@ -140,7 +141,7 @@ def test_saved_folders_get_the_permissions_the_umask_gives(tmp_path):
     # as a folder the user made would, not the private 0700 of a temporary directory
     previous = os.umask(0o022)
     try:
-        ckpt.write_folder_atomically(tmp_path / "model", lambda d: (d / "a.txt").write_text("x"))
+        files.write_folder_atomically(tmp_path / "model", lambda d: (d / "a.txt").write_text("x"))
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755

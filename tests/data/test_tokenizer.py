@@ -86,6 +86,11 @@ def test_save_load_round_trip(tmp_path):
     assert data["model"]["type"] == "WordLevel" and data["model"]["vocab"]["<eos>"] == 3
     with pytest.raises(FileNotFoundError, match="not a tokenizer folder"):
         WordTokenizer.load(tmp_path)
+    # the folder is written whole, so one holding anything else is refused, not emptied
+    (folder / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(FileExistsError, match="not only a tokenizer's files"):
+        tok.save(folder)
+    assert (folder / "model.safetensors").read_bytes() == b"weights"
 
 
 def test_transformers_reads_the_same_ids(tmp_path):

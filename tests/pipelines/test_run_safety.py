@@ -155,19 +155,6 @@ def test_trainer_state_keeps_the_callers_settings(tmp_path):
     assert state["run_settings"] == {"dataset": "moons"}
 
 
-def test_safetensors_write_errors_come_back_as_the_os_error(tmp_path, monkeypatch):
-    """What a full tmpfs gave (tried by hand on a 400 KiB one): safetensors' own error type."""
-    from safetensors import SafetensorError
-
-    def full_disk(arrays, filename):
-        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
-
-    monkeypatch.setattr(ckpt, "save_file", full_disk)
-    with pytest.raises(OSError) as raised:
-        ckpt.save_arrays(tmp_path / "w.safetensors", {"w": np.zeros(2, np.float32)})
-    assert raised.value.errno == errno.ENOSPC
-
-
 def test_ctrl_c_in_train_vae_says_where_to_continue(tmp_path, monkeypatch, capsys):
     """(The SIGINT itself is sent to real processes in tests/test_cli_interrupt.py.)"""
     from tinydiff.pipelines.vae_training import VAETrainer

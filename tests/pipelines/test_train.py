@@ -3,8 +3,6 @@ weights as an uninterrupted one, a non-finite loss stops training and keeps the 
 checkpoint, and checkpoints are written atomically."""
 
 import json
-import os
-import stat
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from hypothesis import strategies as st
 from tinydiff.diffusion import DDPMScheduler
 from tinydiff.models import MLPDenoiser, UNet2DModel
 from tinydiff.pipelines import TrainConfig, Trainer, TrainingDiverged, load_pipeline
-from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.data_sources import make_source
 from tinydiff.pipelines.guidance import drop_condition
 from tinydiff.pipelines.train import loss_weights, training_target
@@ -102,49 +99,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     resumed = toy_trainer(tmp_path)
     resumed.run(resume=True, until=25)  # and training can go on from it
     assert resumed.step == 25
-
-
-def test_a_crash_while_saving_leaves_the_previous_folder(tmp_path, monkeypatch):
-    target = tmp_path / "model"
-    ckpt.write_folder_atomically(target, lambda d: (d / "a.txt").write_text("old"))
-
-    def crash(tmp):
-        (tmp / "a.txt").write_text("half-writ")
-        raise KeyboardInterrupt  # killed mid-save
-
-    with pytest.raises(KeyboardInterrupt):
-        ckpt.write_folder_atomically(target, crash)
-    assert (target / "a.txt").read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary left behind
-
-    # a crash between the two renames of a replacement: the set-aside copy comes back
-    real_rename = ckpt.os.rename
-    calls = []
-
-    def rename_then_die(src, dst):
-        calls.append((src, dst))
-        real_rename(src, dst)
-        if len(calls) == 1:
-            raise SystemExit("power cut")
-
-    monkeypatch.setattr(ckpt.os, "rename", rename_then_die)
-    with pytest.raises(SystemExit):
-        ckpt.write_folder_atomically(target, lambda d: (d / "a.txt").write_text("new"))
-    monkeypatch.setattr(ckpt.os, "rename", real_rename)
-    assert not target.exists()
-    ckpt.recover_folder(target)
-    assert (target / "a.txt").read_text() == "old"
-
-
-def test_saved_folders_get_the_permissions_the_umask_gives(tmp_path):
-    # as a folder the user made would, not the private 0700 of a temporary directory
-    previous = os.umask(0o022)
-    try:
-        ckpt.write_folder_atomically(tmp_path / "model", lambda d: (d / "a.txt").write_text("x"))
-    finally:
-        os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
-    assert stat.S_IMODE((tmp_path / "model" / "a.txt").stat().st_mode) == 0o644
 
 
 def test_unet_training_writes_a_loadable_pipeline_and_samples(tmp_path):

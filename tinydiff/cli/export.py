@@ -9,7 +9,9 @@ def add_export_parser(sub):
     p = sub.add_parser("export", help="write a model folder that diffusers loads", description=(
         "Write MODEL as a diffusers pipeline folder (model_index.json, unet/, scheduler/) with float32 "
         "weights: UNet2DModel.from_pretrained(DIR, subfolder='unet') loads it, and training can go on "
-        "on a GPU with diffusers."))
+        "on a GPU with diffusers. A text-to-image MODEL becomes StableDiffusionPipeline's folder "
+        "(unet/, vae/, text_encoder/, tokenizer/, scheduler/ with DDIM): "
+        "StableDiffusionPipeline.from_pretrained(DIR) loads it."))
     p.add_argument("--diffusers", type=Path, required=True, metavar="DIR", help="folder to write")
     p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
     p.add_argument("--overwrite", action="store_true",
@@ -19,6 +21,7 @@ def add_export_parser(sub):
 
 def cmd_export(args):
     from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
+    from tinydiff.pipelines.export_sd import is_text_to_image_folder
     from tinydiff.pipelines.outputs import OutputError, check_model_destination
 
     try:
@@ -26,6 +29,8 @@ def cmd_export(args):
     except OutputError as err:
         raise SystemExit(f"tinydiff export: {err}") from None
     folder = args.model or default_model_dir()
+    if is_text_to_image_folder(folder):
+        return export_text_to_image(folder, args.diffusers)
     try:
         model, scheduler_config = load_pipeline(folder)
         from tinydiff.pipelines.latent import load_pipeline_vae
@@ -39,4 +44,21 @@ def cmd_export(args):
     if vae is not None:
         print(f"wrote the VAE to {args.diffusers / 'vae'} (diffusers.AutoencoderKL.from_pretrained(DIR, subfolder='vae'))")
     print(f"wrote {args.diffusers} (load with diffusers.UNet2DModel.from_pretrained(DIR, subfolder='unet'))")
+    return 0
+
+
+def export_text_to_image(folder, out):
+    """A tinydiff TextToImagePipeline folder -> StableDiffusionPipeline's folder at `out`."""
+    from tinydiff.pipelines.export_sd import export_stable_diffusion, load_text_to_image_parts
+
+    try:
+        parts = load_text_to_image_parts(folder)
+        export_stable_diffusion(parts, out)
+    except (TypeError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"tinydiff export: {err}") from None
+    if parts.scheduler.config.clip_sample:
+        print("note: the scheduler clips x_0 (clip_sample); diffusers' pipeline does not recompute eps from the "
+              "clipped x_0 as tinydiff sample does under guidance, so guided images may differ slightly")
+    print(f"wrote {out} (load with diffusers.StableDiffusionPipeline.from_pretrained(DIR); the VAE has "
+          f"latents_mean/std folded into it, so it decodes latents / scaling_factor as Stable Diffusion does)")
     return 0

@@ -22,14 +22,13 @@ word draws the wrong picture.
 
 import difflib
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from tinydiff.data.captions import CAPTION_WORDS, RARE_WORDS, split_words
 from tinydiff.data.checks import check_int
+from tinydiff.files import write_folder_atomically, write_json
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<unk>", "<eos>")
 PAD, BOS, UNK, EOS = SPECIAL_TOKENS
@@ -42,22 +41,6 @@ SPECIAL_MAP_FILE = "special_tokens_map.json"
 def default_vocabulary():
     """Tokens in id order: SPECIAL_TOKENS, RARE_WORDS, CAPTION_WORDS."""
     return SPECIAL_TOKENS + RARE_WORDS + CAPTION_WORDS
-
-
-def write_text_atomically(path, text):
-    """Write a text file under a temporary name beside it, flush it to disk, then rename it
-    into place, so an interrupted save leaves the previous file whole."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class WordTokenizer:
@@ -160,17 +143,27 @@ class WordTokenizer:
         }
 
     def save(self, folder):
-        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json into folder
-        (created if missing), each file atomically. Returns the folder as a Path."""
+        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json as the folder
+        `folder`, atomically (tinydiff.files.write_folder_atomically): a tokenizer folder already
+        there is replaced whole; a folder holding anything else is refused (FileExistsError),
+        never emptied. Returns the folder as a Path."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         names = {"bos_token": BOS, "eos_token": EOS, "unk_token": UNK, "pad_token": PAD}
         config = {"tokenizer_class": "PreTrainedTokenizerFast", **names,
                   "model_max_length": self.model_max_length, "padding_side": "right",
                   "clean_up_tokenization_spaces": False}
-        files = ((TOKENIZER_FILE, self.to_json()), (CONFIG_FILE, config), (SPECIAL_MAP_FILE, names))
-        for name, data in files:
-            write_text_atomically(folder / name, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        files = {TOKENIZER_FILE: self.to_json(), CONFIG_FILE: config, SPECIAL_MAP_FILE: names}
+        if folder.is_dir():
+            others = sorted(p.name for p in folder.iterdir() if p.name not in files)
+            if others:
+                raise FileExistsError(f"folder: {folder} holds {others[:4]}, not only a tokenizer's files; "
+                                      f"not replacing it")
+
+        def write(tmp):
+            for name, data in files.items():
+                write_json(tmp / name, data)
+
+        write_folder_atomically(folder, write)
         return folder
 
     @classmethod

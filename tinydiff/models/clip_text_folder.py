@@ -3,11 +3,14 @@
 config.json holds CLIPTextConfig's fields plus model_type "clip_text_model" and architectures,
 so transformers' CLIPTextConfig / CLIPTextModel(WithProjection).from_pretrained read it; the
 weights carry transformers' names. The atomic folder write, JSON and safetensors reading with
-their checks are tinydiff.pipelines.checkpoint's (imported inside the functions: that module
-sits above models, and only these two calls reach up to it).
+their checks are tinydiff.files'.
 """
 
+from pathlib import Path
+
 import numpy as np
+
+from tinydiff.files import check_weights, load_arrays, read_json, save_arrays, write_folder_atomically, write_json
 
 MODEL_TYPE = "clip_text_model"
 WEIGHTS_NAME = "model.safetensors"
@@ -25,8 +28,6 @@ def transformers_config(model):
 
 def save_clip_text(model, path, dtype=np.float32):
     """Write the folder atomically; dtype casts the stored weights (float16 halves the size)."""
-    from tinydiff.pipelines.checkpoint import save_arrays, write_folder_atomically, write_json
-
     def write(tmp):
         write_json(tmp / "config.json", transformers_config(model))
         save_arrays(tmp / WEIGHTS_NAME, model.state_dict(), dtype)
@@ -37,10 +38,6 @@ def save_clip_text(model, path, dtype=np.float32):
 def load_clip_text(cls, path):
     """Build `cls` from path/config.json and load path/model.safetensors into it (float32).
     Every problem is a ValueError (FileNotFoundError for a missing file) naming the file."""
-    from pathlib import Path
-
-    from tinydiff.pipelines.checkpoint import check_weights, load_arrays, read_json
-
     config_file = Path(path) / "config.json"
     config = read_json(config_file)
     if config.get("model_type") != MODEL_TYPE:

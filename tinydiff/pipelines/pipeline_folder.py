@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import tinydiff
+from tinydiff import files
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.guidance import (GUIDANCE_INTERVAL_KEY, GUIDANCE_SCALE_KEY, check_guidance,
                                          check_guidance_interval)
@@ -45,15 +46,15 @@ def save_pipeline(path, model, scheduler, dtype=np.float32, vae=None, guidance_s
             index["_class_name"] = "LatentDiffusionPipeline"
             index["vae"] = ["diffusers", type(vae).__name__]
             (tmp / "vae").mkdir()
-            ckpt.write_json(tmp / "vae" / ckpt.CONFIG_NAME, ckpt.model_config(vae))
-            ckpt.save_arrays(tmp / "vae" / ckpt.WEIGHTS_NAME, vae.state_dict(), dtype)
-        ckpt.write_json(tmp / "model_index.json", index)
-        ckpt.write_json(tmp / "unet" / ckpt.CONFIG_NAME, ckpt.model_config(model))
-        ckpt.save_arrays(tmp / "unet" / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
-        ckpt.write_json(tmp / "scheduler" / "scheduler_config.json",
+            files.write_json(tmp / "vae" / ckpt.CONFIG_NAME, ckpt.model_config(vae))
+            files.save_arrays(tmp / "vae" / ckpt.WEIGHTS_NAME, vae.state_dict(), dtype)
+        files.write_json(tmp / "model_index.json", index)
+        files.write_json(tmp / "unet" / ckpt.CONFIG_NAME, ckpt.model_config(model))
+        files.save_arrays(tmp / "unet" / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
+        files.write_json(tmp / "scheduler" / "scheduler_config.json",
                         {"_class_name": kind, **scheduler_config(scheduler)})
 
-    ckpt.write_folder_atomically(path, write)
+    files.write_folder_atomically(path, write)
 
 
 def load_pipeline(path):
@@ -64,21 +65,21 @@ def load_pipeline(path):
     such a folder (saying what it is instead: a VAE, a training run's output folder, ...),
     ValueError when a file in it is corrupt."""
     path = Path(path)
-    ckpt.recover_folder(path)
+    files.recover_folder(path)
     if (path / "model_index.json").is_file():
         ckpt.check_pipeline_index(path)
         model = ckpt.load_model(path / "unet")
         config_file = path / "scheduler" / "scheduler_config.json"
     elif (path / "trainer_state.json").is_file() and ckpt.class_name(path) != "AutoencoderKL":
         state_file = path / "trainer_state.json"
-        ckpt.check_fields(ckpt.read_json(state_file), ("step", "config"), state_file)
+        ckpt.check_fields(files.read_json(state_file), ("step", "config"), state_file)
         model = ckpt.model_from_checkpoint(path)
         config_file = path / "scheduler_config.json"
     else:
         raise FileNotFoundError(ckpt.not_a_pipeline(path))
     if type(model).__name__ not in ("UNet2DModel", "MLPDenoiser"):
         raise ValueError(f"{path}: holds a {type(model).__name__}, not a denoiser (UNet2DModel or MLPDenoiser)")
-    config = {k: v for k, v in ckpt.read_json(config_file).items() if not k.startswith("_")}
+    config = {k: v for k, v in files.read_json(config_file).items() if not k.startswith("_")}
     try:
         scheduler_from_config("ddpm", config)  # the values a sampler will be built from
     except (TypeError, ValueError) as err:

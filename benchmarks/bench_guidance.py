@@ -243,7 +243,8 @@ def main(argv=None):
             print(f"  {name(*key)}: {summary['seconds_per_image'][0] / base['seconds_per_image'][0]:.2f}x")
     if base and recommended is not None and (recommended, 0.0, recommended_interval) in results:
         at = results[(recommended, 0.0, recommended_interval)]
-        print(f"\nat the recommended {name(recommended, 0.0, recommended_interval)}: {at['as_asked'][0]:.2%} recognised as asked "
+        print(f"\nat the recommended {name(recommended, 0.0, recommended_interval)}: "
+              f"{at['as_asked'][0]:.2%} recognised as asked "
               f"(target >= 99.5%), Frechet {at['frechet'][0] / base['frechet'][0] - 1:+.1%} against s = 1 "
               f"(target <= +10%), time per image {at['seconds_per_image'][0] / base['seconds_per_image'][0]:.2f}x "
               f"(target <= 2.1x)")

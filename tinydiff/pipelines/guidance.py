@@ -58,11 +58,13 @@ def check_guidance_interval(guidance_interval, num_train_timesteps):
         return None
     if isinstance(guidance_interval, (str, bytes)) or not hasattr(guidance_interval, "__len__") \
             or len(guidance_interval) != 2:
-        raise TypeError(f"guidance_interval: expected None or (t_low, t_high), two timesteps, got {guidance_interval!r}")
+        raise TypeError(f"guidance_interval: expected None or (t_low, t_high), two timesteps, "
+                        f"got {guidance_interval!r}")
     for value in guidance_interval:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) \
                 or not float(value).is_integer():
-            raise TypeError(f"guidance_interval: expected two integer timesteps (t_low, t_high), got {guidance_interval!r}")
+            raise TypeError(f"guidance_interval: expected two integer timesteps (t_low, t_high), "
+                            f"got {guidance_interval!r}")
     low, high = (int(v) for v in guidance_interval)
     if not 0 <= low <= high < num_train_timesteps:
         raise ValueError(f"guidance_interval: expected (t_low, t_high) with 0 <= t_low <= t_high < "

@@ -168,9 +168,9 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
     use_clipped_model_output : bool or None
         DDIM only, and only with clip_sample in its config: recompute eps from the clipped x_0
         (diffusers' DDIMScheduler.step argument of that name). None (the default) means True
-        at the steps where s > 1 is applied (inside guidance_interval) and False otherwise. There guidance extrapolates, so the guided x_0
-        overshoots [-1, 1]; DDIM's step then pairs the clipped x_0 with an eps that still
-        carries the overshoot, and the two no longer describe one x_t. On the shipped glyph
+        at the steps where s > 1 is applied (inside guidance_interval, if any) and False
+        otherwise. There guidance extrapolates, so the guided x_0 overshoots [-1, 1]; DDIM's
+        step then pairs the clipped x_0 with an eps that still carries the overshoot, and the two no longer describe one x_t. On the shipped glyph
         model at s = 3 that kept 27% of DDIM samples of the digit asked (lesson 07: 200
         samples, 25 steps); with eps taken from the clipped x_0 it is 99.2%
         (benchmarks/bench_guidance.py: 3 x 200 samples, 50 steps). At s <= 1 the default keeps diffusers'

@@ -108,3 +108,13 @@ def test_outputs_are_never_overwritten_by_accident(run, tmp_path, capsys):
     message = refused(TINY + ["--out", str(foreign), "--overwrite"], capsys)
     assert "not written by tinydiff" in message
     assert (foreign / "final" / "notes.txt").read_text() == "mine\n"
+
+
+def test_overwrite_starts_over_in_a_finished_run(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / ".final.tmp-0123456789ab").mkdir()  # left by a save that was interrupted
+    assert main(TINY[:1] + ["--steps", "3"] + TINY[3:] + ["--out", str(copy), "--overwrite", "--eval-every", "0"]) == 0
+    assert json.loads((copy / "final" / "clip.json").read_text())["steps"] == 3
+    assert sorted(p.name for p in (copy / "samples").iterdir()) == ["step-0000003.png"]
+    assert not (copy / ".final.tmp-0123456789ab").exists()

@@ -3,7 +3,13 @@ transformers-style loaders read, resumes to the same weights, and refuses bad fl
 outputs in one line before any work."""
 
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -68,7 +74,8 @@ def test_resume_ends_with_the_same_weights(run, tmp_path):
     shutil.rmtree(copy / "checkpoints" / "step-0000030")
     shutil.rmtree(copy / "final")
     (copy / "checkpoints" / "latest").write_text("step-0000020\n")
-    assert main(TINY + ["--out", str(copy), "--resume"]) == 0
+    # --eval-every may change on --resume: it only says how often the run is watched
+    assert main(TINY + ["--out", str(copy), "--resume", "--eval-every", "30"]) == 0
     straight, resumed = weights(run / "final"), weights(copy / "final")
     assert straight.keys() == resumed.keys()
     for name in straight:
@@ -118,3 +125,22 @@ def test_overwrite_starts_over_in_a_finished_run(run, tmp_path):
     assert json.loads((copy / "final" / "clip.json").read_text())["steps"] == 3
     assert sorted(p.name for p in (copy / "samples").iterdir()) == ["step-0000003.png"]
     assert not (copy / ".final.tmp-0123456789ab").exists()
+
+
+def test_ctrl_c_says_where_the_last_checkpoint_is(tmp_path):
+    out = tmp_path / "run"
+    argv = [a if a != "30" else "100000" for a in TINY[1:]]  # --steps 100000: stopped long before the end
+    process = subprocess.Popen([sys.executable, "-m", "tinydiff", "train-clip", *argv, "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "latest").is_file():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert re.search(r"tinydiff train-clip: interrupted at step \d+; the last checkpoint is step \d+ .*--resume", err)

@@ -14,6 +14,9 @@ from tinydiff.cli.train import OVERWRITE_RUN_HELP, RESUME_HELP, command_defaults
 # what train-clip writes in --out; final/ is a CLIP folder, checked here (the others by
 # tinydiff.pipelines.outputs.check_run_folder)
 RUN_PARTS = ("checkpoints", "samples")
+# --eval-every only says how often the run is watched (like train's --sample-every): a resumed
+# run may change it
+WATCHING_FLAGS = frozenset({"eval_every"})
 
 
 def add_train_clip_parser(sub):
@@ -89,13 +92,13 @@ def cmd_train_clip(args):
     from tinydiff.data.tokenizer import WordTokenizer
     from tinydiff.pipelines.clip_training import CaptionBatches, CLIPTrainConfig, CLIPTrainer, build_clip
     from tinydiff.pipelines.outputs import check_run_folder, remove_run
-    from tinydiff.pipelines.run_settings import check_resume_flags, flag_settings
+    from tinydiff.pipelines.run_settings import IGNORED_FLAGS, check_resume_flags, flag_settings
 
     try:
         removal = check_run_folder(args.out, RUN_PARTS, args.resume, args.overwrite)
         finals = check_final(args.out, args.resume, args.overwrite)
-        state = check_resume_flags(args.out, flag_settings(args), command_defaults("train-clip", args)) \
-            if args.resume else None
+        settings = flag_settings(args, IGNORED_FLAGS | WATCHING_FLAGS)
+        state = check_resume_flags(args.out, settings, command_defaults("train-clip", args)) if args.resume else None
         tokenizer = WordTokenizer()
         clip = build_clip(tokenizer, args.hidden_size, args.layers, args.heads, args.projection_dim,
                           vision_channels=args.vision_channels, rng=np.random.default_rng(args.seed))
@@ -104,7 +107,7 @@ def cmd_train_clip(args):
                                  ema_decay=args.ema_decay, seed=args.seed, image_size=args.image_size,
                                  checkpoint_every=args.checkpoint_every, sample_every=args.eval_every)
         data = CaptionBatches(tokenizer, args.batch_size, args.seed, args.image_size, config.p_full)
-        trainer = CLIPTrainer(clip, tokenizer, data, config, args.out, settings=flag_settings(args))
+        trainer = CLIPTrainer(clip, tokenizer, data, config, args.out, settings=settings)
         remove_run(args.out, removal)  # --overwrite: only now that everything else is known to work
         remove_final(args.out, finals)
     except (ValueError, FileNotFoundError) as err:

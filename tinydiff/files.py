@@ -118,7 +118,7 @@ def save_arrays(path, arrays, dtype=None):
     silently produces NaN."""
     out = {}
     for name, a in arrays.items():
-        a = np.ascontiguousarray(a)
+        a = np.ascontiguousarray(a).reshape(np.shape(a))  # ascontiguousarray makes a 0-d array 1-d
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise ValueError(f"{name} holds NaN or inf; refusing to save it to {path}")
         if dtype is not None and a.dtype.kind == "f":

@@ -4,6 +4,7 @@
     tinydiff info                         versions, Numba threading and the BLAS NumPy uses
     tinydiff train --dataset glyphs ...   train a diffusion model (see tinydiff train --help)
     tinydiff train-vae --dataset shapes   train an AutoencoderKL (then: tinydiff train --latent DIR)
+    tinydiff train-clip --out DIR         train a CLIP text encoder on captioned shapes
     tinydiff sample ...                   sample a trained (or the shipped) model to a PNG grid / GIF / npz
     tinydiff export --diffusers DIR       write a model folder diffusers' from_pretrained loads
 """
@@ -16,6 +17,7 @@ from tinydiff.cli.export import add_export_parser
 from tinydiff.cli.info import cmd_info
 from tinydiff.cli.sample import add_sample_parser
 from tinydiff.cli.train import add_train_parser, add_train_vae_parser
+from tinydiff.cli.train_clip import add_train_clip_parser
 from tinydiff.recipes import expand_recipe
 
 
@@ -30,6 +32,7 @@ def build_parser():
     info.set_defaults(func=cmd_info)
     add_train_parser(sub)
     add_train_vae_parser(sub)
+    add_train_clip_parser(sub)
     add_sample_parser(sub)
     add_export_parser(sub)
     parser.commands = sub.choices  # name -> its parser (command_defaults reads them)

@@ -10,6 +10,7 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
     folders.py          where they are, and the glyph judge built from the shipped classifier
     train_glyphs.py     the scripts that trained them, and the settings they used
     train_shapes.py
+    train_text2image.py the text-to-image pipeline's parts, CLIP first (TEXT2IMAGE_CLIP)
     shipping.py         what the two scripts share
 """
 

@@ -285,6 +285,8 @@ class DataParallel:
             _send(conn, "backward", [grad_out[s]], backend=kernels.current_backend())
         with _single_threaded():
             first = self.model.backward(grad_out[self._parts[0]])
+        if isinstance(first, tuple):  # (d sample, d encoder_hidden_states) of a UNet2DConditionModel
+            first = first[0]
         rest = [self._expect(i, "done")[0] for i in range(len(self._workers))]
         for _, _, grads in self._workers:
             for p, g in zip(self._params, grads):

@@ -112,7 +112,7 @@ def resolve_cond_drop_prob(args, state):
     """--cond-drop-prob as given; unset: a resumed run's own (0 for runs older than the flag,
     trained without a null class), else 0.1 for a class- or text-conditional run; 0 without
     labels."""
-    conditional = args.class_conditional or args.text_encoder is not None
+    conditional = args.class_conditional or getattr(args, "text_encoder", None) is not None
     if args.cond_drop_prob is not None:
         if args.cond_drop_prob > 0 and not conditional:
             raise ValueError(f"--cond-drop-prob: {args.cond_drop_prob} needs --class-conditional (it drops labels)")

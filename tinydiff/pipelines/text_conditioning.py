@@ -57,7 +57,8 @@ def draw_captions(attributes, rng, p_full=0.5):
 
 
 def drop_captions(captions, prob, key):
-    """Condition dropout for text: each caption becomes "" with probability prob, drawn from
+    """Condition dropout for text (Ho & Salimans 2022, Algorithm 1, line 3, with the null
+    condition = the empty prompt): each caption becomes "" with probability prob, drawn from
     np.random.default_rng(key) (as guidance.drop_condition for class labels)."""
     if prob == 0:
         return list(captions)

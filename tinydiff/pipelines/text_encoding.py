@@ -55,7 +55,8 @@ def load_text_encoder(folder):
 
 
 def encode_prompts(text_encoder, tokenizer, prompts, batch_size=256):
-    """The text encoder's last hidden state for each prompt: what cross-attention attends to.
+    """The text encoder's last hidden state for each prompt: what cross-attention attends to
+    (tau(y) of Rombach et al. 2022, sec. 3.3, whose keys and values each UNet block projects).
 
     Parameters
     ----------

@@ -105,8 +105,10 @@ def test_same_seed_same_images_and_folder_round_trip(pipe, tmp_path):
 def test_sample_guides_text_with_every_scheduler(pipe, scheduler):
     cond, uncond = pipe.encode(["a red circle"]), pipe.encode([""])
     run = [sample(pipe.unet, scheduler, (2, 4, 8, 8), np.random.default_rng(1), STEPS, guidance_scale=s,
-                  encoder_hidden_states=cond, negative_encoder_hidden_states=uncond) for s in (1.0, 3.0)]
+                  encoder_hidden_states=cond, negative_encoder_hidden_states=uncond, guidance_interval=interval)
+           for s, interval in ((1.0, None), (3.0, None), (3.0, (1, 1)))]
     assert all(np.isfinite(x).all() for x in run) and np.abs(run[0] - run[1]).max() > 1e-4
+    np.testing.assert_array_equal(run[2], run[0])  # no step has t = 1: the interval guides none of them
 
 
 def test_sample_refuses_a_text_condition_that_does_not_fit(pipe):

@@ -13,7 +13,8 @@ def add_sample_parser(sub):
     p = sub.add_parser("sample", help="generate images with a trained model", description=(
         "Sample a model folder (OUT/final from `tinydiff train`, a checkpoint folder, or, with no "
         "--model, the glyph model shipped with tinydiff) and save a grid, a GIF and/or raw arrays."))
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model); a text-to-image "
+                   "folder (TextToImagePipeline) takes --prompt")
     p.add_argument("--scheduler", default="ddim", choices=("ddpm", "ddim", "dpm"),
                    help="sampler: ddpm (ancestral), ddim, dpm (DPM-Solver++ 2M); default ddim")
     p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")

@@ -202,8 +202,8 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
         s = 1 + w of Ho & Salimans 2022, eq. 6 (their w = 0 is our s = 1). s = 1 is no guidance
         and costs one forward of B; s = 0 samples the unconditional model; any s != 1 runs the
         conditional and null-class halves as one forward of 2B. Needs a model with a null class
-        (config class_embed_null_index), or a text model's negative_encoder_hidden_states. The schedulers, DPM-Solver++'s history included, only
-        ever see the guided output.
+        (config class_embed_null_index), or a text model's negative_encoder_hidden_states. The
+        schedulers, DPM-Solver++'s history included, only ever see the guided output.
     guidance_rescale : float in [0, 1]
         phi of Lin et al. 2023, sec. 3.4: the guided output's per-sample std is pulled back to
         the conditional output's, then mixed by phi. It acts on the model's output, so its effect

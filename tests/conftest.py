@@ -26,3 +26,23 @@ def each_backend(request):
     examples share it."""
     with kernels.use(request.param):
         yield request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    """A CLIP folder (text_encoder/ + tokenizer/, the layout `tinydiff train-clip` writes) with a
+    tiny randomly initialised text encoder, hidden size 16, for the text-to-image tests."""
+    import numpy as np
+
+    from tinydiff.data.tokenizer import WordTokenizer
+    from tinydiff.models.clip_text import CLIPTextModelWithProjection
+
+    folder = tmp_path_factory.mktemp("clip")
+    tokenizer = WordTokenizer()
+    encoder = CLIPTextModelWithProjection(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, intermediate_size=32, projection_dim=8,
+        num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=tokenizer.model_max_length,
+        pad_token_id=0, bos_token_id=1, eos_token_id=3, rng=np.random.default_rng(0))
+    encoder.save_pretrained(folder / "text_encoder")
+    tokenizer.save(folder / "tokenizer")
+    return folder

@@ -13,7 +13,8 @@ def add_sample_parser(sub):
     p = sub.add_parser("sample", help="generate images with a trained model", description=(
         "Sample a model folder (OUT/final from `tinydiff train`, a checkpoint folder, or, with no "
         "--model, the glyph model shipped with tinydiff) and save a grid, a GIF and/or raw arrays."))
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model); a text-to-image "
+                   "folder (TextToImagePipeline) takes --prompt")
     p.add_argument("--scheduler", default="ddim", choices=("ddpm", "ddim", "dpm"),
                    help="sampler: ddpm (ancestral), ddim, dpm (DPM-Solver++ 2M); default ddim")
     p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
@@ -22,6 +23,11 @@ def add_sample_parser(sub):
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
     p.add_argument("--label", type=int, action="append",
                    help="class to draw (repeatable); default: cycle through all classes, one grid column each")
+    p.add_argument("--prompt", help='a text-to-image model\'s prompt, e.g. "a large red circle at the top left" '
+                   '(the grid is titled with it; "" draws unconditional samples)')
+    p.add_argument("--negative-prompt", default=None, metavar="TEXT",
+                   help='with --prompt: the unconditional branch of guidance gets this prompt instead of the empty '
+                        'one, and guidance steers away from it (default "")')
     p.add_argument("--unconditional", action="store_true",
                    help="draw from a class-conditional model's null class: its unconditional samples")
     p.add_argument("--guidance-scale", type=nonnegative_float, metavar="S",
@@ -182,6 +188,14 @@ def cmd_sample(args):
     if args.seed < 0:
         raise SystemExit(f"tinydiff sample: --seed must be >= 0, got {args.seed}")
     folder = args.model or default_model_dir()
+    from tinydiff.pipelines.text_to_image import is_text_to_image_folder
+
+    if is_text_to_image_folder(folder):
+        return sample_text_to_image(args, folder)
+    if args.prompt is not None or args.negative_prompt is not None:
+        flag = "--prompt" if args.prompt is not None else "--negative-prompt"
+        raise SystemExit(f"tinydiff sample: {flag} needs a text-to-image model (a TextToImagePipeline folder, "
+                         f"`tinydiff train --dataset shapes-captions`'s OUT/final); {folder} is not one")
     try:
         model, scheduler_config = load_pipeline(folder)
         vae = load_pipeline_vae(folder)  # None unless a latent diffusion model
@@ -224,5 +238,54 @@ def cmd_sample(args):
         if labels is not None:
             arrays["labels"] = labels
         np.savez(args.npz, **arrays)
+        print(f"wrote {args.npz}")
+    return 0
+
+
+def sample_text_to_image(args, folder):
+    """`tinydiff sample --model DIR --prompt "..."` for a TextToImagePipeline folder: --num
+    images of one prompt, guided against the empty prompt (or --negative-prompt), in a grid
+    titled with the prompt."""
+    import numpy as np
+
+    from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
+    from tinydiff.pipelines.text_to_image import TextToImagePipeline
+    from tinydiff.viz.tiles import save_labelled_grid
+
+    for flag, given in (("--label", args.label), ("--unconditional", args.unconditional)):
+        if given:
+            raise SystemExit(f'tinydiff sample: {flag} is for class-conditional models; {folder} is a text-to-image '
+                             f'model: give --prompt "..." (--prompt "" draws unconditional samples)')
+    if args.prompt is None:
+        raise SystemExit(f'tinydiff sample: {folder} is a text-to-image model; give --prompt "...", e.g. --prompt '
+                         f'"a large red circle at the top left"')
+    if args.gif is not None:
+        raise SystemExit("tinydiff sample: --gif is not available for text-to-image models yet; drop it")
+    try:
+        pipe = TextToImagePipeline.from_pretrained(folder)
+        pipe.scheduler = scheduler_from_config(args.scheduler, scheduler_config(pipe.scheduler))
+        if args.steps > pipe.scheduler.config.num_train_timesteps:
+            raise ValueError(f"--steps must be at most {pipe.scheduler.config.num_train_timesteps}, got {args.steps}")
+        scale = pipe.guidance_scale if args.guidance_scale is None else args.guidance_scale
+        if args.negative_prompt is not None and scale == 1.0:
+            raise ValueError("--negative-prompt: guidance scale 1 runs no unconditional branch; drop it or pass "
+                             "--guidance-scale")
+        interval = choose_guidance_interval(args, folder, scale, pipe.scheduler.config.num_train_timesteps)
+        pipe.encode([args.prompt, args.negative_prompt or ""])  # an unknown word: one line, before any sampling
+        images = pipe(args.prompt, negative_prompt=args.negative_prompt or "", num_images_per_prompt=args.num,
+                      guidance_scale=scale, num_inference_steps=args.steps, rng=np.random.default_rng(args.seed),
+                      guidance_rescale=args.guidance_rescale, guidance_interval=interval, eta=args.eta,
+                      progress=True)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"tinydiff sample: {err}") from None
+    for path in (args.out, args.npz):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    title = f'"{args.prompt}"' + (f', guidance {scale:g}' if scale != 1.0 else "") + \
+        (f', negative "{args.negative_prompt}"' if args.negative_prompt else "")
+    save_labelled_grid(args.out, images, title)
+    print(f"wrote {args.out} ({title})")
+    if args.npz:
+        np.savez(args.npz, samples=images, prompt=np.array(args.prompt), negative_prompt=np.array(args.negative_prompt or ""))
         print(f"wrote {args.npz}")
     return 0

@@ -7,6 +7,9 @@ from tinydiff.cli.flag_types import (decay, drop_probability, flag_list, int_lis
                                 positive_float, positive_int)
 from tinydiff.recipes import RECIPES
 
+TEXT_DATASET = "shapes-captions"  # captioned Shapes: trains a text-to-image model
+TEXT_UNET_HEADS = 4  # attention heads of a text-to-image UNet's attention layers (diffusers' attention_head_dim)
+
 
 RESUME_HELP = (
     "continue the run in OUT from its latest checkpoint. Every flag must be the run's (a change is "
@@ -46,8 +49,10 @@ def add_train_parser(sub):
         "Train a diffusion model on CPU. Image data sets train a UNet2DModel, the 2-D toys an MLP. "
         "Writes OUT/checkpoints (resumable with --resume), OUT/samples (grids) and OUT/final (the "
         "EMA weights, loadable with `tinydiff sample --model OUT/final`)."))
-    p.add_argument("--dataset", required=True, choices=DATASETS, help="what to learn: generated on the fly "
-                   "(glyphs, shapes, 2-D toys) or your own files (mnist: a folder of idx files, folder: images)")
+    p.add_argument("--dataset", required=True, choices=DATASETS + (TEXT_DATASET,), help="what to learn: generated "
+                   "on the fly (glyphs, shapes, 2-D toys; shapes-captions: shapes with captions, for a text-to-image "
+                   "model with --text-encoder and --latent) or your own files (mnist: a folder of idx files, "
+                   "folder: images)")
     p.add_argument("--warmup-steps", type=nonnegative_int, default=100, help="linear warm-up steps (default 100)")
     p.add_argument("--channels", type=int_list, default=(32, 64, 64),
                    help="UNet block_out_channels, one per resolution (default 32,64,64)")
@@ -58,7 +63,14 @@ def add_train_parser(sub):
     p.add_argument("--cond-drop-prob", type=drop_probability, default=None,
                    help="with --class-conditional: the share of labels replaced by a null class, so the model "
                         "also learns the unconditional case that classifier-free guidance needs (Ho & Salimans "
-                        "2022); default 0.1; 0 builds no null class (no guidance)")
+                        "2022); default 0.1; 0 builds no null class (no guidance). With --text-encoder: the share "
+                        "of captions replaced by the empty prompt (default 0.1)")
+    p.add_argument("--text-encoder", type=Path, metavar="DIR",
+                   help="text-to-image (with --dataset shapes-captions and --latent): condition a "
+                        "UNet2DConditionModel, through cross-attention, on this frozen CLIP text encoder's last "
+                        "hidden state (a folder with text_encoder/ and tokenizer/: `tinydiff train-clip`'s "
+                        "OUT/final); --attention 1 marks the levels with cross-attention; OUT/final becomes a "
+                        "TextToImagePipeline folder")
     p.add_argument("--prediction-type", default="epsilon", choices=("epsilon", "v_prediction", "sample"),
                    help="what the network predicts (default epsilon)")
     p.add_argument("--beta-schedule", default="squaredcos_cap_v2",
@@ -81,14 +93,31 @@ def add_train_parser(sub):
     p.set_defaults(func=cmd_train)
 
 
+def check_text_flags(args):
+    """shapes-captions, --text-encoder and --latent go together, without --class-conditional."""
+    text = args.dataset == TEXT_DATASET
+    if text and args.text_encoder is None:
+        raise ValueError(f"--dataset {TEXT_DATASET} trains a text-to-image model: give --text-encoder DIR (a CLIP "
+                         f"folder, `tinydiff train-clip`'s OUT/final) and --latent VAE_DIR")
+    if args.text_encoder is not None and not text:
+        raise ValueError(f"--text-encoder: needs captions, --dataset {TEXT_DATASET} (got {args.dataset})")
+    if text and args.latent is None:
+        raise ValueError(f"--dataset {TEXT_DATASET}: text-to-image trains on a VAE's latents, as Stable Diffusion; "
+                         f"give --latent VAE_DIR (e.g. tinydiff/pretrained/shapes_latent/vae)")
+    if text and args.class_conditional:
+        raise ValueError("--class-conditional: a text-to-image model is conditioned on captions, not labels")
+
+
 def resolve_cond_drop_prob(args, state):
     """--cond-drop-prob as given; unset: a resumed run's own (0 for runs older than the flag,
-    trained without a null class), else 0.1 for a class-conditional run; 0 without labels."""
+    trained without a null class), else 0.1 for a class- or text-conditional run; 0 without
+    labels."""
+    conditional = args.class_conditional or getattr(args, "text_encoder", None) is not None
     if args.cond_drop_prob is not None:
-        if args.cond_drop_prob > 0 and not args.class_conditional:
+        if args.cond_drop_prob > 0 and not conditional:
             raise ValueError(f"--cond-drop-prob: {args.cond_drop_prob} needs --class-conditional (it drops labels)")
         return args.cond_drop_prob
-    if not args.class_conditional:
+    if not conditional:
         return 0.0
     return 0.1 if state is None else state["config"].get("cond_drop_prob", 0.0)
 
@@ -116,17 +145,59 @@ def build_denoiser(args, in_channels, num_classes, sample_size=None, null_class=
         class_embed_null_index=num_classes if null_class else None)
 
 
+def build_text_unet(args, in_channels, sample_size, cross_attention_dim):
+    """A UNet2DConditionModel over the VAE's latents: cross-attention blocks where --attention
+    has 1 (and always in the mid block), attending to the text encoder's hidden states."""
+    from tinydiff.models.unet_condition import UNet2DConditionModel
+    import numpy as np
+
+    levels = [bool(flag) for flag in args.attention]
+    if len(levels) != len(args.channels):
+        raise SystemExit(f"tinydiff train: --attention has {len(levels)} entries but --channels has "
+                         f"{len(args.channels)}; give one 0/1 per level")
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
+        block_out_channels=args.channels, layers_per_block=args.layers_per_block,
+        down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in levels),
+        up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
+        cross_attention_dim=cross_attention_dim, attention_head_dim=TEXT_UNET_HEADS, norm_num_groups=8,
+        rng=np.random.default_rng(args.seed))
+
+
+def text_to_image_parts(args, cond_drop_prob):
+    """(model, data, vae, text_encoder, tokenizer) of a text-to-image run: the frozen VAE and
+    text encoder, the captioned latents (encoded once) and a new UNet2DConditionModel."""
+    from tinydiff.pipelines.latent import load_vae_folder
+    from tinydiff.pipelines.text_conditioning import captioned_latent_source
+    from tinydiff.pipelines.text_encoding import load_text_encoder
+
+    vae = load_vae_folder(args.latent)
+    try:
+        text_encoder, tokenizer = load_text_encoder(args.text_encoder)
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"--text-encoder: {err}") from None
+    print(f"encoding {args.latent_images} captioned images with the VAE in {args.latent}")
+    data = captioned_latent_source(vae, text_encoder, tokenizer, args.latent_images, args.batch_size, args.seed,
+                                   cond_drop_prob, image_size=args.image_size)
+    x0, _ = data(0)
+    model = build_text_unet(args, x0.shape[1], x0.shape[2], text_encoder.config["hidden_size"])
+    return model, data, vae, text_encoder, tokenizer
+
+
 def cmd_train(args):
     from tinydiff.diffusion import DDPMScheduler
-    from tinydiff.cli.run import TRAIN_PARTS, prepare_run_folder, resumed_warmup, run_to_the_end
+    from tinydiff.cli.run import TRAIN_PARTS, prepare_run_folder, run_to_the_end
     from tinydiff.runtime.parallel import ParallelRunner, default_processes
-    from tinydiff.pipelines import TrainConfig, Trainer
+    from tinydiff.pipelines import Trainer
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
     from tinydiff.pipelines.run_settings import flag_settings
 
     try:
         state, removal = prepare_run_folder(args, TRAIN_PARTS, command_defaults("train", args))
+        check_text_flags(args)
+        if args.dataset == TEXT_DATASET:
+            return train_text_to_image(args, state, removal)
         data = make_source(args.dataset, args.batch_size, args.seed, image_size=args.image_size,
                            labelled=args.class_conditional, path=args.data_path)
         x0, labels = data(0)
@@ -147,10 +218,7 @@ def cmd_train(args):
             x0, _ = data(0)
         model = build_denoiser(args, x0.shape[1] if x0.ndim == 4 else None, num_classes,
                                sample_size=x0.shape[2] if vae is not None else None, null_class=cond_drop_prob > 0)
-        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             warmup_steps=resumed_warmup(state, args.warmup_steps, args.steps), ema_decay=args.ema_decay,
-                             min_snr_gamma=args.min_snr_gamma, seed=args.seed, cond_drop_prob=cond_drop_prob,
-                             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+        config = train_config(args, state, cond_drop_prob)
         # toy 2-D models are too small for a second process to pay
         parallel = ParallelRunner(args.processes or (default_processes(args.batch_size) if x0.ndim == 4 else 1))
         scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type,
@@ -169,6 +237,43 @@ def cmd_train(args):
           f"{args.dataset}; output in {args.out}")
     log = run_to_the_end(trainer, "train", args.resume)
     print(f"final loss {log[-1][1]:.4f}; model in {args.out / 'final'}; samples in {args.out / 'samples'}")
+    return 0
+
+
+def train_config(args, state, cond_drop_prob):
+    from tinydiff.cli.run import resumed_warmup
+    from tinydiff.pipelines import TrainConfig
+
+    return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                       warmup_steps=resumed_warmup(state, args.warmup_steps, args.steps), ema_decay=args.ema_decay,
+                       min_snr_gamma=args.min_snr_gamma, seed=args.seed, cond_drop_prob=cond_drop_prob,
+                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+
+
+def train_text_to_image(args, state, removal):
+    """`tinydiff train --dataset shapes-captions --text-encoder DIR --latent VAE_DIR`: Stable
+    Diffusion's recipe (tinydiff.pipelines.text_conditioning); ValueError for a bad flag."""
+    from tinydiff.cli.run import run_to_the_end
+    from tinydiff.diffusion import DDPMScheduler
+    from tinydiff.pipelines.outputs import remove_run
+    from tinydiff.pipelines.run_settings import flag_settings
+    from tinydiff.pipelines.text_conditioning import TextToImageTrainer
+    from tinydiff.runtime.parallel import ParallelRunner, default_processes
+
+    cond_drop_prob = resolve_cond_drop_prob(args, state)
+    model, data, vae, text_encoder, tokenizer = text_to_image_parts(args, cond_drop_prob)
+    config = train_config(args, state, cond_drop_prob)
+    parallel = ParallelRunner(args.processes or default_processes(args.batch_size))
+    scheduler = DDPMScheduler(beta_schedule=args.beta_schedule, prediction_type=args.prediction_type,
+                              clip_sample=False)  # latents are not confined to [-1, 1]
+    remove_run(args.out, removal)
+    trainer = TextToImageTrainer(model, scheduler, vae, text_encoder, tokenizer, data, config, args.out,
+                                 settings=flag_settings(args), parallel=parallel)
+    print(f"training {type(model).__name__} ({model.num_parameters() / 1e6:.2f} M parameters) on {TEXT_DATASET}, "
+          f"conditioned on the text encoder in {args.text_encoder}; output in {args.out}")
+    log = run_to_the_end(trainer, "train", args.resume)
+    print(f"final loss {log[-1][1]:.4f}; text-to-image pipeline in {args.out / 'final'} (tinydiff sample --model "
+          f"{args.out / 'final'} --prompt \"...\"); samples in {args.out / 'samples'}")
     return 0
 
 

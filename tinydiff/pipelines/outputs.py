@@ -115,14 +115,14 @@ def _json_has_version(file):
     return isinstance(data, dict) and "_tinydiff_version" in data
 
 
-# every file tinydiff writes in a model folder (save_model, save_pipeline, export_stable_diffusion)
-# and in a training checkpoint (Trainer.save_checkpoint); a folder holding anything else holds
-# the user's work too
+# every file tinydiff writes in a model folder (save_model, save_pipeline, TextToImagePipeline) and in a training
+# checkpoint (Trainer.save_checkpoint); a folder holding anything else holds the user's work too
 MODEL_FILES = frozenset({"config.json", "diffusion_pytorch_model.safetensors", "model_index.json",
                          "scheduler/scheduler_config.json", "unet/config.json",
                          "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
-                         "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
-                         "text_encoder/model.safetensors", "tokenizer/tokenizer.json",
+                         "vae/diffusion_pytorch_model.safetensors",
+                         # a TextToImagePipeline's frozen text encoder (transformers' layout) and tokenizer
+                         "text_encoder/config.json", "text_encoder/model.safetensors", "tokenizer/tokenizer.json",
                          "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json"})
 CHECKPOINT_FILES = frozenset({"config.json", "diffusion_pytorch_model.safetensors", "ema.safetensors",
                               "optimizer.safetensors", "optimizer_state.json", "scheduler_config.json",

@@ -33,7 +33,8 @@ def scheduler_config(scheduler):
 
 
 def call_model(model, x, t, class_labels):
-    """model(x, t) or model(x, t, class_labels); t an int array (B,) or one int for all."""
+    """model(x, t) or model(x, t, condition) (class labels (B,), or a text model's encoder_hidden_states
+    (B, N, D)); t an int array (B,) or one int for all."""
     t = np.broadcast_to(np.asarray(t), (x.shape[0],))
     if class_labels is None:
         return model(x, t)
@@ -95,6 +96,46 @@ def check_class_labels(model, class_labels, batch):
     return labels.astype(np.int64)
 
 
+def check_text_condition(model, encoder_hidden_states, negative_encoder_hidden_states, guidance_scale, batch,
+                         class_labels):
+    """(cond, null cond) for a text-conditional model (config cross_attention_dim): the prompts'
+    encoder_hidden_states (B, N, D) and, when guidance_scale != 1, the unconditional branch's
+    negative_encoder_hidden_states (B, N, D) (the empty prompt's, or a negative prompt's; one
+    row (1, N, D) stands for every sample). (None, None) for any other model, which must not
+    be given them."""
+    width = getattr(model, "config", {}).get("cross_attention_dim")
+    if width is None:
+        if encoder_hidden_states is not None or negative_encoder_hidden_states is not None:
+            raise ValueError(f"encoder_hidden_states: given, but the {type(model).__name__} is not text-conditional "
+                             f"(no cross_attention_dim in its config)")
+        return None, None
+    if encoder_hidden_states is None:
+        raise ValueError(f"encoder_hidden_states: the {type(model).__name__} is text-conditional; pass the prompts' "
+                         f"encoder_hidden_states (B, N, {width}) (tinydiff.pipelines.text_encoding.encode_prompts)")
+    if class_labels is not None:
+        raise ValueError("class_labels: sample() conditions a text model on encoder_hidden_states alone")
+    arrays = [("encoder_hidden_states", encoder_hidden_states)]
+    if guidance_scale != 1.0:
+        if negative_encoder_hidden_states is None:
+            raise ValueError(f"negative_encoder_hidden_states: guidance_scale={guidance_scale} needs the "
+                             f"unconditional branch's condition (the empty prompt's encoder_hidden_states, as "
+                             f"Stable Diffusion, or a negative prompt's); use guidance_scale=1 without it")
+        arrays.append(("negative_encoder_hidden_states", negative_encoder_hidden_states))
+    checked = []
+    for name, value in arrays:
+        value = np.asarray(value)
+        if value.dtype.kind != "f":
+            raise TypeError(f"{name}: expected floats, got dtype {value.dtype}")
+        if value.ndim != 3 or value.shape[2] != width or value.shape[0] not in (1, batch):
+            raise ValueError(f"{name}: expected shape ({batch}, N, {width}) (or (1, N, {width}) for every sample), "
+                             f"got {value.shape}")
+        checked.append(np.broadcast_to(value, (batch,) + value.shape[1:]).astype(np.float32))
+    if len(checked) == 2 and checked[0].shape != checked[1].shape:
+        raise ValueError(f"negative_encoder_hidden_states: shape {checked[1].shape} differs from "
+                         f"encoder_hidden_states' {checked[0].shape}; both branches run as one batch")
+    return checked[0], (checked[1] if len(checked) == 2 else None)
+
+
 def check_eta(eta, scheduler):
     """eta in [0, 1], and only for DDIM: sigma_t = eta * sqrt(beta tilde) (DDIM eq. 16) stays
     within the posterior's variance for eta <= 1; beyond, the step's direction term needs the
@@ -129,14 +170,15 @@ def check_steps(num_inference_steps, scheduler):
 
 def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=None, eta=0.0,
            record=False, progress=False, guidance_scale=1.0, guidance_rescale=0.0, use_clipped_model_output=None,
-           guidance_interval=None):
+           guidance_interval=None, encoder_hidden_states=None, negative_encoder_hidden_states=None, latents=None):
     """Generate samples by running the reverse process from x_T ~ N(0, I).
 
     Parameters
     ----------
     model : Module
         Predicts what the scheduler's prediction_type says (epsilon, sample or v) from
-        (x_t, t[, class_labels]).
+        (x_t, t[, class_labels]), or, a text-conditional UNet2DConditionModel, from
+        (x_t, t, encoder_hidden_states).
     scheduler : DDPMScheduler, DDIMScheduler or DPMSolverMultistepScheduler
     shape : tuple
         (B, C, H, W) for images, (B, D) for points.
@@ -145,6 +187,14 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
     num_inference_steps : int
     class_labels : int array (B,), optional
         Required by a class-conditional model (one label per sample, or one int for all).
+    encoder_hidden_states : ndarray (B, N, D), optional
+        Required by a text-conditional model (config cross_attention_dim = D): the prompts'
+        text-encoder states (tinydiff.pipelines.text_encoding.encode_prompts); (1, N, D) is one
+        prompt for every sample.
+    negative_encoder_hidden_states : ndarray (B, N, D), optional
+        A text model's unconditional branch, required when guidance_scale != 1: the empty
+        prompt's states (Stable Diffusion's null condition, which TextToImagePipeline passes by
+        default) or a negative prompt's, which guidance then steers away from.
     eta : float in [0, 1]
         DDIM only: 0 is deterministic DDIM, 1 matches DDPM's variance.
     guidance_scale : float >= 0
@@ -152,8 +202,8 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
         s = 1 + w of Ho & Salimans 2022, eq. 6 (their w = 0 is our s = 1). s = 1 is no guidance
         and costs one forward of B; s = 0 samples the unconditional model; any s != 1 runs the
         conditional and null-class halves as one forward of 2B. Needs a model with a null class
-        (config class_embed_null_index). The schedulers, DPM-Solver++'s history included, only
-        ever see the guided output.
+        (config class_embed_null_index), or a text model's negative_encoder_hidden_states. The
+        schedulers, DPM-Solver++'s history included, only ever see the guided output.
     guidance_rescale : float in [0, 1]
         phi of Lin et al. 2023, sec. 3.4: the guided output's per-sample std is pulled back to
         the conditional output's, then mixed by phi. It acts on the model's output, so its effect
@@ -175,6 +225,9 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
         samples, 25 steps); with eps taken from the clipped x_0 it is 99.2%
         (benchmarks/bench_guidance.py: 3 x 200 samples, 50 steps). At s <= 1 the default keeps diffusers'
         DDIMPipeline behaviour, so s = 0 still samples exactly the unconditional model.
+    latents : ndarray of `shape`, optional
+        The initial noise x_T before the scheduler's init_noise_sigma scales it (diffusers'
+        `latents` argument), to start two samplers from the same point; default drawn from rng.
     record : bool
         Also return the trajectory: a list of (t, x_t, predicted x_0), one per step.
     progress : bool
@@ -191,7 +244,12 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
     class_labels = check_class_labels(model, class_labels, shape[0])
     eta = check_eta(eta, scheduler)
     guidance_scale, guidance_rescale = check_guidance(guidance_scale, guidance_rescale)
-    null_labels = null_labels_for_guidance(model, guidance_scale, class_labels)
+    text, null_text = check_text_condition(model, encoder_hidden_states, negative_encoder_hidden_states,
+                                           guidance_scale, shape[0], class_labels)
+    if text is None:
+        cond, null_cond = class_labels, null_labels_for_guidance(model, guidance_scale, class_labels)
+    else:  # text: the condition is (B, N, D), its null the empty (or a negative) prompt's
+        cond, null_cond = text, null_text
     use_clipped_model_output = check_use_clipped(use_clipped_model_output, scheduler)
     guidance_interval = check_guidance_interval(guidance_interval, scheduler.config.num_train_timesteps)
 
@@ -200,11 +258,16 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
 
     model.eval()
     scheduler.set_timesteps(num_inference_steps)
-    x = (rng.standard_normal(shape) * scheduler.init_noise_sigma).astype(np.float32)
+    if latents is None:
+        latents = rng.standard_normal(shape)
+    elif np.shape(latents) != shape or np.asarray(latents).dtype.kind != "f":
+        raise ValueError(f"latents: expected floats of shape {shape}, got {np.asarray(latents).dtype} "
+                         f"{np.shape(latents)}")
+    x = (np.asarray(latents) * scheduler.init_noise_sigma).astype(np.float32)
     trajectory = []
     for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
         s_t = scale_at(int(t), guidance_scale, guidance_interval)  # 1 outside the interval: one forward of B
-        model_output = guided_output(model_fn, x, int(t), class_labels, null_labels, s_t, guidance_rescale)
+        model_output = guided_output(model_fn, x, int(t), cond, null_cond, s_t, guidance_rescale)
         if isinstance(scheduler, DDIMScheduler):
             clipped = s_t > 1.0 if use_clipped_model_output is None else use_clipped_model_output
             out = scheduler.step(model_output, t, x, eta=eta, generator=rng, use_clipped_model_output=clipped)

@@ -74,11 +74,13 @@ class Trainer:
     Parameters
     ----------
     model : Module
-        Called as model(x_t, t) or model(x_t, t, labels); has a `config` dict.
+        Called as model(x_t, t) or model(x_t, t, labels); has a `config` dict. For a text model
+        (config cross_attention_dim) labels are encoder_hidden_states (B, N, D).
     scheduler : DDPMScheduler (or any scheduler: its betas and prediction_type are used)
         None only for a subclass that trains without a noise schedule (VAETrainer).
     data : callable
-        data(step) -> (x0 float32 array, labels or None); see data_sources.
+        data(step) -> (x0 float32 array, labels or None); see data_sources (text:
+        text_conditioning.CaptionedLatents, which applies config.cond_drop_prob itself).
     config : TrainConfig
     out_dir : path
         Gets checkpoints/, samples/ and, at the end, final/ (a model + scheduler folder).
@@ -111,7 +113,10 @@ class Trainer:
             return
         self.snr = scheduler.alphas_cumprod / (1.0 - scheduler.alphas_cumprod)
         self.null_label = model.config.get("class_embed_null_index")
-        if config.cond_drop_prob > 0 and self.null_label is None:
+        # a text model's null condition is the empty prompt, which only the data source can
+        # encode: it drops captions itself (tinydiff.pipelines.text_conditioning.CaptionedLatents)
+        self.drops_labels = model.config.get("cross_attention_dim") is None
+        if config.cond_drop_prob > 0 and self.null_label is None and self.drops_labels:
             raise ValueError(f"cond_drop_prob: {config.cond_drop_prob} needs a class-conditional model with a null "
                              f"class (config class_embed_null_index), got a model without one")
 
@@ -120,7 +125,8 @@ class Trainer:
         """Everything step `step` trains on: (x_t, t, labels, target, per-sample weight)."""
         cfg, sched = self.config, self.scheduler
         x0, labels = self.data(step)
-        labels = drop_condition(labels, cfg.cond_drop_prob, self.null_label, (cfg.seed, 19, step))
+        if self.drops_labels:
+            labels = drop_condition(labels, cfg.cond_drop_prob, self.null_label, (cfg.seed, 19, step))
         rng = np.random.default_rng((cfg.seed, 3, step))
         t = rng.integers(0, sched.config.num_train_timesteps, size=len(x0))
         noise = rng.standard_normal(x0.shape).astype(np.float32)

@@ -54,6 +54,8 @@ class TrainConfig:
     # classifier-free guidance's condition dropout (Ho & Salimans 2022, Algorithm 1): each
     # sample's class label becomes the model's null class (config class_embed_null_index) with
     # this probability, so one network learns p(x | c) and p(x). 0: never (no null class needed).
+    # For a text model the data source replaces the caption by the empty prompt instead
+    # (tinydiff.pipelines.text_conditioning).
     cond_drop_prob: float = 0.0
     seed: int = 0
     checkpoint_every: int = 500

@@ -31,7 +31,8 @@ calling process gets KeyboardInterrupt, closes this object and says where the ru
 worker whose calling process died (its pipe closed) exits quietly.
 
 Limits: the model must be one tinydiff builds from its config (tinydiff.pipelines.checkpoint
-.model_from_config: UNet2DModel, MLPDenoiser, ConvClassifier; not AutoencoderKL, whose loss
+.model_from_config: UNet2DModel, UNet2DConditionModel (whose encoder_hidden_states (B, N, D) are
+sliced like any batched input), MLPDenoiser, ConvClassifier; not AutoencoderKL, whose loss
 reads the whole batch's posterior off the model), with all parameters of one dtype, and its
 forward must treat the samples of a batch independently (no batch statistics). After close()
 (also after an error, which closes the object), arrays taken from the parameters inside the
@@ -285,6 +286,8 @@ class DataParallel:
             _send(conn, "backward", [grad_out[s]], backend=kernels.current_backend())
         with _single_threaded():
             first = self.model.backward(grad_out[self._parts[0]])
+        if isinstance(first, tuple):  # (d sample, d encoder_hidden_states) of a UNet2DConditionModel
+            first = first[0]
         rest = [self._expect(i, "done")[0] for i in range(len(self._workers))]
         for _, _, grads in self._workers:
             for p, g in zip(self._params, grads):

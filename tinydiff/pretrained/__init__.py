@@ -6,6 +6,9 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
                         (trained on 16x16 glyphs; larger ones are block-averaged down to it)
     shapes_latent/      the Shapes latent diffusion pipeline of lesson 06, with its VAE (vae/)
     shapes_pixel/       the pixel-space Shapes model that benchmarks/bench_latent.py compares with
+    shapes_text2image/  the text-to-image pipeline on captioned Shapes (lesson 08): a UNet2DConditionModel
+                        on the Shapes VAE's latents, steered by text2image_clip's frozen text encoder
+    text2image_clip/    the small CLIP (text and image encoders) trained on captioned Shapes
 
     folders.py          where they are, and the glyph judge built from the shipped classifier
     train_glyphs.py     the scripts that trained them, and the settings they used
@@ -15,7 +18,7 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
 """
 
 from tinydiff.pretrained.folders import (CLASSIFIER_SIZE, HERE, REFERENCE_SEED, glyph_classifier_dir, glyph_judge,
-                                        glyph_model_dir, missing)
+                                        glyph_model_dir, missing, text2image_clip_dir, text2image_dir)
 
 __all__ = ["CLASSIFIER_SIZE", "HERE", "REFERENCE_SEED", "glyph_classifier_dir", "glyph_judge", "glyph_model_dir",
-           "missing"]
+           "missing", "text2image_clip_dir", "text2image_dir"]

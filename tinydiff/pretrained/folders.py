@@ -15,6 +15,18 @@ def glyph_classifier_dir():
     return HERE / "glyph_classifier"
 
 
+def text2image_dir():
+    """The text-to-image pipeline (a TextToImagePipeline folder: unet/, vae/, text_encoder/,
+    tokenizer/, scheduler/) that `tinydiff sample --prompt` uses by default."""
+    return HERE / "shapes_text2image"
+
+
+def text2image_clip_dir():
+    """The CLIP folder whose text encoder the text-to-image pipeline conditions on (text_encoder/,
+    tokenizer/, image_encoder/, clip.json with its training curves and retrieval)."""
+    return HERE / "text2image_clip"
+
+
 def glyph_judge(num_reference=1000):
     """A GlyphJudge with the shipped classifier, whose Frechet reference is `num_reference`
     real glyphs it did not train on."""

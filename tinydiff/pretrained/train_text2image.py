@@ -66,7 +66,7 @@ TEXT2IMAGE_UNET = dict(
     up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
     cross_attention_dim=TEXT2IMAGE_CLIP["hidden_size"], attention_head_dim=4, norm_num_groups=8,
 )
-UNET_STEPS, UNET_BATCH_SIZE, UNET_IMAGES = 3000, 64, 8192
+UNET_STEPS, UNET_BATCH_SIZE, UNET_IMAGES = 5000, 64, 8192
 COND_DROP_PROB = 0.1  # Ho & Salimans 2022 found 0.1-0.2 best
 TEXT2IMAGE_GUIDANCE_SCALE = 4.0  # the recommended scale; benchmarks/bench_text2image.py measures the curve
 

@@ -125,7 +125,21 @@ def test_resume_refuses_a_text_encoder_retrained_in_place(tiny_clip_dir, tmp_pat
         main(resume)
     assert "\n" not in str(err.value.code)
     assert not (tmp_path / "run" / "checkpoints" / "step-0000002").exists()
+    # sampling the run's checkpoint is refused too: its UNet never saw these hidden states
+    with pytest.raises(SystemExit, match="is not the one the run of .*step-0000001 was trained with"):
+        main(["sample", "--model", str(tmp_path / "run" / "checkpoints" / "step-0000001"), "--prompt", "a red circle",
+              "--out", str(tmp_path / "c.png")])
     # the run's own weights back in place: the run resumes
     shutil.copytree(tiny_clip_dir / "text_encoder", clip / "text_encoder", dirs_exist_ok=True)
     assert main(resume) == 0
     assert (tmp_path / "run" / "checkpoints" / "step-0000002").is_dir()
+
+
+def test_sample_draws_a_text_runs_checkpoint_as_its_final_pipeline(text_run, tmp_path):
+    # during a run: the checkpoint's EMA UNet, the run's VAE and the text encoder it names
+    checkpoint = text_run / "checkpoints" / "step-0000002"
+    common = ["--prompt", "a small green triangle", "--num", "2", "--steps", "2"]
+    for name, folder in (("c", checkpoint), ("f", text_run / "final")):
+        assert main(["sample", "--model", str(folder), *common, "--npz", str(tmp_path / f"{name}.npz"),
+                     "--out", str(tmp_path / f"{name}.png")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npz")["samples"], np.load(tmp_path / "f.npz")["samples"])

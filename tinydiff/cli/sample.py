@@ -201,6 +201,7 @@ def cmd_sample(args):
                          f"(drop --eta, or use --scheduler ddim)")
     if args.seed < 0:
         raise SystemExit(f"tinydiff sample: --seed must be >= 0, got {args.seed}")
+    from tinydiff.pipelines.text_conditioning import text_run_settings
     from tinydiff.pipelines.text_to_image import is_text_to_image_folder
 
     if args.model is not None:
@@ -210,7 +211,7 @@ def cmd_sample(args):
     else:
         folder = default_model_dir()
 
-    if is_text_to_image_folder(folder):
+    if is_text_to_image_folder(folder) or text_run_settings(folder) is not None:  # final/ or a checkpoint
         return sample_text_to_image(args, folder)
     if args.prompt is not None or args.negative_prompt is not None:
         flag = "--prompt" if args.prompt is not None else "--negative-prompt"
@@ -263,13 +264,14 @@ def cmd_sample(args):
 
 
 def sample_text_to_image(args, folder):
-    """`tinydiff sample --model DIR --prompt "..."` for a TextToImagePipeline folder: --num
-    images of one prompt, guided against the empty prompt (or --negative-prompt), in a grid
+    """`tinydiff sample --model DIR --prompt "..."` for a TextToImagePipeline folder or a text
+    run's checkpoint folder (pipeline_from_checkpoint): --num images of one prompt, guided against the empty prompt (or --negative-prompt), in a grid
     titled with the prompt."""
     import numpy as np
 
     from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
-    from tinydiff.pipelines.text_to_image import TextToImagePipeline
+    from tinydiff.pipelines.text_conditioning import pipeline_from_checkpoint
+    from tinydiff.pipelines.text_to_image import TextToImagePipeline, is_text_to_image_folder
     from tinydiff.viz.tiles import save_labelled_grid
 
     for flag, given in (("--label", args.label), ("--unconditional", args.unconditional)):
@@ -282,7 +284,8 @@ def sample_text_to_image(args, folder):
     if args.gif is not None:
         raise SystemExit("tinydiff sample: --gif is not available for text-to-image models yet; drop it")
     try:
-        pipe = TextToImagePipeline.from_pretrained(folder)
+        pipe = (TextToImagePipeline.from_pretrained(folder) if is_text_to_image_folder(folder)
+                else pipeline_from_checkpoint(folder))
         pipe.scheduler = scheduler_from_config(args.scheduler, scheduler_config(pipe.scheduler))
         if args.steps > pipe.scheduler.config.num_train_timesteps:
             raise ValueError(f"--steps must be at most {pipe.scheduler.config.num_train_timesteps}, got {args.steps}")

@@ -86,3 +86,60 @@ def test_train_refuses_text_flags_that_do_not_fit(tiny_clip_dir, tmp_path):
         main(without_latent)
     with pytest.raises(SystemExit, match="--text-encoder: .*not a text encoder folder"):
         main(argv[:4] + [str(tmp_path)] + argv[5:])
+
+
+def test_sample_prompt_without_model_draws_the_shipped_text_to_image_pipeline(text_run, tmp_path, monkeypatch):
+    # the shipped folder stands in for a tiny one, so that this tests the default, not the weights
+    monkeypatch.setattr("tinydiff.pretrained.text2image_dir", lambda: text_run / "final")
+    prompt = "a small blue square"
+    assert main(["sample", "--prompt", prompt, "--num", "2", "--steps", "2", "--npz", str(tmp_path / "d.npz"),
+                 "--out", str(tmp_path / "d.png")]) == 0
+    pipe = TextToImagePipeline.from_pretrained(text_run / "final")
+    expected = pipe(prompt, num_images_per_prompt=2, num_inference_steps=2, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npz")["samples"], expected)
+    # without the shipped folder: one line naming it; --model still works without it
+    monkeypatch.setattr("tinydiff.pretrained.text2image_dir", lambda: tmp_path / "nowhere")
+    with pytest.raises(SystemExit, match="no --model samples the shipped text-to-image pipeline.*nowhere") as err:
+        main(["sample", "--prompt", prompt, "--out", str(tmp_path / "e.png")])
+    assert "\n" not in str(err.value.code)
+    assert main(["sample", "--model", str(text_run / "final"), "--prompt", prompt, "--num", "2", "--steps", "2",
+                 "--npz", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.png")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npz")["samples"], expected)
+
+
+def test_resume_refuses_a_text_encoder_retrained_in_place(tiny_clip_dir, tmp_path):
+    import shutil
+
+    from tinydiff.models.clip_text import CLIPTextModelWithProjection
+
+    clip = tmp_path / "clip"
+    shutil.copytree(tiny_clip_dir, clip)
+    assert main(train_argv(clip, tmp_path / "run", steps=1) + ["--checkpoint-every", "1"]) == 0
+    resume = train_argv(clip, tmp_path / "run", steps=2) + ["--checkpoint-every", "1", "--resume"]
+    # the same path, the same architecture, other weights: as if train-clip had run again into it
+    encoder = CLIPTextModelWithProjection.from_pretrained(clip / "text_encoder")
+    encoder.load_state_dict({k: v + 0.01 for k, v in encoder.state_dict().items()})
+    encoder.save_pretrained(clip / "text_encoder")
+    with pytest.raises(SystemExit, match="--text-encoder: its text_encoder/model.safetensors is not the one the run "
+                                         "was trained with.*retrained in place") as err:
+        main(resume)
+    assert "\n" not in str(err.value.code)
+    assert not (tmp_path / "run" / "checkpoints" / "step-0000002").exists()
+    # sampling the run's checkpoint is refused too: its UNet never saw these hidden states
+    with pytest.raises(SystemExit, match="is not the one the run of .*step-0000001 was trained with"):
+        main(["sample", "--model", str(tmp_path / "run" / "checkpoints" / "step-0000001"), "--prompt", "a red circle",
+              "--out", str(tmp_path / "c.png")])
+    # the run's own weights back in place: the run resumes
+    shutil.copytree(tiny_clip_dir / "text_encoder", clip / "text_encoder", dirs_exist_ok=True)
+    assert main(resume) == 0
+    assert (tmp_path / "run" / "checkpoints" / "step-0000002").is_dir()
+
+
+def test_sample_draws_a_text_runs_checkpoint_as_its_final_pipeline(text_run, tmp_path):
+    # during a run: the checkpoint's EMA UNet, the run's VAE and the text encoder it names
+    checkpoint = text_run / "checkpoints" / "step-0000002"
+    common = ["--prompt", "a small green triangle", "--num", "2", "--steps", "2"]
+    for name, folder in (("c", checkpoint), ("f", text_run / "final")):
+        assert main(["sample", "--model", str(folder), *common, "--npz", str(tmp_path / f"{name}.npz"),
+                     "--out", str(tmp_path / f"{name}.png")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npz")["samples"], np.load(tmp_path / "f.npz")["samples"])

@@ -14,12 +14,12 @@ from tinydiff.data.tokenizer import WordTokenizer
 from tinydiff.diffusion import DDIMScheduler
 from tinydiff.models import UNet2DConditionModel
 from tinydiff.models.clip_text import CLIPTextModel, CLIPTextModelWithProjection
-from tinydiff.files import write_json
 from tinydiff.models.vae import AutoencoderKL
-from tinydiff.pipelines.checkpoint import load_model, save_model
+from tinydiff.pipelines.checkpoint import load_model
 from tinydiff.pipelines.export_sd import export_stable_diffusion, fold_latent_normalization
 from tinydiff.pipelines.latent import latent_shift_and_scale, scale_latents, unscale_latents
-from tinydiff.pipelines.sampling import scheduler_config
+from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
+from tinydiff.pipelines.text_to_image import TextToImagePipeline
 
 TINY_VAE = dict(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
                 up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=2, norm_num_groups=4, sample_size=8,
@@ -110,22 +110,10 @@ def test_export_refuses_parts_that_do_not_fit(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def tinydiff_images(parts, prompts, negative, guidance_scale, steps, latents):
-    """Stable Diffusion's sampling loop from tinydiff's pieces: last hidden states of the prompts
-    and of the negative prompts, uncond + s (cond - uncond) from one UNet forward of 2B, DDIM
-    (eta 0), decode(unscale_latents(z)). Images (B, H, W, 3) in [0, 1], as diffusers' "np"."""
-    cond = parts.text_encoder(parts.tokenizer(prompts)).last_hidden_state
-    uncond = parts.text_encoder(parts.tokenizer(negative)).last_hidden_state
-    scheduler = parts.scheduler
-    scheduler.set_timesteps(steps)
-    z = latents * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        both = parts.unet(np.concatenate([z, z]), np.full(2 * len(z), int(t)), np.concatenate([uncond, cond]))
-        eps_uncond, eps_cond = np.split(both, 2)
-        eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-        z = scheduler.step(eps, t, z, eta=0.0).prev_sample.astype(np.float32)
-    images = parts.vae.decode(unscale_latents(parts.vae, z))
-    return np.clip(images / 2 + 0.5, 0, 1).transpose(0, 2, 3, 1)
+def tiny_pipeline(parts, scheduler=None):
+    """The parts as a TextToImagePipeline (scheduler: the parts' own unless given)."""
+    return TextToImagePipeline(parts.unet, parts.vae, parts.text_encoder, parts.tokenizer,
+                               scheduler or parts.scheduler, guidance_scale=3.0)
 
 
 def test_diffusers_stable_diffusion_pipeline_reproduces_tinydiffs_images(tmp_path):
@@ -135,9 +123,13 @@ def test_diffusers_stable_diffusion_pipeline_reproduces_tinydiffs_images(tmp_pat
     parts = tiny_parts(seed=3)
     for model in (parts.unet, parts.vae, parts.text_encoder):
         model.eval()
-    folder = export_stable_diffusion(parts, tmp_path / "sd")
+    pipeline = tiny_pipeline(parts)
+    folder = export_stable_diffusion(pipeline, tmp_path / "sd")
     latents = np.random.default_rng(4).standard_normal((2, 2, 4, 4)).astype(np.float32)
-    ours = tinydiff_images(parts, PROMPTS, NEGATIVE, 4.0, 6, latents)
+    # tinydiff's own pipeline: guided DDIM (eta 0) from these latents, decoded; as diffusers' "np"
+    images = pipeline(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=4.0, num_inference_steps=6,
+                      rng=np.random.default_rng(5), latents=latents)
+    ours = (images / 2 + 0.5).transpose(0, 2, 3, 1)  # (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1]
 
     pipe = diffusers.StableDiffusionPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
@@ -151,25 +143,11 @@ def test_diffusers_stable_diffusion_pipeline_reproduces_tinydiffs_images(tmp_pat
     assert np.mean((ours > 0) & (ours < 1)) > 0.3 and np.max(np.abs(ours[0] - ours[1])) > 1e-2
 
 
-def write_text_to_image_folder(path, parts):
-    """A tinydiff text-to-image pipeline folder, in T2I.md's layout."""
-    save_model(parts.unet, path / "unet")
-    save_model(parts.vae, path / "vae")
-    parts.text_encoder.save_pretrained(path / "text_encoder")
-    parts.tokenizer.save(path / "tokenizer")
-    (path / "scheduler").mkdir()
-    write_json(path / "scheduler" / "scheduler_config.json",
-               {"_class_name": "DDPMScheduler", **scheduler_config(parts.scheduler)})
-    write_json(path / "model_index.json", {
-        "_class_name": "TextToImagePipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
-        "tokenizer": ["transformers", "PreTrainedTokenizerFast"], "scheduler": ["diffusers", "DDPMScheduler"],
-        "_tinydiff_guidance_scale": 3.0})
-
-
 def test_cli_exports_a_text_to_image_folder(tmp_path, capsys):
     parts = tiny_parts()
-    write_text_to_image_folder(tmp_path / "t2i", parts)
+    # a folder with DDPM, as `tinydiff train` writes none but a user may: the export is DDIM
+    ddpm = scheduler_from_config("ddpm", scheduler_config(parts.scheduler))
+    tiny_pipeline(parts, ddpm).save_pretrained(tmp_path / "t2i")
     out = tmp_path / "sd"
     assert main(["export", "--model", str(tmp_path / "t2i"), "--diffusers", str(out)]) == 0
     assert "StableDiffusionPipeline.from_pretrained(DIR)" in capsys.readouterr().out

@@ -21,8 +21,8 @@ def add_export_parser(sub):
 
 def cmd_export(args):
     from tinydiff.pipelines import load_pipeline, save_pipeline, scheduler_from_config
-    from tinydiff.pipelines.export_sd import is_text_to_image_folder
     from tinydiff.pipelines.outputs import OutputError, check_model_destination
+    from tinydiff.pipelines.text_to_image import is_text_to_image_folder
 
     try:
         check_model_destination(args.diffusers, "--diffusers", args.overwrite)
@@ -48,15 +48,19 @@ def cmd_export(args):
 
 
 def export_text_to_image(folder, out):
-    """A tinydiff TextToImagePipeline folder -> StableDiffusionPipeline's folder at `out`."""
-    from tinydiff.pipelines.export_sd import export_stable_diffusion, load_text_to_image_parts
+    """A tinydiff TextToImagePipeline folder -> StableDiffusionPipeline's folder at `out`, with
+    DDIM (tinydiff sample's default) built from the folder's scheduler config."""
+    from tinydiff.pipelines.export_sd import export_stable_diffusion
+    from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
+    from tinydiff.pipelines.text_to_image import TextToImagePipeline
 
     try:
-        parts = load_text_to_image_parts(folder)
-        export_stable_diffusion(parts, out)
+        pipe = TextToImagePipeline.from_pretrained(folder)
+        pipe.scheduler = scheduler_from_config("ddim", scheduler_config(pipe.scheduler))
+        export_stable_diffusion(pipe, out)
     except (TypeError, ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff export: {err}") from None
-    if parts.scheduler.config.clip_sample:
+    if pipe.scheduler.config.clip_sample:
         print("note: the scheduler clips x_0 (clip_sample); diffusers' pipeline does not recompute eps from the "
               "clipped x_0 as tinydiff sample does under guidance, so guided images may differ slightly")
     print(f"wrote {out} (load with diffusers.StableDiffusionPipeline.from_pretrained(DIR); the VAE has "

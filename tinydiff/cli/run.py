@@ -20,12 +20,14 @@ TRAIN_VAE_PARTS = ("checkpoints", "samples", "final")
 INTERRUPTED = 130  # the shell's exit status for a process stopped by SIGINT (128 + 2)
 
 
-def prepare_run_folder(args, parts, defaults):
+def prepare_run_folder(args, parts, defaults, settings=None):
     """Check --out, --resume and --overwrite, and with --resume compare every flag with the
-    run's, before anything is built. Returns (the latest checkpoint's trainer state when
+    run's (`settings`: what the run records, default flag_settings(args)), before anything is
+    built. Returns (the latest checkpoint's trainer state when
     resuming, else None; the run's entries --overwrite will remove)."""
     removal = check_run_folder(args.out, parts, args.resume, args.overwrite)
-    state = check_resume_flags(args.out, flag_settings(args), defaults) if args.resume else None
+    settings = flag_settings(args) if settings is None else settings
+    state = check_resume_flags(args.out, settings, defaults) if args.resume else None
     return state, removal
 
 

@@ -1,5 +1,5 @@
-"""`tinydiff sample`: draw images from a trained model folder (or the shipped glyph model) to a
-PNG grid, an animated GIF of the reverse process and/or an .npz of the raw arrays. Every output
+"""`tinydiff sample`: draw images from a trained model folder (or a shipped one: the glyph model,
+or with --prompt the text-to-image pipeline) to a PNG grid, an animated GIF of the reverse process and/or an .npz of the raw arrays. Every output
 is checked before the model is even loaded."""
 
 from pathlib import Path
@@ -12,9 +12,10 @@ from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY as GUIDANCE_KEY  # a 
 def add_sample_parser(sub):
     p = sub.add_parser("sample", help="generate images with a trained model", description=(
         "Sample a model folder (OUT/final from `tinydiff train`, a checkpoint folder, or, with no "
-        "--model, the glyph model shipped with tinydiff) and save a grid, a GIF and/or raw arrays."))
-    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model); a text-to-image "
-                   "folder (TextToImagePipeline) takes --prompt")
+        "--model, a model shipped with tinydiff: the glyph model, or with --prompt the text-to-image "
+        "pipeline) and save a grid, a GIF and/or raw arrays."))
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped glyph model; with --prompt the "
+                   "shipped text-to-image pipeline); a text-to-image folder (TextToImagePipeline) takes --prompt")
     p.add_argument("--scheduler", default="ddim", choices=("ddpm", "ddim", "dpm"),
                    help="sampler: ddpm (ancestral), ddim, dpm (DPM-Solver++ 2M); default ddim")
     p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
@@ -73,6 +74,19 @@ def default_model_dir():
             "tinydiff: no --model given and this installation has no shipped glyph model; train one, e.g.\n"
             "  tinydiff train --dataset glyphs --class-conditional --out runs/glyphs\n"
             "and pass --model runs/glyphs/final (or retrain the shipped one: python -m tinydiff.pretrained.train_glyphs)")
+    return folder
+
+
+def default_text_to_image_dir():
+    """The shipped text-to-image pipeline (what --prompt samples without --model); a one-line
+    exit when this installation has none."""
+    from tinydiff.pretrained import text2image_dir
+
+    folder = text2image_dir()
+    if not (folder / "model_index.json").is_file():
+        raise SystemExit(f"tinydiff sample: --prompt with no --model samples the shipped text-to-image pipeline, "
+                         f"and this installation has none ({folder}); give --model DIR (`tinydiff train --dataset "
+                         f"shapes-captions`'s OUT/final) or retrain it: python -m tinydiff.pretrained.train_text2image")
     return folder
 
 
@@ -187,10 +201,17 @@ def cmd_sample(args):
                          f"(drop --eta, or use --scheduler ddim)")
     if args.seed < 0:
         raise SystemExit(f"tinydiff sample: --seed must be >= 0, got {args.seed}")
-    folder = args.model or default_model_dir()
+    from tinydiff.pipelines.text_conditioning import text_run_settings
     from tinydiff.pipelines.text_to_image import is_text_to_image_folder
 
-    if is_text_to_image_folder(folder):
+    if args.model is not None:
+        folder = args.model
+    elif args.prompt is not None or args.negative_prompt is not None:
+        folder = default_text_to_image_dir()
+    else:
+        folder = default_model_dir()
+
+    if is_text_to_image_folder(folder) or text_run_settings(folder) is not None:  # final/ or a checkpoint
         return sample_text_to_image(args, folder)
     if args.prompt is not None or args.negative_prompt is not None:
         flag = "--prompt" if args.prompt is not None else "--negative-prompt"
@@ -243,13 +264,14 @@ def cmd_sample(args):
 
 
 def sample_text_to_image(args, folder):
-    """`tinydiff sample --model DIR --prompt "..."` for a TextToImagePipeline folder: --num
-    images of one prompt, guided against the empty prompt (or --negative-prompt), in a grid
+    """`tinydiff sample --model DIR --prompt "..."` for a TextToImagePipeline folder or a text
+    run's checkpoint folder (pipeline_from_checkpoint): --num images of one prompt, guided against the empty prompt (or --negative-prompt), in a grid
     titled with the prompt."""
     import numpy as np
 
     from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
-    from tinydiff.pipelines.text_to_image import TextToImagePipeline
+    from tinydiff.pipelines.text_conditioning import pipeline_from_checkpoint
+    from tinydiff.pipelines.text_to_image import TextToImagePipeline, is_text_to_image_folder
     from tinydiff.viz.tiles import save_labelled_grid
 
     for flag, given in (("--label", args.label), ("--unconditional", args.unconditional)):
@@ -262,7 +284,8 @@ def sample_text_to_image(args, folder):
     if args.gif is not None:
         raise SystemExit("tinydiff sample: --gif is not available for text-to-image models yet; drop it")
     try:
-        pipe = TextToImagePipeline.from_pretrained(folder)
+        pipe = (TextToImagePipeline.from_pretrained(folder) if is_text_to_image_folder(folder)
+                else pipeline_from_checkpoint(folder))
         pipe.scheduler = scheduler_from_config(args.scheduler, scheduler_config(pipe.scheduler))
         if args.steps > pipe.scheduler.config.num_train_timesteps:
             raise ValueError(f"--steps must be at most {pipe.scheduler.config.num_train_timesteps}, got {args.steps}")

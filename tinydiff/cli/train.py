@@ -191,13 +191,13 @@ def cmd_train(args):
     from tinydiff.pipelines import Trainer
     from tinydiff.pipelines.data_sources import make_source
     from tinydiff.pipelines.outputs import remove_run
-    from tinydiff.pipelines.run_settings import flag_settings
 
     try:
-        state, removal = prepare_run_folder(args, TRAIN_PARTS, command_defaults("train", args))
+        settings = train_settings(args)
+        state, removal = prepare_run_folder(args, TRAIN_PARTS, command_defaults("train", args), settings)
         check_text_flags(args)
         if args.dataset == TEXT_DATASET:
-            return train_text_to_image(args, state, removal)
+            return train_text_to_image(args, state, removal, settings)
         data = make_source(args.dataset, args.batch_size, args.seed, image_size=args.image_size,
                            labelled=args.class_conditional, path=args.data_path)
         x0, labels = data(0)
@@ -225,11 +225,11 @@ def cmd_train(args):
                                   clip_sample=vae is None)  # latents are not confined to [-1, 1]
         remove_run(args.out, removal)  # --overwrite: only now that everything else is known to work
         if vae is None:
-            trainer = Trainer(model, scheduler, data, config, args.out, settings=flag_settings(args), parallel=parallel)
+            trainer = Trainer(model, scheduler, data, config, args.out, settings=settings, parallel=parallel)
         else:
             from tinydiff.pipelines.latent import LatentTrainer
 
-            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out, settings=flag_settings(args),
+            trainer = LatentTrainer(model, scheduler, vae, data, config, args.out, settings=settings,
                                     parallel=parallel)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"tinydiff train: {err}") from None
@@ -238,6 +238,19 @@ def cmd_train(args):
     log = run_to_the_end(trainer, "train", args.resume)
     print(f"final loss {log[-1][1]:.4f}; model in {args.out / 'final'}; samples in {args.out / 'samples'}")
     return 0
+
+
+def train_settings(args):
+    """What the run records and --resume compares: every flag, and with --text-encoder the
+    sha256 of its weights (a text encoder retrained in place keeps its path)."""
+    from tinydiff.pipelines.run_settings import TEXT_ENCODER_SHA256, flag_settings
+    from tinydiff.pipelines.text_encoding import text_encoder_sha256
+
+    settings = flag_settings(args)
+    digest = text_encoder_sha256(args.text_encoder) if args.text_encoder is not None else None
+    if digest is not None:  # no file: load_text_encoder names what is missing
+        settings[TEXT_ENCODER_SHA256] = digest
+    return settings
 
 
 def train_config(args, state, cond_drop_prob):
@@ -250,13 +263,13 @@ def train_config(args, state, cond_drop_prob):
                        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
 
 
-def train_text_to_image(args, state, removal):
+def train_text_to_image(args, state, removal, settings):
     """`tinydiff train --dataset shapes-captions --text-encoder DIR --latent VAE_DIR`: Stable
-    Diffusion's recipe (tinydiff.pipelines.text_conditioning); ValueError for a bad flag."""
+    Diffusion's recipe (tinydiff.pipelines.text_conditioning); `settings` is what the run
+    records (train_settings). ValueError for a bad flag."""
     from tinydiff.cli.run import run_to_the_end
     from tinydiff.diffusion import DDPMScheduler
     from tinydiff.pipelines.outputs import remove_run
-    from tinydiff.pipelines.run_settings import flag_settings
     from tinydiff.pipelines.text_conditioning import TextToImageTrainer
     from tinydiff.runtime.parallel import ParallelRunner, default_processes
 
@@ -268,7 +281,7 @@ def train_text_to_image(args, state, removal):
                               clip_sample=False)  # latents are not confined to [-1, 1]
     remove_run(args.out, removal)
     trainer = TextToImageTrainer(model, scheduler, vae, text_encoder, tokenizer, data, config, args.out,
-                                 settings=flag_settings(args), parallel=parallel)
+                                 settings=settings, parallel=parallel)
     print(f"training {type(model).__name__} ({model.num_parameters() / 1e6:.2f} M parameters) on {TEXT_DATASET}, "
           f"conditioned on the text encoder in {args.text_encoder}; output in {args.out}")
     log = run_to_the_end(trainer, "train", args.resume)

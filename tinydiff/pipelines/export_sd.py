@@ -26,20 +26,17 @@ decoder matches tinydiff's to round-off.
 """
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 import tinydiff
 from tinydiff import files
-from tinydiff.data.tokenizer import WordTokenizer
-from tinydiff.models.clip_text import CLIPTextModel, CLIPTextModelWithProjection
 from tinydiff.models.clip_text_folder import WEIGHTS_NAME as TEXT_WEIGHTS_NAME
 from tinydiff.models.clip_text_folder import transformers_config
 from tinydiff.models.vae import AutoencoderKL
-from tinydiff.pipelines.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_model, model_config
+from tinydiff.pipelines.checkpoint import CONFIG_NAME, WEIGHTS_NAME, model_config
 from tinydiff.pipelines.latent import latent_shift_and_scale
-from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
+from tinydiff.pipelines.sampling import scheduler_config
 
 PIPELINE_CLASS = "StableDiffusionPipeline"
 SCHEDULER_CLASSES = ("DDPMScheduler", "DDIMScheduler")
@@ -126,7 +123,8 @@ def export_stable_diffusion(pipeline, folder):
 
     Parameters
     ----------
-    pipeline : any object with attributes unet (UNet2DConditionModel), vae (AutoencoderKL,
+    pipeline : a TextToImagePipeline (TextToImagePipeline.from_pretrained reads a tinydiff
+        text-to-image folder), or any object with attributes unet (UNet2DConditionModel), vae (AutoencoderKL,
         latents_mean/std optional), text_encoder (CLIPTextModel or CLIPTextModelWithProjection),
         tokenizer (WordTokenizer) and scheduler (DDPMScheduler or DDIMScheduler)
     folder : str or Path (replaced whole if it exists; the caller decides whether it may)
@@ -157,38 +155,3 @@ def export_stable_diffusion(pipeline, folder):
 
     files.write_folder_atomically(folder, write)
     return Path(folder)
-
-
-def load_text_to_image_parts(folder):
-    """The five parts of a tinydiff text-to-image pipeline folder (T2I layout: model_index.json
-    naming TextToImagePipeline, unet/, vae/, text_encoder/, tokenizer/, scheduler/), as an
-    object export_stable_diffusion takes. The scheduler is DDIM (tinydiff sample's default)
-    built from the folder's scheduler config. FileNotFoundError / ValueError name the file."""
-    folder = Path(folder)
-    files.recover_folder(folder)
-    for part in PARTS:
-        if not (folder / part).is_dir():
-            raise FileNotFoundError(f"{folder}: a text-to-image pipeline folder needs {part}/")
-    unet, vae = load_model(folder / "unet"), load_model(folder / "vae")
-    if not isinstance(vae, AutoencoderKL):
-        raise ValueError(f"{folder / 'vae'}: holds a {type(vae).__name__}, expected an AutoencoderKL")
-    text_config = files.read_json(folder / "text_encoder" / "config.json")
-    projected = text_config.get("architectures") != ["CLIPTextModel"]
-    text_encoder = (CLIPTextModelWithProjection if projected else CLIPTextModel).from_pretrained(folder / "text_encoder")
-    config_file = folder / "scheduler" / "scheduler_config.json"
-    config = {k: v for k, v in files.read_json(config_file).items() if not k.startswith("_")}
-    try:
-        scheduler = scheduler_from_config("ddim", config)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{config_file}: {err}") from None
-    return SimpleNamespace(unet=unet, vae=vae, text_encoder=text_encoder,
-                           tokenizer=WordTokenizer.load(folder / "tokenizer"), scheduler=scheduler)
-
-
-def is_text_to_image_folder(folder):
-    """Whether `folder` has a model_index.json naming TextToImagePipeline."""
-    index = Path(folder) / "model_index.json"
-    try:
-        return index.is_file() and files.read_json(index).get("_class_name") == "TextToImagePipeline"
-    except ValueError:
-        return False

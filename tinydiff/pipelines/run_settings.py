@@ -11,6 +11,10 @@ The Trainer compares what it knows on its own (its TrainConfig, the model's conf
 scheduler's config); the CLI compares the flags, before it builds anything, so that a forgotten
 --class-conditional is named as a flag, not found as a missing weight.
 
+Besides the flags, a text-to-image run records the sha256 of its frozen text encoder's weights
+(TEXT_ENCODER_SHA256): --text-encoder names a folder, and a CLIP retrained in place keeps the
+path but not the hidden states the UNet learnt to read, so its path alone proves nothing.
+
 Extending a run: a larger --steps on --resume is allowed. The cosine learning-rate schedule is
 recomputed for the new total (the warm-up is not repeated), so at the resumed step the rate
 jumps from the old schedule's value (near min_lr for a finished run) back up to the new
@@ -38,6 +42,10 @@ FLAG_OF_MODEL_KEY = {"num_class_embeds": "--class-conditional", "sample_size": "
                      "block_out_channels": "--channels", "down_block_types": "--attention",
                      "layers_per_block": "--layers-per-block", "prediction_type": "--prediction-type",
                      "beta_schedule": "--beta-schedule", "latent_channels": "--latent-channels"}
+
+
+# not a flag: the sha256 of --text-encoder's text_encoder/model.safetensors (the module docstring)
+TEXT_ENCODER_SHA256 = "text_encoder_sha256"
 
 
 def flag_name(key):
@@ -94,12 +102,21 @@ def flag_problems(saved, now, defaults):
     is compared with its default (`defaults`: {dest: default})."""
     problems = []
     for key in sorted(set(now) - set(saved)):
+        if key == TEXT_ENCODER_SHA256:  # a run from before the fingerprint: only its path is compared
+            continue
         if key in defaults and _same(as_json(defaults[key]), now[key]):
             continue
         problems.append(f"{flag_name(key)}: the run did not record it (its checkpoints are older than the "
                         f"flag), now {_shown(now[key])}")
     for key, old, new in differences(saved, now):
         if key not in saved:
+            continue
+        if key == TEXT_ENCODER_SHA256:
+            if old is not None and new is not None:  # else --text-encoder itself differs, or its folder is gone
+                problems.append(f"--text-encoder: its text_encoder/model.safetensors is not the one the run was "
+                                f"trained with (sha256 {str(old)[:12]}... then, {str(new)[:12]}... now: a text "
+                                f"encoder retrained in place?), and the run's UNet only knows that one's hidden "
+                                f"states; put the run's text encoder back")
             continue
         if key == "steps" and isinstance(old, int) and isinstance(new, int):
             problem = steps_problem("--steps", old, new)

@@ -20,13 +20,17 @@ only ever called, say, "a red shape", and the model never learns that "a small r
 the top" describes it too. Partial captions teach what a left-out attribute means: anything.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from tinydiff.data.captions import CaptionedShapes, _caption_for
+from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.latent import (LatentEpochs, LatentTrainer, decode_latents, encode_images,
-                                       latent_shift_and_scale)
+                                       latent_shift_and_scale, load_pipeline_vae)
+from tinydiff.pipelines.run_settings import TEXT_ENCODER_SHA256
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
-from tinydiff.pipelines.text_encoding import encode_prompts
+from tinydiff.pipelines.text_encoding import encode_prompts, load_text_encoder, text_encoder_sha256
 from tinydiff.pipelines.text_to_image import TextToImagePipeline
 from tinydiff.viz.tiles import save_labelled_grid
 
@@ -153,3 +157,44 @@ class TextToImageTrainer(LatentTrainer):
             f"{i + 1}: {p}" for i, p in enumerate(self.sample_prompts))
         return save_labelled_grid(folder / f"step-{self.step:07d}.png", decode_latents(self.vae, z), title,
                                   [str(i + 1) for i in range(min(k, cfg.num_samples))], min(k, cfg.num_samples))
+
+
+def text_run_settings(path):
+    """The run settings of a text-to-image run's checkpoint folder (its trainer_state.json's
+    run_settings, which name --text-encoder), or None for any other folder."""
+    state_file = Path(path) / "trainer_state.json"
+    try:
+        settings = ckpt.read_json(state_file).get("run_settings") if state_file.is_file() else None
+    except (ValueError, AttributeError):
+        return None  # pipeline_from_checkpoint's callers then report the folder as not a pipeline
+    return settings if isinstance(settings, dict) and settings.get("text_encoder") else None
+
+
+def pipeline_from_checkpoint(path):
+    """The TextToImagePipeline of a text-to-image run's checkpoint folder (RUN/checkpoints/step-N),
+    to sample a run while it trains: the checkpoint's EMA UNet, the run's VAE (RUN/vae), the
+    text encoder its --text-encoder names (refused if its weights are not the ones the run
+    recorded), DDIM and TRAINED_GUIDANCE_SCALE. FileNotFoundError / ValueError name the file."""
+    path = Path(path)
+    settings = text_run_settings(path)
+    if settings is None:
+        raise FileNotFoundError(f"{path}: not a checkpoint of a text-to-image run (its trainer_state.json names no "
+                                f"--text-encoder)")
+    folder, recorded = Path(settings["text_encoder"]), settings.get(TEXT_ENCODER_SHA256)
+    if recorded is not None and text_encoder_sha256(folder) not in (None, recorded):
+        raise ValueError(f"{folder}: its text_encoder/model.safetensors is not the one the run of {path} was trained "
+                         f"with (sha256 {recorded[:12]}... then); put the run's text encoder back")
+    unet = ckpt.model_from_checkpoint(path)
+    if unet.config.get("cross_attention_dim") is None:
+        raise ValueError(f"{path}: holds a {type(unet).__name__}, expected a text-conditional UNet2DConditionModel")
+    vae = load_pipeline_vae(path)
+    if vae is None:
+        raise FileNotFoundError(f"{path}: the run's VAE ({path.parent.parent / 'vae'}) is missing")
+    text_encoder, tokenizer = load_text_encoder(folder)
+    config_file = path / "scheduler_config.json"
+    config = {k: v for k, v in ckpt.read_json(config_file).items() if not k.startswith("_")}
+    try:
+        return TextToImagePipeline(unet, vae, text_encoder, tokenizer, scheduler_from_config("ddim", config),
+                                   guidance_scale=TRAINED_GUIDANCE_SCALE)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None

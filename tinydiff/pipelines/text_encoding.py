@@ -16,12 +16,14 @@ and tokenizer/ (WordTokenizer.save) is all load_text_encoder needs: a CLIP folde
 `tinydiff train-clip`, or a text-to-image pipeline folder.
 """
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from tinydiff.data.tokenizer import WordTokenizer
 from tinydiff.models.clip_text import CLIPTextModel, CLIPTextModelWithProjection
+from tinydiff.models.clip_text_folder import WEIGHTS_NAME
 from tinydiff.pipelines import checkpoint as ckpt
 
 TEXT_ENCODER_CLASSES = {"CLIPTextModel": CLIPTextModel, "CLIPTextModelWithProjection": CLIPTextModelWithProjection}
@@ -52,6 +54,16 @@ def load_text_encoder(folder):
                          f"vocab_size is {text_encoder.config['vocab_size']}")
     text_encoder.eval()
     return text_encoder, tokenizer
+
+
+def text_encoder_sha256(folder):
+    """The sha256 (hex) of folder/text_encoder/model.safetensors, or None without that file. A
+    training run records it, so that --resume refuses a text encoder retrained in place (the
+    same folder, other weights), whose hidden states the run's UNet never learnt to read."""
+    path = Path(folder) / "text_encoder" / WEIGHTS_NAME
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def encode_prompts(text_encoder, tokenizer, prompts, batch_size=256):

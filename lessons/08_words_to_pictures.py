@@ -37,7 +37,7 @@ from tinydiff.pipelines.text_to_image import TextToImagePipeline
 from tinydiff.pretrained import text2image_clip_dir, text2image_dir
 from tinydiff.viz import save_figure
 from tinydiff.viz.clip import save_similarity_matrix, save_training_curves
-from tinydiff.viz.text2image import attention_maps_figure, guidance_figure, prompt_grid_figure
+from tinydiff.viz.text2image import attention_maps_figure, guidance_figure, prompt_grid_figure, verdicts
 
 # Terms (cross-attention, guidance scale, latent, ...): docs/glossary.md.
 parser = LessonParser("08_words_to_pictures", "Lesson 08: from words to pictures",
@@ -134,7 +134,7 @@ print("saved", save_figure(fig, OUT / "prompt_grid.png"))
 
 # %%
 ATTENTION_PROMPT = "a large red circle at the top left"
-WORDS = ["large", "red", "circle", "top", "left"]
+WORDS = ["large", "red", "circle", "top", "left", "<eos>"]
 attention = cross_attention_maps(pipe, ATTENTION_PROMPT, np.random.default_rng(3), STEPS,
                                  num_images=1 if args.fast else 3)
 word_maps = np.stack([attention.word(w) for w in WORDS], axis=1)  # (R, words, 32, 32)
@@ -149,6 +149,10 @@ for w, word in enumerate(WORDS):
     focus[word] = float(np.mean(ratios)) if ratios else float("nan")
     print(f'"{word}": {word_maps[:, w].mean():.3f} of a pixel\'s attention on average; inside the shape '
           f"{focus[word]:.2f} times as much as outside")
+share = attention.maps.mean(axis=(0, 2, 3))  # (M,): each token's share of all the attention
+print("where the attention goes, over all pixels: " + ", ".join(
+    f"{t} {v:.0%}" for t, v in zip(attention.tokens, share) if t != "<pad>") +
+      f", the {attention.tokens.count('<pad>')} <pad>s {share[np.array(attention.tokens) == '<pad>'].sum():.0%}")
 
 # %% [markdown]
 # What to notice: the maps are not the same picture five times. The words that say *what* ("red", "circle")
@@ -204,13 +208,14 @@ fig = prompt_grid_figure(pairs, pair_prompts, pair_adherence, NUM, f"held-out pa
                          f"controls with the same colour; s = {SCALE:g}, DDIM {STEPS} steps")
 print("saved", save_figure(fig, OUT / "held_out_pairs.png"))
 pair_ok = pair_adherence.valid & pair_adherence.all_named_right
+pair_verdicts = verdicts(pair_adherence)  # "ok", "shape wrong", "no clean shape", ...
 is_held = np.array([p in held for p in pair_asked])
 held_rate, control_rate = float(pair_ok[is_held].mean()), float(pair_ok[~is_held].mean())
 for p in held:  # what it drew instead, when it missed
     rows_p = np.array([a == p for a in pair_asked])
     read = pair_adherence.read
-    drawn_as = [f"{COLOUR_NAMES[c]} {SHAPES[k]}" if c >= 0 else "nothing" for c, k, r in
-                zip(read.colour[rows_p], read.shape[rows_p], pair_ok[rows_p]) if not r]
+    drawn_as = [(f"{COLOUR_NAMES[c]} {SHAPES[k]}" if c >= 0 else "nothing") + f" ({v})" for c, k, r, v in
+                zip(read.colour[rows_p], read.shape[rows_p], pair_ok[rows_p], np.array(pair_verdicts)[rows_p]) if not r]
     print(f"{p!r:20} {int(pair_ok[rows_p].sum())}/{NUM} right" + (f"; missed ones read as: {', '.join(drawn_as)}"
                                                                    if drawn_as else ""))
 print(f"held-out pairs adherent {held_rate:.0%}, controls (seen pairs, same colours) {control_rate:.0%}")

@@ -80,33 +80,31 @@ def prompt_grid_figure(images, prompts, adherence, per_prompt, title=None):
 
 
 def attention_maps_figure(images, maps, words, title=None):
-    """Row r: image r, then its attention map for each word (maps[r, w], (H, W)), all on one
-    colour scale (so maps compare across words and rows); the outline of the shape
-    (pixels brighter than mid-grey) is drawn on every map.
+    """Row r: image r, then its attention map for each word (maps[r, w], (H, W)). Each map is
+    drawn on its own scale, bright where the word is read most (a word's share of all the
+    attention can be small; where it is largest is the point), and titled with that share
+    averaged over the rows; the outline of the shape (pixels brighter than mid-grey) is drawn on
+    every map.
 
     images : (R, 3, H, W); maps : (R, W_words, H, W); words : W_words str."""
     images = _check_images(images)
     maps = np.asarray(maps, dtype=np.float64)
     if maps.shape[:2] != (len(images), len(words)) or maps.shape[2:] != images.shape[2:]:
         raise ValueError(f"maps: expected (R={len(images)}, words={len(words)}, H, W) of the images, got {maps.shape}")
-    fig, axes = new_figure(len(images), len(words) + 1, panel_size=(1.45, 1.45))
-    low, top = float(maps.min()), float(maps.max())
-    shown = None
+    fig, axes = new_figure(len(images), len(words) + 1, panel_size=(1.45, 1.5))
     for r, image in enumerate(images):
         _show(axes[r, 0], image)
         shape = image.max(axis=0) > 0.0  # brighter than mid-grey in some channel
         for w, word in enumerate(words):
             ax = axes[r, w + 1]
-            shown = ax.imshow(maps[r, w], cmap="magma", vmin=low, vmax=top, interpolation="bilinear")
+            ax.imshow(maps[r, w], cmap="magma", interpolation="bilinear")
             if shape.any() and not shape.all():
                 ax.contour(shape.astype(float), levels=[0.5], colors="white", linewidths=0.8)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(f'"{word}"', fontsize=9)
-    axes[0, 0].set_title("sample", fontsize=9)
-    bar = fig.colorbar(shown, ax=axes[:, 1:], shrink=0.8)
-    bar.ax.set_title("share of\nattention", fontsize=7)
+                ax.set_title(f'"{word}" ({maps[:, w].mean():.0%})', fontsize=8)
+    axes[0, 0].set_title("sample", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig

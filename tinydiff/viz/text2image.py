@@ -140,7 +140,8 @@ def guidance_figure(images_by_scale, scales, summaries, title=None):
     ax = fig.add_subplot(grid[:, k:])
     plot_curves(ax, np.asarray(scales, dtype=np.float64),
                 {label: [summary[key] for summary in summaries] for key, label in RATES.items()},
-                "guidance scale s", "share of samples", "adherence against s")
+                "guidance scale s", "share of samples", "adherence against s",
+                styles={RATES["valid"]: "--", RATES["adherent"]: ":"})  # the three often overlap
     ax.set_ylim(-0.02, 1.02)
     ax.set_xscale("log", base=2)
     ax.set_xticks(scales, [f"{s:g}" for s in scales])

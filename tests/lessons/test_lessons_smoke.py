@@ -31,6 +31,8 @@ CASES = [
                                  "ode_error_vs_steps.png"]),
     ("06_latent_space.py", ["reconstructions.png", "latent_channels.png", "interpolation.png", "vae_vs_latent_diffusion.png"]),
     ("07_guidance.py", ["scores_2d.png", "samples_2d_s1_vs_s4.png", "glyphs_by_scale.png", "tradeoff_glyphs.png"]),
+    ("08_words_to_pictures.py", ["clip_training_curves.png", "clip_similarity.png", "prompt_grid.png",
+                                 "cross_attention_maps.png", "guidance_scales.png", "held_out_pairs.png"]),
 ]
 
 

@@ -6,7 +6,7 @@ parameter's .grad. See tinydiff.nn.module for the contract.
 """
 
 from tinydiff.nn.activation import GELU, Dropout, Identity, QuickGELU, SiLU
-from tinydiff.nn.attention import MultiHeadAttention, ScaledDotProductAttention
+from tinydiff.nn.attention import MultiHeadAttention, ScaledDotProductAttention, attention_probabilities
 from tinydiff.nn.contrastive import clip_logits, clip_loss, clip_loss_backward
 from tinydiff.nn.conv import Conv2d, Downsample2x, Upsample2x
 from tinydiff.nn.embedding import Embedding, SinusoidalTimestepEmbedding
@@ -21,7 +21,7 @@ __all__ = [
     "Linear", "Conv2d", "Downsample2x", "Upsample2x",
     "GroupNorm", "LayerNorm", "GlobalAvgPool2d", "SiLU", "GELU", "QuickGELU", "Dropout", "Identity",
     "Embedding", "SinusoidalTimestepEmbedding",
-    "ScaledDotProductAttention", "MultiHeadAttention",
+    "ScaledDotProductAttention", "MultiHeadAttention", "attention_probabilities",
     "mse_loss", "cross_entropy",
     "clip_loss", "clip_loss_backward", "clip_logits",
 ]

@@ -5,7 +5,14 @@ ScaledDotProductAttention is the kernel wrapped as a Module: the arithmetic (a n
 stable softmax through the log-sum-exp of each row, and its backward) is in tinydiff.kernels.
 MultiHeadAttention follows diffusers' Attention in parameter names (to_q, to_k, to_v,
 to_out.0) so weights can be exchanged by name.
+
+attention_probabilities forms P = softmax(Q K^T / sqrt(d)) itself, which the kernels never
+keep (they save the log-sum-exp of each row instead), so that P can be looked at:
+MultiHeadAttention.record_probabilities makes a layer keep P of every forward (lesson 08's
+cross-attention maps).
 """
+
+import numpy as np
 
 from tinydiff import kernels
 from tinydiff.nn.activation import Dropout
@@ -56,6 +63,29 @@ class ScaledDotProductAttention(Module):
         return f"causal={self.causal}"
 
 
+def attention_probabilities(q, k, causal=False):
+    """P = softmax(Q K^T / sqrt(d)) row by row (Vaswani et al. 2017, eq. 1): how much each query
+    attends to each key. q (B, h, N, d), k (B, h, M, d) -> P (B, h, N, M) in q's dtype, every
+    row summing to 1 (keys j > i get exactly 0 when causal, as in ScaledDotProductAttention).
+
+    The kernels compute P V without ever storing P; this computes P alone, for looking at
+    (Hertz et al. 2022, sec. 3.1: M = softmax(Q K^T / sqrt(d)) as cross-attention maps).
+    Computed in float64 with the row maximum subtracted, so it is finite for logits of any size."""
+    check_float_array(q, "q", ndim=4)
+    check_float_array(k, "k", ndim=4, dtype=q.dtype)
+    if k.shape[:2] != q.shape[:2] or k.shape[3] != q.shape[3]:
+        raise ValueError(f"attention_probabilities: k must be (B, h, M, d) with B, h, d of q {q.shape}, got {k.shape}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"attention_probabilities: causal must be a bool, got {causal!r}")
+    q64, k64 = q.astype(np.float64), k.astype(np.float64)
+    s = np.einsum("bhnd,bhmd->bhnm", q64, k64) / np.sqrt(q.shape[-1])  # (B, h, N, M)
+    if causal:
+        n, m = s.shape[2:]
+        s = np.where(np.arange(m)[None, :] <= np.arange(n)[:, None], s, -np.inf)
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    return (p / p.sum(axis=-1, keepdims=True)).astype(q.dtype)
+
+
 def split_heads(x, heads):
     """(B, N, D) -> (B, heads, N, D / heads)."""
     B, N, D = x.shape
@@ -103,6 +133,16 @@ class MultiHeadAttention(Module):
         self.to_v = Linear(kv_dim, dim, bias=bias, rng=rng)
         self.attention = ScaledDotProductAttention()
         self.to_out = Sequential([Linear(dim, dim, rng=rng), Dropout(dropout, rng=rng)])
+        self.recorded_probabilities = None  # a list while record_probabilities is on
+
+    def record_probabilities(self, record=True):
+        """record=True: from now on every forward appends its attention probabilities
+        P = softmax(Q K^T / sqrt(d)), (B, heads, N, M) (attention_probabilities), to
+        self.recorded_probabilities, a fresh list; record=False stops and drops them. Off by
+        default: P costs a second pass over the logits, and memory for every forward kept."""
+        if not isinstance(record, bool):
+            raise TypeError(f"MultiHeadAttention.record_probabilities: record must be a bool, got {record!r}")
+        self.recorded_probabilities = [] if record else None
 
     def forward(self, x, context=None):
         check_float_array(x, "x", ndim=3, dtype=self.to_q.weight.dtype)
@@ -124,6 +164,8 @@ class MultiHeadAttention(Module):
         q = split_heads(self.to_q(x), self.heads)  # (B, N, dim) -> (B, h, N, dim/h)
         k = split_heads(self.to_k(source), self.heads)  # (B, M, dim) -> (B, h, M, dim/h)
         v = split_heads(self.to_v(source), self.heads)
+        if self.recorded_probabilities is not None:
+            self.recorded_probabilities.append(attention_probabilities(q, k, self.attention.causal))
         out = merge_heads(self.attention(q, k, v))  # (B, h, N, dim/h) -> (B, N, dim)
         self.save_for_backward(context is not None)
         return self.to_out(out)

@@ -7,18 +7,18 @@
     5. up            up blocks (each resnet concatenates one skip)
     6. post-process  conv_norm_out -> SiLU -> conv_out
 
-forward runs the stages 1 to 6, backward 6 to 1, as diffusers numbers them.
+forward runs the stages 1 to 6, backward 6 to 1, as diffusers numbers them; the running is
+tinydiff.models.unet_core's UNetCore, shared with UNet2DConditionModel.
 
 Config keys and parameter names are diffusers' UNet2DModel's, for the block types listed in
 DOWN_BLOCKS / UP_BLOCKS, so a state dict moves between the two by name.
 """
 
-import numpy as np
-
 from tinydiff.models.checks import (check_divisible, check_model_size, check_sample_size, config_bool, config_int,
-                                    config_levels, config_number, config_optional_int)
+                                    config_levels)
 from tinydiff.models.unet_blocks import DOWN_BLOCKS, UP_BLOCKS, TimestepEmbedding, UNetMidBlock2D
-from tinydiff.nn import Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU, SinusoidalTimestepEmbedding
+from tinydiff.models.unet_core import UNetCore, check_common_config
+from tinydiff.nn import Conv2d, Embedding, GroupNorm, ModuleList, SiLU, SinusoidalTimestepEmbedding
 from tinydiff.nn.checks import check_float_array
 from tinydiff.nn.init import generator
 
@@ -33,16 +33,8 @@ def validate_config(c):
         c[key] = config_int(c[key], key, OWNER)
     channels = config_levels(c, OWNER, DOWN_BLOCKS, UP_BLOCKS)
     n = len(channels)
-    c["norm_eps"] = config_number(c["norm_eps"], "norm_eps", OWNER, positive=True)
-    c["dropout"] = config_number(c["dropout"], "dropout", OWNER, minimum=0.0, maximum=1.0)
-    if c["dropout"] == 1.0:
-        raise ValueError(f"{OWNER}: dropout: expected a probability in [0, 1), got 1.0")
-    c["mid_block_scale_factor"] = config_number(c["mid_block_scale_factor"], "mid_block_scale_factor", OWNER,
-                                                positive=True)
-    c["freq_shift"] = config_number(c["freq_shift"], "freq_shift", OWNER)
-    c["flip_sin_to_cos"] = config_bool(c["flip_sin_to_cos"], "flip_sin_to_cos", OWNER)
+    check_common_config(c, OWNER)
     c["add_attention"] = config_bool(c["add_attention"], "add_attention", OWNER)
-    c["num_class_embeds"] = config_optional_int(c["num_class_embeds"], "num_class_embeds", OWNER)
     if c.get("class_embed_null_index") is not None:  # the null class of classifier-free guidance
         if not c["num_class_embeds"]:
             raise ValueError(f"{OWNER}: class_embed_null_index: given ({c['class_embed_null_index']!r}), but the "
@@ -91,7 +83,7 @@ def largest_activation(c):
     return largest
 
 
-class UNet2DModel(Module):
+class UNet2DModel(UNetCore):
     """forward(sample (B, C_in, H, W), timestep (B,) or scalar, class_labels (B,) or None)
     -> (B, C_out, H, W). backward(dout) returns d sample only: timesteps and labels are
     conditioning, not differentiated.
@@ -173,74 +165,9 @@ class UNet2DModel(Module):
                 f"UNet2DModel: sample must be (B, {c['in_channels']}, H, W) with H and W divisible by "
                 f"{2 ** (len(c['block_out_channels']) - 1)}, got shape {sample.shape}"
             )
-        B = sample.shape[0]
-
-        # 1. time: sinusoidal features of t through an MLP, plus the label's class row: emb (B, 4 C_0)
-        timestep = np.broadcast_to(np.asarray(timestep), (B,))
-        emb = self.time_embedding(self.time_proj(timestep))
-        if self.class_embedding is not None:
-            if class_labels is None:
-                raise ValueError("UNet2DModel: class_labels (B,) are required: the model was built with num_class_embeds")
-            emb = emb + self.class_embedding(np.broadcast_to(np.asarray(class_labels), (B,)))
-        elif class_labels is not None:
-            raise ValueError("UNet2DModel: class_labels given, but the model has no class embedding (num_class_embeds=None)")
-
-        # 2. pre-process
-        h = self.conv_in(sample)  # (B, C_in, H, W) -> (B, C_0, H, W)
-
-        # 3. down: keep conv_in's output and every layer's output as skips for the up path
-        skips = [h]
-        for block in self.down_blocks:
-            h, block_skips = block(h, emb)
-            skips.extend(block_skips)
-
-        # 4. mid
-        h = self.mid_block(h, emb)
-
-        # 5. up: each resnet concatenates one skip, taken from the end of the list (the latest first)
-        self.save_for_backward([len(block.resnets) for block in self.up_blocks], len(skips))
-        for block in self.up_blocks:
-            n = len(block.resnets)
-            h = block(h, skips[-n:], emb)
-            skips = skips[:-n]
-
-        # 6. post-process: silu(norm(h)), then back to the output channels
-        return self.conv_out(self.conv_act(self.conv_norm_out(h)))  # (B, C_0, H, W) -> (B, C_out, H, W)
+        return self.denoise(sample, self.embed(timestep, class_labels, sample.shape[0]))
 
     def backward(self, grad_out):
-        uses, n_skips = self.saved()
-
-        # 6. post-process
-        g = self.conv_norm_out.backward(self.conv_act.backward(self.conv_out.backward(grad_out)))
-
-        # 5. up, last block first. The up path took sum(uses) skips off the end of the list, so the
-        #    last up block took the lowest of them, from index n_skips - sum(uses) (0: all are used).
-        dskips = [None] * n_skips
-        demb, start = 0.0, n_skips - sum(uses)
-        for block, n in zip(reversed(list(self.up_blocks)), reversed(uses)):
-            g, block_dskips, dt = block.backward(g)
-            dskips[start:start + n] = block_dskips
-            start += n
-            demb = demb + dt
-
-        # 4. mid
-        g, dt = self.mid_block.backward(g)
-        demb = demb + dt
-
-        # 3. down, last block first: each takes the gradients of the skips its layers produced
-        first = n_skips
-        for block in reversed(list(self.down_blocks)):
-            count = len(list(block.layers()))  # one skip per layer
-            first -= count
-            g, dt = block.backward(g, dskips[first:first + count])
-            demb = demb + dt
-
-        # 2. pre-process: conv_in's output fed the down path and, as skip 0, the up path
-        dx = self.conv_in.backward(g + dskips[0])
-
-        # 1. time: parameters only; d emb / d timestep is not needed
-        if self.class_embedding is not None:
-            self.class_embedding.backward(demb)
-        self.time_embedding.backward(demb)
-        self.time_proj.saved()  # release its cache all the same
+        dx, demb, _ = self.denoise_backward(grad_out)
+        self.embed_backward(demb)
         return dx

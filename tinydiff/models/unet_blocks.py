@@ -5,6 +5,9 @@ optionally halves the resolution; every intermediate output is also handed to th
 a skip connection. An up block concatenates one skip per resnet onto its input channels.
 Backward walks each block in reverse; a down block's backward receives the gradients that
 its skip outputs got from the up path, an up block's backward returns them.
+
+The cross-attention blocks (tinydiff.models.unet_condition_blocks) reuse run / run_backward
+with a Transformer2DModel as each layer's attention and encoder_hidden_states as `context`.
 """
 
 import numpy as np
@@ -30,11 +33,23 @@ class TimestepEmbedding(Module):
         return self.linear_1.backward(self.act.backward(self.linear_2.backward(grad_out)))
 
 
+def attend(block, attention, h, context):
+    """h through the attention after a resnet: self-attention, or, in a block with
+    has_cross_attention, a Transformer2DModel that also reads context (encoder_hidden_states)."""
+    return attention(h, context) if block.has_cross_attention else attention(h)
+
+
+def attend_backward(block, attention, grad_out):
+    """attend's backward: (dh, d context), the latter 0.0 for self-attention."""
+    return attention.backward(grad_out) if block.has_cross_attention else (attention.backward(grad_out), 0.0)
+
+
 class DownBlock2D(Module):
     """forward(h (B, C_in, H, W), temb) -> (h_out, skips): skips are the output of each resnet
     (and of the downsampler, when there is one); h_out is the last of them."""
 
     has_attention = False
+    has_cross_attention = False
 
     def __init__(self, in_channels, out_channels, temb_channels, num_layers=1, add_downsample=True,
                  groups=32, eps=1e-5, dropout=0.0, attention_head_dim=8, rng=None):
@@ -44,44 +59,53 @@ class DownBlock2D(Module):
                           groups, eps, dropout, rng=rng)
             for i in range(num_layers)
         ])
-        if self.has_attention:
-            self.attentions = ModuleList([
-                SpatialSelfAttention(out_channels, attention_head_dim, groups, eps, rng=rng)
-                for _ in range(num_layers)
-            ])
+        self.attentions = ModuleList([
+            SpatialSelfAttention(out_channels, attention_head_dim, groups, eps, rng=rng)
+            for _ in range(num_layers)
+        ]) if self.has_attention else None
         self.downsamplers = ModuleList([Downsample2x(out_channels, rng=rng)]) if add_downsample else None
 
     def layers(self):
         """The modules that produce each skip, in forward order."""
         for i, resnet in enumerate(self.resnets):
-            yield (resnet, self.attentions[i] if self.has_attention else None)
+            yield (resnet, self.attentions[i] if self.attentions is not None else None)
         if self.downsamplers is not None:
             yield (self.downsamplers[0], None)
 
     def forward(self, h, temb):
-        skips = []
-        for layer, attention in self.layers():
-            h = layer(h, temb) if isinstance(layer, ResnetBlock2D) else layer(h)
-            if attention is not None:
-                h = attention(h)
-            skips.append(h)
-        return h, skips
+        return self.run(h, temb, None)
 
     def backward(self, grad_out, grad_skips):
         """grad_out: gradient of h_out; grad_skips: one gradient per skip (None if unused).
         Returns (dh, dtemb)."""
-        g, dtemb = grad_out, 0.0
+        g, dtemb, _ = self.run_backward(grad_out, grad_skips)
+        return g, dtemb
+
+    def run(self, h, temb, context):
+        """forward, with the attentions reading context when the block has cross-attention."""
+        skips = []
+        for layer, attention in self.layers():
+            h = layer(h, temb) if isinstance(layer, ResnetBlock2D) else layer(h)
+            if attention is not None:
+                h = attend(self, attention, h, context)
+            skips.append(h)
+        return h, skips
+
+    def run_backward(self, grad_out, grad_skips):
+        """backward, also returning d context: (dh, dtemb, dcontext)."""
+        g, dtemb, dcontext = grad_out, 0.0, 0.0
         for (layer, attention), dskip in reversed(list(zip(self.layers(), grad_skips))):
             if dskip is not None:
                 g = g + dskip
             if attention is not None:
-                g = attention.backward(g)
+                g, dc = attend_backward(self, attention, g)
+                dcontext = dcontext + dc
             if isinstance(layer, ResnetBlock2D):
                 g, dt = layer.backward(g)
                 dtemb = dtemb + dt
             else:
                 g = layer.backward(g)
-        return g, dtemb
+        return g, dtemb, dcontext
 
 
 class AttnDownBlock2D(DownBlock2D):
@@ -90,6 +114,8 @@ class AttnDownBlock2D(DownBlock2D):
 
 class UNetMidBlock2D(Module):
     """resnet -> (attention -> resnet) x num_layers, at the lowest resolution."""
+
+    has_cross_attention = False
 
     def __init__(self, channels, temb_channels, num_layers=1, groups=32, eps=1e-5, dropout=0.0,
                  attention_head_dim=8, add_attention=True, output_scale_factor=1.0, rng=None):
@@ -128,6 +154,7 @@ class UpBlock2D(Module):
     end of `skips`) onto h's channels; then optionally doubles the resolution."""
 
     has_attention = False
+    has_cross_attention = False
 
     def __init__(self, in_channels, prev_output_channels, out_channels, temb_channels, num_layers=2,
                  add_upsample=True, groups=32, eps=1e-5, dropout=0.0, attention_head_dim=8, rng=None):
@@ -139,40 +166,50 @@ class UpBlock2D(Module):
             resnets.append(ResnetBlock2D(h_channels + skip_channels, out_channels, temb_channels,
                                          groups, eps, dropout, rng=rng))
         self.resnets = ModuleList(resnets)
-        if self.has_attention:
-            self.attentions = ModuleList([
-                SpatialSelfAttention(out_channels, attention_head_dim, groups, eps, rng=rng)
-                for _ in range(num_layers)
-            ])
+        self.attentions = ModuleList([
+            SpatialSelfAttention(out_channels, attention_head_dim, groups, eps, rng=rng)
+            for _ in range(num_layers)
+        ]) if self.has_attention else None
         self.upsamplers = (
             ModuleList([Upsample2x(out_channels, use_conv=True, rng=rng)]) if add_upsample else None
         )
 
     def forward(self, h, skips, temb):
+        return self.run(h, skips, temb, None)
+
+    def backward(self, grad_out):
+        """Returns (dh, dskips in the order of `skips`, dtemb)."""
+        g, dskips, dtemb, _ = self.run_backward(grad_out)
+        return g, dskips, dtemb
+
+    def run(self, h, skips, temb, context):
+        """forward, with the attentions reading context when the block has cross-attention."""
         h_channels = []
         for i, resnet in enumerate(self.resnets):
             skip = skips[len(skips) - 1 - i]
             h_channels.append(h.shape[1])
             h = resnet(np.concatenate([h, skip], axis=1), temb)  # (B, C_h + C_skip, H, W)
-            if self.has_attention:
-                h = self.attentions[i](h)
+            if self.attentions is not None:
+                h = attend(self, self.attentions[i], h, context)
         self.save_for_backward(h_channels)
         if self.upsamplers is not None:
             h = self.upsamplers[0](h)
         return h
 
-    def backward(self, grad_out):
-        """Returns (dh, dskips in the order of `skips`, dtemb)."""
+    def run_backward(self, grad_out):
+        """backward, also returning d context: (dh, dskips, dtemb, dcontext)."""
         (h_channels,) = self.saved()
         g = grad_out if self.upsamplers is None else self.upsamplers[0].backward(grad_out)
-        dtemb, dskips = 0.0, [None] * len(self.resnets)
-        for i in reversed(range(len(self.resnets))):
-            if self.has_attention:
-                g = self.attentions[i].backward(g)
+        n = len(self.resnets)
+        dtemb, dcontext, dskips = 0.0, 0.0, [None] * n
+        for i in reversed(range(n)):
+            if self.attentions is not None:
+                g, dc = attend_backward(self, self.attentions[i], g)
+                dcontext = dcontext + dc
             dcat, dt = self.resnets[i].backward(g)
             dtemb = dtemb + dt
-            g, dskips[len(self.resnets) - 1 - i] = dcat[:, : h_channels[i]], dcat[:, h_channels[i]:]
-        return g, dskips, dtemb
+            g, dskips[n - 1 - i] = dcat[:, : h_channels[i]], dcat[:, h_channels[i]:]
+        return g, dskips, dtemb, dcontext
 
 
 class AttnUpBlock2D(UpBlock2D):

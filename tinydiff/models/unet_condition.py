@@ -9,9 +9,9 @@ whose blocks cross-attend to a text encoder's tokens, in diffusers' layout.
     5. up            up blocks (each resnet concatenates one skip)
     6. post-process  conv_norm_out -> SiLU -> conv_out
 
-forward runs the stages 1 to 6, backward 6 to 1 and returns the gradient to the sample and to
-encoder_hidden_states (summed over every cross-attention), so a text encoder can be trained
-through it.
+forward runs the stages 1 to 6 (tinydiff.models.unet_core's UNetCore, shared with UNet2DModel),
+backward 6 to 1 and returns the gradient to the sample and to encoder_hidden_states (summed
+over every cross-attention), so a text encoder can be trained through it.
 
 Config keys and parameter names are diffusers' UNet2DConditionModel's, so config.json and the
 weights load there by name. As in diffusers, attention_head_dim is the number of attention
@@ -19,13 +19,12 @@ heads per level (diffusers' historical misnomer, kept for its configs); each hea
 channels / heads wide.
 """
 
-import numpy as np
-
-from tinydiff.models.checks import (check_divisible, check_model_size, config_bool, config_int, config_ints,
-                                    config_levels, config_number, config_optional_int)
+from tinydiff.models.checks import (check_divisible, check_model_size, check_sample_size, config_bool, config_int,
+                                    config_ints, config_levels)
 from tinydiff.models.unet_blocks import DOWN_BLOCKS, UP_BLOCKS, TimestepEmbedding
 from tinydiff.models.unet_condition_blocks import CROSS_DOWN_BLOCKS, CROSS_UP_BLOCKS, UNetMidBlock2DCrossAttn
-from tinydiff.nn import Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU, SinusoidalTimestepEmbedding
+from tinydiff.models.unet_core import UNetCore, check_common_config
+from tinydiff.nn import Conv2d, Embedding, GroupNorm, ModuleList, SiLU, SinusoidalTimestepEmbedding
 from tinydiff.nn.checks import check_float_array
 from tinydiff.nn.init import generator
 
@@ -51,24 +50,14 @@ def validate_config(c):
         c["attention_head_dim"] = config_ints(heads, "attention_head_dim", OWNER, length=n)
     else:
         c["attention_head_dim"] = config_int(heads, "attention_head_dim", OWNER)
-    c["norm_eps"] = config_number(c["norm_eps"], "norm_eps", OWNER, positive=True)
-    c["dropout"] = config_number(c["dropout"], "dropout", OWNER, minimum=0.0, maximum=1.0)
-    if c["dropout"] == 1.0:
-        raise ValueError(f"{OWNER}: dropout: expected a probability in [0, 1), got 1.0")
-    c["mid_block_scale_factor"] = config_number(c["mid_block_scale_factor"], "mid_block_scale_factor", OWNER,
-                                                positive=True)
-    c["freq_shift"] = config_number(c["freq_shift"], "freq_shift", OWNER)
-    c["flip_sin_to_cos"] = config_bool(c["flip_sin_to_cos"], "flip_sin_to_cos", OWNER)
+    check_common_config(c, OWNER)
     c["use_linear_projection"] = config_bool(c["use_linear_projection"], "use_linear_projection", OWNER)
-    c["num_class_embeds"] = config_optional_int(c["num_class_embeds"], "num_class_embeds", OWNER)
     check_divisible(channels, "every block_out_channels entry", c["norm_num_groups"], "norm_num_groups", OWNER)
     bad = [(channels[i], h) for i, h in enumerate(level_heads(c)) if i in cross_levels(c) and channels[i] % h]
     if bad:
         raise ValueError(f"{OWNER}: block_out_channels at levels with cross-attention must be divisible by their "
                          f"number of heads (attention_head_dim, diffusers' name), got (channels, heads) {bad}")
-    if c["sample_size"] % 2 ** (n - 1):
-        raise ValueError(f"{OWNER}: sample_size={c['sample_size']} must be divisible by {2 ** (n - 1)} "
-                         f"({n} levels, each after the first halving the resolution)")
+    check_sample_size(c["sample_size"], n, OWNER)
     check_model_size(OWNER, parameter_lower_bound(c), "block_out_channels, layers_per_block and num_class_embeds",
                      largest_activation(c), "sample_size, block_out_channels and attention_head_dim")
     return c
@@ -108,7 +97,7 @@ def largest_activation(c):
     return largest
 
 
-class UNet2DConditionModel(Module):
+class UNet2DConditionModel(UNetCore):
     """forward(sample (B, C_in, H, W), timestep (B,) or scalar, encoder_hidden_states
     (B, M, cross_attention_dim), class_labels (B,) or None) -> (B, C_out, H, W).
     backward(dout) -> (d sample, d encoder_hidden_states); timesteps and labels are not
@@ -197,86 +186,11 @@ class UNet2DConditionModel(Module):
 
     def forward(self, sample, timestep, encoder_hidden_states, class_labels=None):
         self.check_inputs(sample, encoder_hidden_states)
-        B, context = sample.shape[0], encoder_hidden_states
-
-        # 1. time: sinusoidal features of t through an MLP, plus the label's class row: emb (B, 4 C_0)
-        emb = self.time_embedding(self.time_proj(np.broadcast_to(np.asarray(timestep), (B,))))
-        if self.class_embedding is not None:
-            if class_labels is None:
-                raise ValueError(f"{OWNER}: class_labels (B,) are required: the model was built with num_class_embeds")
-            emb = emb + self.class_embedding(np.broadcast_to(np.asarray(class_labels), (B,)))
-        elif class_labels is not None:
-            raise ValueError(f"{OWNER}: class_labels given, but the model has no class embedding (num_class_embeds=None)")
-
-        # 2. pre-process
-        h = self.conv_in(sample)  # (B, C_in, H, W) -> (B, C_0, H, W)
-
-        # 3. down: keep conv_in's output and every layer's output as skips; cross-attention
-        #    blocks read the text tokens (Rombach et al. 2022, sec. 3.3)
-        skips = [h]
-        for block in self.down_blocks:
-            h, block_skips = block(h, emb, context) if is_cross(block) else block(h, emb)
-            skips.extend(block_skips)
-
-        # 4. mid
-        h = self.mid_block(h, emb, context)
-
-        # 5. up: each resnet concatenates one skip, taken from the end of the list (the latest first)
-        self.save_for_backward([len(block.resnets) for block in self.up_blocks], len(skips))
-        for block in self.up_blocks:
-            n = len(block.resnets)
-            h = block(h, skips[-n:], emb, context) if is_cross(block) else block(h, skips[-n:], emb)
-            skips = skips[:-n]
-
-        # 6. post-process: silu(norm(h)), then back to the output channels
-        return self.conv_out(self.conv_act(self.conv_norm_out(h)))  # (B, C_0, H, W) -> (B, C_out, H, W)
+        emb = self.embed(timestep, class_labels, sample.shape[0])  # 1. time
+        # 2.-6.: the cross-attention blocks read the text tokens (Rombach et al. 2022, sec. 3.3)
+        return self.denoise(sample, emb, encoder_hidden_states)
 
     def backward(self, grad_out):
-        uses, n_skips = self.saved()
-
-        # 6. post-process
-        g = self.conv_norm_out.backward(self.conv_act.backward(self.conv_out.backward(grad_out)))
-
-        # 5. up, last block first; the last up block took the lowest skips, from n_skips - sum(uses)
-        dskips = [None] * n_skips
-        demb, dcontext, start = 0.0, 0.0, n_skips - sum(uses)
-        for block, n in zip(reversed(list(self.up_blocks)), reversed(uses)):
-            if is_cross(block):
-                g, block_dskips, dt, dc = block.backward(g)
-                dcontext = dcontext + dc
-            else:
-                g, block_dskips, dt = block.backward(g)
-            dskips[start:start + n] = block_dskips
-            start += n
-            demb = demb + dt
-
-        # 4. mid
-        g, dt, dc = self.mid_block.backward(g)
-        demb, dcontext = demb + dt, dcontext + dc
-
-        # 3. down, last block first: each takes the gradients of the skips its layers produced
-        first = n_skips
-        for block in reversed(list(self.down_blocks)):
-            count = len(list(block.layers()))  # one skip per layer
-            first -= count
-            if is_cross(block):
-                g, dt, dc = block.backward(g, dskips[first:first + count])
-                dcontext = dcontext + dc
-            else:
-                g, dt = block.backward(g, dskips[first:first + count])
-            demb = demb + dt
-
-        # 2. pre-process: conv_in's output fed the down path and, as skip 0, the up path
-        dsample = self.conv_in.backward(g + dskips[0])
-
-        # 1. time: parameters only; d emb / d timestep is not needed
-        if self.class_embedding is not None:
-            self.class_embedding.backward(demb)
-        self.time_embedding.backward(demb)
-        self.time_proj.saved()  # release its cache all the same
+        dsample, demb, dcontext = self.denoise_backward(grad_out)
+        self.embed_backward(demb)
         return dsample, dcontext
-
-
-def is_cross(block):
-    """Whether a block's forward takes encoder_hidden_states (diffusers asks the same question)."""
-    return getattr(block, "has_cross_attention", False)

@@ -11,8 +11,6 @@ of each transformer (a historical misnomer diffusers keeps for its configs' sake
 is out_channels / heads wide.
 """
 
-import numpy as np
-
 from tinydiff.models.transformer_2d import Transformer2DModel
 from tinydiff.models.unet_blocks import DownBlock2D, UNetMidBlock2D, UpBlock2D
 from tinydiff.nn import ModuleList
@@ -48,34 +46,11 @@ class CrossAttnDownBlock2D(DownBlock2D):
         self.attentions = transformers(num_layers, out_channels, num_attention_heads, cross_attention_dim,
                                        transformer_layers_per_block, groups, use_linear_projection, rng)
 
-    def layers(self):
-        for resnet, attention in zip(self.resnets, self.attentions):
-            yield resnet, attention
-        if self.downsamplers is not None:
-            yield self.downsamplers[0], None
-
     def forward(self, h, temb, encoder_hidden_states):
-        skips = []
-        for layer, attention in self.layers():
-            if attention is None:  # the downsampler
-                h = layer(h)
-            else:
-                h = attention(layer(h, temb), encoder_hidden_states)
-            skips.append(h)
-        return h, skips
+        return self.run(h, temb, encoder_hidden_states)
 
     def backward(self, grad_out, grad_skips):
-        g, dtemb, dcontext = grad_out, 0.0, 0.0
-        for (layer, attention), dskip in reversed(list(zip(self.layers(), grad_skips))):
-            if dskip is not None:
-                g = g + dskip
-            if attention is None:
-                g = layer.backward(g)
-                continue
-            g, dc = attention.backward(g)
-            g, dt = layer.backward(g)
-            dtemb, dcontext = dtemb + dt, dcontext + dc
-        return g, dtemb, dcontext
+        return self.run_backward(grad_out, grad_skips)
 
 
 class UNetMidBlock2DCrossAttn(UNetMidBlock2D):
@@ -124,28 +99,10 @@ class CrossAttnUpBlock2D(UpBlock2D):
                                        transformer_layers_per_block, groups, use_linear_projection, rng)
 
     def forward(self, h, skips, temb, encoder_hidden_states):
-        h_channels = []
-        for i, (resnet, attention) in enumerate(zip(self.resnets, self.attentions)):
-            skip = skips[len(skips) - 1 - i]
-            h_channels.append(h.shape[1])
-            h = resnet(np.concatenate([h, skip], axis=1), temb)  # (B, C_h + C_skip, H, W)
-            h = attention(h, encoder_hidden_states)
-        self.save_for_backward(h_channels)
-        if self.upsamplers is not None:
-            h = self.upsamplers[0](h)
-        return h
+        return self.run(h, skips, temb, encoder_hidden_states)
 
     def backward(self, grad_out):
-        (h_channels,) = self.saved()
-        g = grad_out if self.upsamplers is None else self.upsamplers[0].backward(grad_out)
-        n = len(self.resnets)
-        dtemb, dcontext, dskips = 0.0, 0.0, [None] * n
-        for i in reversed(range(n)):
-            g, dc = self.attentions[i].backward(g)
-            dcat, dt = self.resnets[i].backward(g)
-            dtemb, dcontext = dtemb + dt, dcontext + dc
-            g, dskips[n - 1 - i] = dcat[:, : h_channels[i]], dcat[:, h_channels[i]:]
-        return g, dskips, dtemb, dcontext
+        return self.run_backward(grad_out)
 
 
 CROSS_DOWN_BLOCKS = {"CrossAttnDownBlock2D": CrossAttnDownBlock2D}

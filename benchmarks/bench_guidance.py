@@ -53,6 +53,8 @@ from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
 from tinydiff.pipelines.guidance import GUIDANCE_INTERVAL_KEY, GUIDANCE_SCALE_KEY, guided_output, scale_at
 from tinydiff.pretrained import glyph_judge, glyph_model_dir
 
+from train_cases import write_results
+
 SCALES = (0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 RESCALES = (0.0, 0.7)
 OVERSHOOT = 0.1  # how far beyond [-1, 1] a predicted x_0 value counts as saturated
@@ -252,9 +254,7 @@ def main(argv=None):
               "seeds": args.seeds, "steps": args.steps, "real_glyphs": ruler,
               "settings": [{"guidance_scale": s, "guidance_rescale": phi, "guidance_interval": interval, **r}
                            for (s, phi, interval), r in results.items()]}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.json}")
+    write_results(args.json, report)
     return report
 
 

@@ -19,7 +19,6 @@ numbers as JSON (default benchmarks/results/latent.json):
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -34,6 +33,8 @@ from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config
 from tinydiff.pipelines.latent import decode_latents, load_pipeline_vae, sample_latent, scale_latents
 from tinydiff.pipelines.vae_training import psnr, reconstruct
 from tinydiff.pretrained import HERE
+
+from train_cases import write_results
 
 BATCH = 64
 HELD_OUT_SEED = 2000  # as tinydiff.pretrained.train_shapes: images no model trained on
@@ -155,9 +156,7 @@ def main(argv=None):
                        "mflops_per_sample": {"pixel": per_sample_pixel, "latent": per_sample_latent}},
               "vae_reconstruction_psnr_db": recon_psnr, "quality": quality, "num_samples": args.num,
               "ddim_steps": steps, "sampling_seconds": {"pixel": pixel_seconds, "latent": latent_seconds}}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.json}")
+    write_results(args.json, report)
     return report
 
 

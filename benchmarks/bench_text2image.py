@@ -30,14 +30,13 @@ Seeds are fixed: the same prompts and initial latents on every run. Writes the n
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import tinydiff  # noqa: F401  -- before NumPy, so that OpenBLAS's idle threads sleep (tinydiff/runtime/process_settings.py)
 import numpy as np
 from tqdm.auto import tqdm
-from train_cases import environment, fmt, import_torch, interleaved_medians
+from train_cases import environment, fmt, import_torch, interleaved_medians, write_results
 
 from tinydiff.data.captions import ATTRIBUTES, parse_caption, random_full_caption
 from tinydiff.data.shapes import COLOUR_NAMES, SHAPES
@@ -387,9 +386,7 @@ def main(argv=None):
               "train_failures": train_failures, "heldout_failures": heldout_info,
               "guidance_sweep": [{"guidance_scale": s, **r} for s, r in sweep.items()],
               "cost": cost_result, "minutes": minutes}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.json}")
+    write_results(args.json, report)
     return report
 
 

@@ -111,6 +111,7 @@ class LoRALayer(Module):
         Per adapter: A (r, D_in) and B (D_out, r) as the weights of bias-free layers (their
         forward is not used; the functional core above computes the low-rank path).
     ranks, alphas : dict adapter name -> int / float
+    targets : dict adapter name -> tuple of str, the target_modules that chose this layer
     active : dict adapter name -> weight w_k (set_adapters); adapters not in it are off
     fused : list of adapter names merged into weight (fuse_lora); skipped by forward
     scale : float
@@ -124,7 +125,7 @@ class LoRALayer(Module):
         self.bias = base.bias
         self.lora_A = AdapterDict()
         self.lora_B = AdapterDict()
-        self.ranks, self.alphas, self.active = {}, {}, {}
+        self.ranks, self.alphas, self.active, self.targets = {}, {}, {}, {}
         self.fused = []
         self.scale = 1.0
         self._original = {"layer": base, "weight": None}  # a dict: not walked as a child
@@ -155,7 +156,7 @@ class LoRALayer(Module):
             raise ValueError(f"adapter {name!r} is fused into the weights; unfuse_lora first")
         self.lora_A.remove(name)
         self.lora_B.remove(name)
-        for table in (self.ranks, self.alphas, self.active):
+        for table in (self.ranks, self.alphas, self.active, self.targets):
             table.pop(name, None)
 
     def running(self):

@@ -105,6 +105,7 @@ def add_lora(model, rank=4, alpha=None, target_modules=DEFAULT_TARGETS, adapter_
     for name, module in adaptable:
         layer = wrap_for_lora(module)
         layer.new_adapter(adapter_name, rank, alpha, rng)
+        layer.targets[adapter_name] = tuple(target_modules)
         layer.active = {adapter_name: 1.0}
         if layer is not module:
             _replace(model, name, layer)

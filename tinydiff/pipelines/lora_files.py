@@ -32,7 +32,7 @@ PARTS = ("unet", "text_encoder")
 def adapter_state(model, prefix, adapter_name):
     """{prefix.module.lora_A.weight: A, prefix.module.lora_B.weight: B} and the LoraConfig
     arguments (r, lora_alpha, target_modules) of one adapter on `model`."""
-    state, ranks, alphas, targets = {}, set(), set(), []
+    state, ranks, alphas, targets = {}, set(), set(), set()
     for name, layer in lora_layers(model):
         if adapter_name not in layer.ranks:
             continue
@@ -40,12 +40,13 @@ def adapter_state(model, prefix, adapter_name):
         state[f"{prefix}.{name}.lora_B.weight"] = layer.lora_B[adapter_name].weight.data
         ranks.add(layer.ranks[adapter_name])
         alphas.add(layer.alphas[adapter_name])
-        targets.append(name)
+        # transformers 5 flattens CLIPTextModel (no text_model.): a suffix matches either tree
+        targets.update(t.removeprefix("text_model.") for t in layer.targets[adapter_name])
     if not state:
         raise ValueError(f"adapter_name: no adapter {adapter_name!r} on the {prefix} "
                          f"(adapters: {adapter_names(model)})")
     (rank,), (alpha,) = ranks, alphas  # add_lora gives one rank and alpha per adapter
-    config = {"r": rank, "lora_alpha": alpha, "target_modules": targets,
+    config = {"r": rank, "lora_alpha": alpha, "target_modules": sorted(targets),
               "init_lora_weights": "gaussian", "lora_dropout": 0.0, "bias": "none"}
     return state, config
 
@@ -113,7 +114,7 @@ def split_part(arrays, prefix, source):
     return pairs
 
 
-def load_into(model, pairs, prefix, alpha, adapter_name, source):
+def load_into(model, pairs, prefix, alpha, targets, adapter_name, source):
     """add_lora on exactly the file's modules, then copy A and B in; errors name the key."""
     modules = dict(model.named_modules())
     unknown = [m for m in pairs if m not in modules]
@@ -146,6 +147,9 @@ def load_into(model, pairs, prefix, alpha, adapter_name, source):
         layer.lora_A[adapter_name].weight.data[...] = pair["lora_A"]
         layer.lora_B[adapter_name].weight.data[...] = pair["lora_B"]
     set_adapters(model, before + [adapter_name])
+    if targets is not None:  # the file's own target_modules, written back if it is saved again
+        for module in pairs:
+            layers[module].targets[adapter_name] = tuple(targets)
     return rank
 
 
@@ -174,7 +178,10 @@ def load_lora_weights(unet, text_encoder, path, adapter_name="default"):
         alpha = None if metadata is None else metadata.get(f"{prefix}.lora_alpha")
         if alpha is not None and not isinstance(alpha, (int, float)):
             raise ValueError(f"{source}: metadata {prefix}.lora_alpha must be a number, got {describe(alpha)}")
-        loaded[prefix] = load_into(model, pairs, prefix, alpha, adapter_name, source)
+        targets = None if metadata is None else metadata.get(f"{prefix}.target_modules")
+        if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
+            targets = None  # not ours to judge: the weights' own module names stand in
+        loaded[prefix] = load_into(model, pairs, prefix, alpha, targets, adapter_name, source)
     if not loaded:
         raise ValueError(f"{source}: no LoRA weights ('unet.<module>.lora_A.weight' ...) in this file")
     return loaded

@@ -86,3 +86,14 @@ def test_optimisers_skip_frozen_parameters():
     np.testing.assert_array_equal(frozen.weight.data, before)
     with pytest.raises(ValueError, match="frozen"):
         AdamW(frozen.parameters())
+
+
+def test_data_parallel_refuses_a_model_with_frozen_parameters():
+    from tinydiff.models import UNet2DModel
+    from tinydiff.runtime.parallel import DataParallel
+
+    model = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                        norm_num_groups=4, rng=np.random.default_rng(0))
+    model.conv_in.requires_grad_(False)
+    with pytest.raises(TypeError, match="frozen parameters"):
+        DataParallel(model, 2)  # its workers would rebuild the model without the freeze

@@ -22,15 +22,14 @@ to_out.0, as diffusers' DreamBooth-LoRA script puts them):
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
 
 import tinydiff  # noqa: F401  -- before NumPy (tinydiff/runtime/process_settings.py)
 import numpy as np
-from train_cases import LR, RESULTS, WEIGHT_DECAY, environment, fmt, interleaved_medians, write_results
+from train_cases import (LR, RESULTS, WEIGHT_DECAY, child_probe, environment, fmt, interleaved_medians,
+                         write_results)
 
 from tinydiff.models.unet_condition import UNet2DConditionModel
 from tinydiff.nn import mse_loss
@@ -113,12 +112,7 @@ def probe_rss(spec):
 
 
 def child_rss(rank, batch):
-    spec = json.dumps({"rank": rank, "batch": batch})
-    done = subprocess.run([sys.executable, __file__, "--probe-rss", spec], capture_output=True, text=True)
-    if done.returncode != 0:
-        print(f"RSS probe (rank {rank}) failed: {done.stderr.strip().splitlines()[-1:]}")
-        return None
-    return float(done.stdout.strip().splitlines()[-1])
+    return child_probe(__file__, "--probe-rss", {"rank": rank, "batch": batch}, f"RSS probe (rank {rank})")
 
 
 def sizes(ranks):

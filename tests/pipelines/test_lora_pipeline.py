@@ -49,6 +49,10 @@ def test_pipeline_methods(files, tmp_path):
     pipe.set_adapters("default_0", 0.5)
     np.testing.assert_allclose(images(pipe), half, atol=1e-6)  # weight 0.5 == scale 0.5 for one adapter
     pipe.load_lora_weights(files[1].parent, adapter_name="b")
+    # as diffusers: the adapter loaded last is the only active one (of the UNet; the file has no
+    # text_encoder keys, so the text encoder keeps its own)
+    assert {tuple(layer.active) for _, layer in lora_layers(pipe.unet)} == {("b",)}
+    assert {tuple(layer.active) for _, layer in lora_layers(pipe.text_encoder)} == {("default_0",)}
     pipe.set_adapters(["default_0", "b"], [1.0, 0.0])
     np.testing.assert_allclose(images(pipe), with_a, atol=1e-6)
     pipe.set_adapters(["default_0", "b"], [0.7, 0.6])

@@ -26,6 +26,7 @@ def test_parameter_flag_releases_and_reallocates_grad():
     (lambda rng: Conv2d(2, 3, 3, padding=1, rng=rng), (2, 2, 5, 5)),
     (lambda rng: Conv2d(2, 3, 1, rng=rng), (1, 2, 3, 3)),
     (lambda rng: Conv2d(2, 3, 3, stride=2, rng=rng), (1, 2, 5, 5)),
+    (lambda rng: Conv2d(8, 8, 3, padding=1, rng=rng), (2, 8, 6, 6)),  # Winograd on the fast backend
 ])
 def test_frozen_weight_same_dx_no_dw_no_input_kept(make, x):
     rng = np.random.default_rng(0)

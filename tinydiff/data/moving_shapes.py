@@ -87,6 +87,13 @@ def parse_motion_caption(text):
     return named
 
 
+def still_caption(text):
+    """The caption without its motion: 'a red circle moving right' -> 'a red circle' (what a
+    text-to-image model trained on still captions can read)."""
+    words = split_words(text)
+    return " ".join(words[:words.index("moving")] if "moving" in words else words).replace(" ,", ",")
+
+
 @dataclass
 class ClipLabels:
     """Exact attributes of N clips of F frames.
@@ -238,4 +245,5 @@ def random_motion_caption(rng, name_size=None, split="train"):
 
 
 __all__ = ["ANGLE", "COLOUR_NAMES", "DIRECTIONS", "MOTION_WORDS", "SHAPES", "SPEEDS", "SPEED_PX", "ClipLabels",
-           "MovingShapes", "caption_for", "parse_motion_caption", "random_motion_caption"]
+           "MovingShapes", "caption_for", "parse_motion_caption", "random_motion_caption",
+           "still_caption"]

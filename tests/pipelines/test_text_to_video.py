@@ -147,8 +147,12 @@ def test_training_trains_what_it_says_and_lowers_the_loss(tiny_t2i_dir, tmp_path
     trainer.run()
     changed = {k for k, v in trainer.model.state_dict().items() if not np.array_equal(v, before[k])}
     image = {k for k in changed if k.startswith("unet.") and ".motion_modules." not in k}
-    assert any(".motion_modules." in k for k in changed) and any(k.startswith("text_encoder.") for k in changed)
-    assert bool(image) == (part == "unet")
+    table = "text_encoder.text_model.embeddings.token_embedding.weight"
+    assert any(".motion_modules." in k for k in changed) and {k for k in changed if k.startswith("text_encoder.")} \
+        == {table}  # of the text encoder, only the motion words' rows learn
+    rows = trainer.model.frozen_rows
+    np.testing.assert_array_equal(trainer.model.state_dict()[table][:rows], before[table][:rows])
+    assert rows == len(trainer.tokenizer) - 4 and bool(image) == (part == "unet")
     assert trainer.evaluate(keys) < start
     final = TextToVideoPipeline.from_pretrained(tmp_path / part / "final")
     assert final.num_frames == 4 and (tmp_path / part / "samples" / "step-0000006.gif").is_file()

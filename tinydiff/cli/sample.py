@@ -204,15 +204,15 @@ def cmd_sample(args):
                          f"(drop --eta, or use --scheduler ddim)")
     if args.seed < 0:
         raise SystemExit(f"tinydiff sample: --seed must be >= 0, got {args.seed}")
-    from tinydiff.cli.sample_video import sample_text_to_video
+    from tinydiff.cli.sample_video import default_text_to_video_dir, sample_text_to_video
     from tinydiff.pipelines.text_conditioning import text_run_settings
     from tinydiff.pipelines.text_to_image import is_text_to_image_folder
     from tinydiff.pipelines.text_to_video import is_text_to_video_folder
 
     if args.model is not None:
         folder = args.model
-    elif args.prompt is not None or args.negative_prompt is not None:
-        folder = default_text_to_image_dir()
+    elif args.prompt is not None or args.negative_prompt is not None:  # a prompt of motion: the video pipeline
+        folder = default_text_to_video_dir() if " moving" in f" {args.prompt or ''}".lower() else default_text_to_image_dir()
     else:
         folder = default_model_dir()
 

@@ -13,6 +13,19 @@ VIDEO_OUT_SUFFIXES = (".gif", ".png")
 DEFAULT_CLIPS = 8  # --num when not given: 8 clips of F frames are 8 F images per step
 
 
+def default_text_to_video_dir():
+    """The shipped text-to-video pipeline (what a --prompt with "moving" samples without --model);
+    a one-line exit when this installation has none."""
+    from tinydiff.pretrained import text2video_dir
+
+    folder = text2video_dir()
+    if not (folder / "model_index.json").is_file():
+        raise SystemExit(f"tinydiff sample: a --prompt with motion and no --model samples the shipped text-to-video "
+                         f"pipeline, and this installation has none ({folder}); give --model DIR (`tinydiff train "
+                         f"--dataset moving-shapes`'s OUT/final) or retrain it: python -m tinydiff.pretrained.train_video")
+    return folder
+
+
 def check_video_flags(args, folder):
     """One-line exits for flags a video pipeline cannot take, before it is loaded."""
     for flag, given in (("--label", args.label), ("--unconditional", args.unconditional)):

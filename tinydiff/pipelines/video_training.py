@@ -9,20 +9,24 @@ latent space of the Shapes VAE:
     each step:  B clips, z_0 (B, C, F, h, w), fresh noise per frame, t per clip
                 captions of those clips (size named or not, drawn anew), "" with
                 probability cond_drop_prob (Ho & Salimans 2022, Algorithm 1, line 3)
-                states = text_encoder(ids)            the text encoder TRAINS too
+                states = text_encoder(ids)            (its motion words' rows train)
                 loss = the diffusion loss of unet(z_t, t, states) (Ho et al. 2020, eq. 14)
                 backward: unet.backward -> d states -> text_encoder.backward
 
-What trains (train_part):
-    "motion"  the motion modules and the text encoder; the image UNet frozen (AnimateDiff)
-    "unet"    the whole video UNet and the text encoder
+What trains (train_part; and of the text encoder, train_text):
+    "motion"     the motion modules; the image UNet frozen (AnimateDiff)
+    "unet"       the whole video UNet
+    "new_words"  the token-table rows of the added motion words only, as textual inversion
+                 (Gal et al. 2022) learns a new word: every other weight of the text encoder stays
+                 frozen, so the states of any still prompt are exactly the ones the image UNet knows
+    "all"        the whole text encoder (its states for still prompts drift too)
 
 How the motion words reach a frozen image UNet: the text encoder is causal, so "moving right"
 at the end of "a red circle moving right" changes only the hidden states from "moving" on: the
 words' own positions, <eos> and the padding. The frozen spatial cross-attention attends to all
-of them (it was trained to read <eos> and the pads too), so fine-tuning the text encoder through
-the video loss makes those states carry the motion into every frame's features, where the
-motion modules read it. The states of "a red circle" stay exactly those the image UNet knows.
+of them (it was trained to read <eos> and the pads too), so training the motion words' rows
+through the video loss makes those states carry the motion into every frame's features, where
+the motion modules read it. The states of "a red circle" stay exactly those the image UNet knows.
 
 Randomness is keyed by (seed, step) as in tinydiff.pipelines.train: a resumed run is the same run.
 """
@@ -41,6 +45,7 @@ from tinydiff.pipelines.text_to_video import TextToVideoPipeline
 from tinydiff.viz.video import save_clip_rows, save_clips_gif
 
 TRAIN_PARTS = ("motion", "unet")
+TEXT_PARTS = ("new_words", "all")  # what of the text encoder trains: the added words' rows, or everything
 SAMPLE_PROMPTS = ("a red circle moving right", "a blue square moving up slowly", "a large green triangle moving left",
                   "a small white circle moving down")
 TRAINED_GUIDANCE_SCALE = 4.0
@@ -128,11 +133,14 @@ def clip_latent_source(vae, tokenizer, num_clips, batch_size, seed, cond_drop_pr
 class TextVideoDenoiser(Module):
     """The text encoder and the video UNet as one model for tinydiff.pipelines.Trainer:
     forward(x_t (B, C, F, h, w), t (B,), input_ids (B, N)) -> the UNet's prediction;
-    backward(grad) -> d x_t, after carrying d states back through the text encoder."""
+    backward(grad) -> d x_t, after carrying d states back through the text encoder.
+    frozen_rows: if set (an int k), the token table's rows 0 .. k-1 get no gradient (only the
+    words added after them learn)."""
 
     def __init__(self, unet, text_encoder, num_frames):
         super().__init__()
         self.unet, self.text_encoder = unet, text_encoder
+        self.frozen_rows = None
         # JSON-normalised, so that a resumed run's config compares equal to the saved one
         self.config = json.loads(json.dumps({
             "cross_attention_dim": unet.config["cross_attention_dim"], "num_frames": int(num_frames),
@@ -145,17 +153,22 @@ class TextVideoDenoiser(Module):
     def backward(self, grad_out):
         d_sample, d_states = self.unet.backward(grad_out)
         self.text_encoder.backward(d_states)  # into the text encoder's .grad
+        if self.frozen_rows:
+            self.text_encoder.text_model.embeddings.token_embedding.weight.grad[:self.frozen_rows] = 0.0
         return d_sample
 
 
 class VideoTrainer(LatentTrainer):
     """LatentTrainer for a TextVideoDenoiser on ClipLatents. train_part "motion" trains the
-    motion modules and the text encoder (the image UNet frozen), "unet" everything. final/ is a
+    motion modules (the image UNet frozen), "unet" the whole video UNet; train_text "new_words"
+    the token rows of the motion words alone (the rest of the text encoder frozen), "all" the
+    whole text encoder. final/ is a
     TextToVideoPipeline folder (DDIM, the recommended guidance scale); samples/ gets a PNG of
     the sample prompts' clips (frames as rows) and their GIF."""
 
     def __init__(self, model, scheduler, vae, tokenizer, data, config, out_dir, train_part="motion", progress=True,
-                 settings=None, guidance_scale=TRAINED_GUIDANCE_SCALE, sample_prompts=SAMPLE_PROMPTS):
+                 settings=None, guidance_scale=TRAINED_GUIDANCE_SCALE, sample_prompts=SAMPLE_PROMPTS,
+                 train_text="new_words"):
         if not isinstance(model, TextVideoDenoiser):
             raise TypeError(f"model: expected a TextVideoDenoiser, got {type(model).__name__}")
         if train_part not in TRAIN_PARTS:
@@ -163,7 +176,9 @@ class VideoTrainer(LatentTrainer):
         if getattr(data, "cond_drop_prob", None) != config.cond_drop_prob:
             raise ValueError(f"data: drops captions with probability {getattr(data, 'cond_drop_prob', None)}, but "
                              f"config.cond_drop_prob is {config.cond_drop_prob}; build the source with the config's")
-        model.config["train_part"] = train_part
+        if train_text not in TEXT_PARTS:
+            raise ValueError(f"train_text: expected one of {TEXT_PARTS}, got {train_text!r}")
+        model.config["train_part"], model.config["train_text"] = train_part, train_text
         super().__init__(model, scheduler, vae, data, config, out_dir, progress, settings)
         self.tokenizer, self.train_part = tokenizer, train_part
         self.guidance_scale, self.sample_prompts = guidance_scale, tuple(sample_prompts)
@@ -172,7 +187,12 @@ class VideoTrainer(LatentTrainer):
         if train_part == "motion" and hasattr(unet, "freeze_unet2d_params"):
             unet.freeze_unet2d_params()  # no weight gradients for the image UNet's layers
         # the optimiser and EMA only over what trains (the Trainer built them over everything)
-        self.params = trained + model.text_encoder.parameters()
+        if train_text == "new_words":  # every still prompt keeps exactly the image model's states
+            model.frozen_rows = min(tokenizer.vocab[w] for w in MOTION_WORDS)
+            text = [model.text_encoder.text_model.embeddings.token_embedding.weight]
+        else:
+            model.frozen_rows, text = None, model.text_encoder.parameters()
+        self.params = trained + text
         self.optimizer = type(self.optimizer)(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.ema = type(self.ema)(self.params, decay=config.ema_decay)
 

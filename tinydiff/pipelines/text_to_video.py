@@ -1,5 +1,7 @@
 """TextToVideoPipeline: AnimateDiff's sampling recipe (Guo et al. 2023) on a text-to-image model
-inflated to video, in latent space (Rombach et al. 2022).
+inflated to video, in latent space (Rombach et al. 2022). Space and time are factorised (Ho et al.
+2022, "Video Diffusion Models", sec. 3): the image layers see each frame, the motion modules
+the frames at each pixel, and the clip is denoised as one sample.
 
     prompt  --tokenizer-->  ids (B, N)  --text encoder-->  last hidden state (B, N, D)
     z_T ~ N(0, I) (B, C, F, h, w)          independent noise for every frame

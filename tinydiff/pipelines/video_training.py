@@ -63,7 +63,7 @@ def add_motion_words(text_encoder, tokenizer, rng=None):
 
 def inflate(unet, rng, motion_num_attention_heads=4, motion_layers_per_block=None):
     """A UNetMotionModel from a trained UNet2DConditionModel and fresh motion modules (proj_out
-    zero): on every frame it starts as `unet`. One motion module per resnet (the default
+    zero): on every frame it starts as `unet` (Guo et al. 2023, sec. 4.2). One motion module per resnet (the default
     layers_per_block), no mid-block module (the 2x2 middle holds little motion)."""
     c = unet.config
     adapter = MotionAdapter(block_out_channels=c["block_out_channels"],
@@ -183,11 +183,12 @@ class VideoTrainer(LatentTrainer):
         self.tokenizer, self.train_part = tokenizer, train_part
         self.guidance_scale, self.sample_prompts = guidance_scale, tuple(sample_prompts)
         unet = model.unet
+        # Guo et al. 2023, sec. 4.2: the motion modules learn, the image UNet stays as it was trained
         trained = unet.motion_parameters() if train_part == "motion" else unet.parameters()
         if train_part == "motion" and hasattr(unet, "freeze_unet2d_params"):
             unet.freeze_unet2d_params()  # no weight gradients for the image UNet's layers
         # the optimiser and EMA only over what trains (the Trainer built them over everything)
-        if train_text == "new_words":  # every still prompt keeps exactly the image model's states
+        if train_text == "new_words":  # Gal et al. 2022, sec. 3: only the new words' rows; still prompts unchanged
             model.frozen_rows = min(tokenizer.vocab[w] for w in MOTION_WORDS)
             text = [model.text_encoder.text_model.embeddings.token_embedding.weight]
         else:

@@ -204,7 +204,10 @@ minutes = (time.perf_counter() - started) / 60
 print(f"lesson 10 ran in {minutes:.1f} min; figures in {OUT}")
 assert real_checks.passed.all(), "every real clip passes every check"
 assert np.all(change[:prefix] == 0) and change[prefix:].max() > 0, "causal: the prefix's states are unchanged"
-assert flicker_result.summary()["median_jerk"] > 2 * max(video_result.summary()["median_jerk"], 0.5) or args.fast, \
-    "frame by frame jitters far more than the video model"
 assert np.allclose(att.maps.sum(axis=-1), 1.0), "each row of a temporal attention map sums to 1"
-assert all(np.isfinite(l).all() for _, _, l in curves)
+assert all(np.isfinite(losses).all() for _, _, losses in curves)
+if not args.fast and args.model is None:  # the shipped model's claims (what the prose above reports)
+    v, b = video_result.summary(), flicker_result.summary()
+    assert b["median_jerk"] > 3 * max(v["median_jerk"], 0.5), (v, b)  # frame by frame jumps about
+    assert v["constant"] > b["constant"] + 0.3 and v["direction_right"] > b["direction_right"] + 0.3, (v, b)
+print("all checks passed")

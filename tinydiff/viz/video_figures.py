@@ -70,9 +70,9 @@ def checks_figure(path, summaries, title):
         for bar, rate in zip(bars, rates):
             ax.text(bar.get_x() + bar.get_width() / 2, rate + 0.01, f"{rate:.0%}", ha="center", fontsize=6)
     ax.set_xticks(x, [c.replace("_", " ") for c in CHECKS], fontsize=8)
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.3)
     ax.set_ylabel("share of clips (frames for 'frames valid')", fontsize=8)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper center", ncol=len(summaries))
     ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
 

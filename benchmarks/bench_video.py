@@ -5,7 +5,8 @@ layers buy over the text-to-image model sampled frame by frame.
 Measures tinydiff.pretrained.text2video_dir() (--model DIR for another TextToVideoPipeline
 folder) with tinydiff.metrics.video_checks, which reads every frame from its pixels:
 
-1. the video model at its recommended guidance scale, DDIM --steps steps, --num clips of random
+1. the video model at its recommended guidance scale, --steps steps of DPM-Solver++ 2M (or
+   --scheduler ddim), --num clips of random
    motion captions (data.moving_shapes.random_motion_caption; seeds fixed): frames valid, shape
    and colour constant, as captioned, direction within 30 degrees, speed, smooth (jerk <= 1 px),
    all of them (passed); per direction; against issue 16's targets;
@@ -19,7 +20,7 @@ folder) with tinydiff.metrics.video_checks, which reads every frame from its pix
 
     python benchmarks/bench_video.py                   # 500 clips, 100 baseline clips
     python benchmarks/bench_video.py --quick           # 8 clips, 4 steps: runs, no more
-    python benchmarks/bench_video.py --compare whole=runs/video/unet/final --compare-num 200
+    python benchmarks/bench_video.py --compare whole=runs/video/unet/final --compare-num 100
 
 Writes the numbers as JSON (default benchmarks/results/video.json).
 """
@@ -34,6 +35,7 @@ from train_cases import environment, write_results
 
 from tinydiff.data.moving_shapes import DIRECTIONS, MovingShapes, random_motion_caption, still_caption
 from tinydiff.metrics.video_quality import video_checks
+from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
 from tinydiff.pipelines.text_to_image import TextToImagePipeline
 from tinydiff.pipelines.text_to_video import TextToVideoPipeline, frame_by_frame
 from tinydiff.pretrained import text2image_dir, text2video_dir
@@ -42,6 +44,13 @@ PROMPT_SEED, LATENT_SEED, BASELINE_SEED = 0, 1, 2
 CHUNK = 50  # clips per pipeline call: a guided UNet forward of 2 x 50 x 8 frames
 TARGETS = {"frames_valid": 0.90, "direction_right": 0.85, "passed": 0.60}  # issue 16, at the default guidance
 SHOWN = ("frames_valid", "constant", "as_captioned", "direction_right", "speed_right", "smooth", "passed")
+
+
+def load(folder, kind):
+    """A TextToVideoPipeline folder, its scheduler switched to `kind` (ddim or dpm)."""
+    pipe = TextToVideoPipeline.from_pretrained(folder)
+    pipe.scheduler = scheduler_from_config(kind, scheduler_config(pipe.scheduler))
+    return pipe
 
 
 def sample_clips(pipe, prompts, steps, num_frames):
@@ -77,23 +86,26 @@ def main(argv=None):
     parser.add_argument("--model", type=Path, default=None, help="a TextToVideoPipeline folder (default: shipped)")
     parser.add_argument("--num", type=int, default=500)
     parser.add_argument("--baseline-num", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
+    parser.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
+    parser.add_argument("--scheduler", default="dpm", choices=("ddim", "dpm"),
+                        help="dpm: DPM-Solver++ 2M (default; good in few steps), ddim")
     parser.add_argument("--compare", nargs="*", default=(), metavar="LABEL=DIR")
-    parser.add_argument("--compare-num", type=int, default=200)
+    parser.add_argument("--compare-num", type=int, default=100)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "video.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.num, args.baseline_num, args.steps, args.compare_num = 8, 4, 4, 4
     folder = args.model or text2video_dir()
-    pipe = TextToVideoPipeline.from_pretrained(folder)
+    pipe = load(folder, args.scheduler)
     F = pipe.num_frames
     rng = np.random.default_rng(PROMPT_SEED)
     prompts = [random_motion_caption(rng) for _ in range(args.num)]
     results = {"environment": environment(None, "not used"), "model": str(folder), "clips": args.num, "frames": F,
-               "steps": args.steps, "guidance_scale": pipe.guidance_scale}
+               "steps": args.steps, "scheduler": args.scheduler, "guidance_scale": pipe.guidance_scale}
 
-    print(f"1. {folder}: {args.num} clips of {F} frames, DDIM {args.steps}, guidance {pipe.guidance_scale:g}")
+    print(f"1. {folder}: {args.num} clips of {F} frames, {args.scheduler} {args.steps} steps, guidance "
+          f"{pipe.guidance_scale:g}")
     started = time.perf_counter()
     clips = sample_clips(pipe, prompts, args.steps, F)
     results["video_seconds"] = time.perf_counter() - started
@@ -105,6 +117,7 @@ def main(argv=None):
 
     print(f"3. baseline: the text-to-image pipeline frame by frame, {args.baseline_num} clips")
     t2i = TextToImagePipeline.from_pretrained(text2image_dir())
+    t2i.scheduler = scheduler_from_config(args.scheduler, scheduler_config(t2i.scheduler))
     started = time.perf_counter()
     still = frame_by_frame(t2i, [still_caption(p) for p in prompts[:args.baseline_num]], F, BASELINE_SEED,
                            num_inference_steps=args.steps)
@@ -116,7 +129,7 @@ def main(argv=None):
     results["compare"] = {}
     for item in args.compare:
         label, _, path = item.partition("=")
-        other = TextToVideoPipeline.from_pretrained(path)
+        other = load(path, args.scheduler)
         print(f"4. {label}: {path}, {args.compare_num} clips")
         n = min(args.compare_num, args.num)
         mine = summarise(video_checks(clips[:n], prompts[:n]), prompts[:n])

@@ -94,6 +94,29 @@ def train(out, t2i_folder, work, train_part="motion", steps=MOTION_STEPS, until=
     return {"minutes": minutes, "steps": trainer.step}
 
 
+def export_checkpoint(t2i_folder, checkpoint, out, train_part="motion", seed=VIDEO_SEED):
+    """Write the TextToVideoPipeline of a run's checkpoint folder (its EMA weights) to `out`, e.g.
+    to compare the motion-only run at the whole-UNet run's length. The trained parameters are
+    the trainer's (motion modules or the whole UNet, then the motion words' rows), in order."""
+    from tinydiff.pipelines.checkpoint import load_arrays
+    from tinydiff.pipelines.video_training import TRAINED_GUIDANCE_SCALE as SCALE
+
+    t2i = TextToImagePipeline.from_pretrained(t2i_folder)
+    rng = np.random.default_rng(seed)
+    add_motion_words(t2i.text_encoder, t2i.tokenizer, rng)
+    model = TextVideoDenoiser(inflate(t2i.unet, rng), t2i.text_encoder, NUM_FRAMES)
+    model.load_state_dict(load_arrays(Path(checkpoint) / "diffusion_pytorch_model.safetensors"))
+    trained = model.unet.motion_parameters() if train_part == "motion" else model.unet.parameters()
+    trained = trained + [model.text_encoder.text_model.embeddings.token_embedding.weight]
+    shadows = load_arrays(Path(checkpoint) / "ema.safetensors")
+    for i, p in enumerate(trained):
+        p.data[...] = shadows[f"shadow.{i}"]
+    ddim = t2i.scheduler
+    TextToVideoPipeline(model.unet, t2i.vae, model.text_encoder, t2i.tokenizer, ddim, SCALE, NUM_FRAMES).save_pretrained(
+        out, dtype=np.float16)
+    return out
+
+
 def main(argv=None):
     parser = script_parser(__doc__, ("motion", "unet"), "runs/video")
     parser.add_argument("--t2i", type=Path, default=HERE / "shapes_text2image",
@@ -102,7 +125,13 @@ def main(argv=None):
     parser.add_argument("--until", type=int, default=None, help="stop after this step (resume later)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="a new run trains as many steps as fit in this many minutes (measured on its first steps)")
+    parser.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "OUT"),
+                        help="only write the pipeline of a --part run's checkpoint folder (EMA weights) to OUT")
     args = parser.parse_args(argv)
+    if args.export:
+        print("wrote", export_checkpoint(args.t2i, args.export[0], Path(args.export[1]),
+                                         "unet" if args.part == "unet" else "motion"))
+        return {}
     report = {}
     if args.part in ("all", "motion"):
         report["motion"] = train(args.out / "shapes_text2video", args.t2i, args.work / "motion", "motion",

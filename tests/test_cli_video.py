@@ -71,6 +71,17 @@ def test_one_line_errors(video_run, tmp_path, capsys):
     assert not (tmp_path / "a.gif").exists()
 
 
+def test_train_text_all_trains_the_whole_text_encoder(tiny_t2i_dir, tmp_path):
+    assert main(train_argv(tiny_t2i_dir, tmp_path / "all", steps=1) + ["--train-text", "all"]) == 0
+    from tinydiff.pipelines.text_encoding import load_text_encoder
+
+    before, _ = load_text_encoder(tiny_t2i_dir)
+    after = TextToVideoPipeline.from_pretrained(tmp_path / "all" / "final").text_encoder
+    old, new = before.state_dict(), after.state_dict()
+    changed = [k for k in old if k != "text_model.embeddings.token_embedding.weight" and not np.array_equal(old[k], new[k])]
+    assert changed  # beyond the token table
+
+
 def test_train_refuses_image_flags_and_odd_batches(tiny_t2i_dir, tmp_path):
     with pytest.raises(SystemExit, match="--latent: --dataset moving-shapes"):
         main(train_argv(tiny_t2i_dir, tmp_path / "a") + ["--latent", str(tiny_t2i_dir / "vae")])

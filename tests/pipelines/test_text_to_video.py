@@ -97,6 +97,18 @@ def test_clip_length_is_checked(pipes):
         pipe("a red circle moving sideways", num_inference_steps=1, rng=np.random.default_rng(0))
 
 
+def test_sample_takes_clips_of_the_video_unet(pipes):
+    from tinydiff.pipelines import sample
+
+    _, pipe = pipes
+    states = pipe.encode(["a red circle"])
+    for shape in ((1, 4, 8, 8), (1, 4, 33, 8, 8), (1, 3, 4, 8, 8)):
+        with pytest.raises(ValueError, match=r"\(B, 4, F, H, W\)"):
+            sample(pipe.unet, pipe.scheduler, shape, np.random.default_rng(0), 1, encoder_hidden_states=states)
+    out = sample(pipe.unet, pipe.scheduler, (1, 4, 2, 8, 8), np.random.default_rng(0), 1, encoder_hidden_states=states)
+    assert out.shape == (1, 4, 2, 8, 8)
+
+
 def test_frame_by_frame_draws_each_frame_from_its_own_seed(pipes):
     t2i, _ = pipes
     clips = frame_by_frame(t2i, ["a red circle", "a blue square"], 3, seed=7, num_inference_steps=2)

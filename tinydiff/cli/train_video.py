@@ -13,7 +13,7 @@ from pathlib import Path
 from tinydiff.cli.flag_types import positive_int
 
 VIDEO_DATASET = "moving-shapes"
-VIDEO_ONLY_FLAGS = ("text_to_image", "train", "frames", "clips")
+VIDEO_ONLY_FLAGS = ("text_to_image", "train", "train_text", "frames", "clips")
 
 
 def add_video_flags(p):
@@ -24,6 +24,10 @@ def add_video_flags(p):
     p.add_argument("--train", choices=("motion", "unet"), default=None,
                    help="with --dataset moving-shapes: what trains besides the text encoder: the motion modules on "
                         "the frozen image UNet (motion, AnimateDiff's way; the default) or the whole video UNet")
+    p.add_argument("--train-text", choices=("new_words", "all"), default=None,
+                   help="with --dataset moving-shapes: what of the text encoder learns the motion words: only their "
+                        "rows of the token table (new_words, the default: still prompts keep the image model's "
+                        "states) or the whole encoder (all)")
     p.add_argument("--frames", type=positive_int, default=None,
                    help="with --dataset moving-shapes: frames per clip (default 8; at most 8 without bouncing)")
     p.add_argument("--clips", type=positive_int, default=None,
@@ -98,11 +102,11 @@ def train_text_to_video(args, state, removal, settings):
     config.batch_size = data.batch_size  # clips per step
     remove_run(args.out, removal)
     trainer = VideoTrainer(model, scheduler, vae, tokenizer, data, config, args.out, train_part=args.train or "motion",
-                           settings=settings)
+                           settings=settings, train_text=args.train_text or "new_words")
     trained = sum(p.data.size for p in trainer.params)
     print(f"training {trained / 1e6:.2f} M of the video model's {model.num_parameters() / 1e6:.2f} M parameters "
           f"({args.train or 'motion'}: {'motion modules' if (args.train or 'motion') == 'motion' else 'the whole UNet'}"
-          f" and the text encoder) on {data.batch_size} clips of {data.num_frames} frames per step; output in {args.out}")
+          f", and of the text encoder {args.train_text or 'new_words'}) on {data.batch_size} clips of {data.num_frames} frames per step; output in {args.out}")
     log = run_to_the_end(trainer, "train", args.resume)
     print(f"final loss {log[-1][1]:.4f}; text-to-video pipeline in {args.out / 'final'} (tinydiff sample --model "
           f"{args.out / 'final'} --prompt \"a red circle moving right\" --out clips.gif); samples in "

@@ -123,6 +123,25 @@ def test_names_follow_diffusers_and_motion_parameters_are_the_adapters():
     assert all(not np.any(p.data) for n, p in model.named_parameters() if ".proj_out." in n and "motion" in n)
 
 
+def test_frozen_image_unet_gives_the_same_motion_and_input_gradients_and_none_of_its_own():
+    rng = np.random.default_rng(7)
+    model = randomise_proj_out(video_unet(rng)[0], rng)
+    x, context = rng.standard_normal((2, 3, 3, 8, 8)).astype(np.float32), np.ones((2, TOKENS, 6), np.float32)
+    g = rng.standard_normal((2, 2, 3, 8, 8)).astype(np.float32)
+    model(x, 50, context)
+    full = model.backward(g)
+    motion = [p.grad.copy() for p in model.motion_parameters()]
+    model.zero_grad()
+    model.freeze_unet2d_params()
+    assert model.trainable_parameters() == model.motion_parameters()
+    model(x, 50, context)
+    for ours, theirs in zip(model.backward(g), full):
+        np.testing.assert_array_equal(ours, theirs)
+    for p, before in zip(model.motion_parameters(), motion):
+        np.testing.assert_array_equal(p.grad, before)
+    assert all(p.grad is None for n, p in model.named_parameters() if "motion_modules" not in n)
+
+
 def test_adapter_folder_round_trip(tmp_path):
     rng = np.random.default_rng(5)
     model = randomise_proj_out(video_unet(rng)[0], rng)

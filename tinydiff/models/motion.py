@@ -293,6 +293,13 @@ class UNetMotionModel(UNetCore):
         """motion_adapter().save_pretrained(save_directory, dtype), as diffusers names it."""
         self.motion_adapter().save_pretrained(save_directory, dtype)
 
+    def freeze_unet2d_params(self):
+        """Freeze every parameter but the motion modules' (requires_grad False: backward computes
+        no gradient for them), as AnimateDiff trains (Guo et al. 2023, sec. 4.2); diffusers' name.
+        The gradients to the sample and to encoder_hidden_states still flow through them."""
+        for name, p in self.named_parameters():
+            p.requires_grad = is_motion(name)
+
     def motion_parameters(self):
         """The motion modules' parameters: what AnimateDiff trains (Guo et al. 2023, sec. 4.2)."""
         return [p for name, p in self.named_parameters() if is_motion(name)]

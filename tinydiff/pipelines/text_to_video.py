@@ -30,9 +30,11 @@ from tinydiff.models.unet_condition import UNet2DConditionModel
 from tinydiff.pipelines import checkpoint as ckpt
 from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, check_guidance
 from tinydiff.pipelines.latent import decode_latents, load_vae_folder
-from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
+from tinydiff.pipelines.sampling import sample
 from tinydiff.pipelines.text_encoding import encode_prompts, load_text_encoder
-from tinydiff.pipelines.text_to_image import SCHEDULER_KINDS, as_prompt_list
+from tinydiff.pipelines.text_pipeline_parts import (check_text_parts, is_pipeline_folder, read_scheduler,
+                                                    read_text_index, scheduler_kind, write_text_parts)
+from tinydiff.pipelines.text_to_image import as_prompt_list
 
 CLASS_NAME = "TextToVideoPipeline"
 NUM_FRAMES_KEY = "_tinydiff_num_frames"  # the clip length the motion modules were trained on
@@ -80,12 +82,7 @@ class TextToVideoPipeline:
                  num_frames=8):
         if not isinstance(unet, UNetMotionModel):
             raise TypeError(f"unet: expected a UNetMotionModel, got {type(unet).__name__}")
-        if unet.config["cross_attention_dim"] != text_encoder.config["hidden_size"]:
-            raise ValueError(f"unet: cross_attention_dim={unet.config['cross_attention_dim']}, but the text encoder's "
-                             f"hidden_size is {text_encoder.config['hidden_size']}")
-        if unet.config["in_channels"] != vae.config["latent_channels"]:
-            raise ValueError(f"unet: in_channels={unet.config['in_channels']}, but the VAE has latent_channels="
-                             f"{vae.config['latent_channels']}")
+        check_text_parts(unet, vae, text_encoder)
         self.num_frames = check_count(num_frames, "num_frames", 2)
         if self.num_frames > unet.config["motion_max_seq_length"]:
             raise ValueError(f"num_frames: {num_frames} exceeds the motion modules' motion_max_seq_length="
@@ -163,28 +160,16 @@ class TextToVideoPipeline:
         unet/ (the image UNet), motion_adapter/ (diffusers' MotionAdapter folder), vae/,
         text_encoder/, tokenizer/, scheduler/. dtype=np.float16 halves the weights."""
         scale, _ = check_guidance(self.guidance_scale if guidance_scale is None else guidance_scale, 0.0)
-        kind = type(self.scheduler).__name__
-        if kind not in SCHEDULER_KINDS:
-            raise TypeError(f"scheduler: expected one of {sorted(SCHEDULER_KINDS)}, got {kind}")
+        scheduler_kind(self.scheduler)  # one a folder can hold, checked before anything is written
 
         def write(tmp):
-            for part, model in (("unet", unet2d_of(self.unet)), ("vae", self.vae)):
-                (tmp / part).mkdir()
-                ckpt.write_json(tmp / part / ckpt.CONFIG_NAME, ckpt.model_config(model))
-                ckpt.save_arrays(tmp / part / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
+            parts = write_text_parts(tmp, {"unet": unet2d_of(self.unet), "vae": self.vae}, self.text_encoder,
+                                     self.tokenizer, self.scheduler, dtype)
             self.unet.save_motion_modules(tmp / "motion_adapter", dtype)
-            self.text_encoder.save_pretrained(tmp / "text_encoder", dtype)
-            self.tokenizer.save(tmp / "tokenizer")
-            (tmp / "scheduler").mkdir()
-            ckpt.write_json(tmp / "scheduler" / "scheduler_config.json",
-                            {"_class_name": kind, **scheduler_config(self.scheduler)})
             ckpt.write_json(tmp / "model_index.json", {
-                "_class_name": CLASS_NAME, "_tinydiff_version": tinydiff.__version__,
-                "unet": ["diffusers", "UNet2DConditionModel"], "motion_adapter": ["diffusers", "MotionAdapter"],
-                "vae": ["diffusers", type(self.vae).__name__],
-                "text_encoder": ["transformers", type(self.text_encoder).__name__],
-                "tokenizer": ["transformers", "PreTrainedTokenizerFast"], "scheduler": ["diffusers", kind],
-                GUIDANCE_SCALE_KEY: scale, NUM_FRAMES_KEY: self.num_frames})
+                "_class_name": CLASS_NAME, "_tinydiff_version": tinydiff.__version__, **parts,
+                "motion_adapter": ["diffusers", "MotionAdapter"], GUIDANCE_SCALE_KEY: scale,
+                NUM_FRAMES_KEY: self.num_frames})
 
         ckpt.write_folder_atomically(path, write)
 
@@ -194,14 +179,8 @@ class TextToVideoPipeline:
         inflated with the motion adapter (UNetMotionModel.from_unet2d). FileNotFoundError for a
         missing part, ValueError for a wrong one, each naming the file."""
         path = Path(path)
-        ckpt.recover_folder(path)
-        if not is_text_to_video_folder(path):
-            raise FileNotFoundError(f"{path}: not a text-to-video pipeline folder (expected model_index.json with "
-                                    f"_class_name {CLASS_NAME!r})")
-        index = ckpt.check_pipeline_index(path)
-        for part in ("motion_adapter", "vae", "text_encoder", "tokenizer", "scheduler"):
-            if part not in index or not (path / part).is_dir():
-                raise FileNotFoundError(f"{path}: a {CLASS_NAME} folder needs {part}/ (and its entry in model_index.json)")
+        index = read_text_index(path, CLASS_NAME, "text-to-video",
+                                ("motion_adapter", "vae", "text_encoder", "tokenizer", "scheduler"))
         image_unet = ckpt.load_model(path / "unet")
         if not isinstance(image_unet, UNet2DConditionModel):
             raise ValueError(f"{path / 'unet'}: holds a {type(image_unet).__name__}, expected a UNet2DConditionModel")
@@ -212,11 +191,8 @@ class TextToVideoPipeline:
             raise ValueError(f"{path / 'motion_adapter'}: {err}") from None
         vae = load_vae_folder(path / "vae")
         text_encoder, tokenizer = load_text_encoder(path)
-        config_file = path / "scheduler" / "scheduler_config.json"
-        config = ckpt.read_json(config_file)
-        kind = SCHEDULER_KINDS.get(config.get("_class_name"), "ddpm")
+        scheduler = read_scheduler(path)
         try:
-            scheduler = scheduler_from_config(kind, {k: v for k, v in config.items() if not k.startswith("_")})
             return cls(unet, vae, text_encoder, tokenizer, scheduler,
                        guidance_scale=index.get(GUIDANCE_SCALE_KEY, DEFAULT_GUIDANCE_SCALE),
                        num_frames=index.get(NUM_FRAMES_KEY, 8))
@@ -226,13 +202,7 @@ class TextToVideoPipeline:
 
 def is_text_to_video_folder(path):
     """Whether `path` holds a model_index.json naming TextToVideoPipeline."""
-    index = Path(path) / "model_index.json"
-    if not index.is_file():
-        return False
-    try:
-        return ckpt.read_json(index).get("_class_name") == CLASS_NAME
-    except ValueError:
-        return False
+    return is_pipeline_folder(path, CLASS_NAME)
 
 
 def frame_by_frame(pipeline, prompts, num_frames, seed, guidance_scale=None, num_inference_steps=25, progress=False):

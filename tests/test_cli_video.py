@@ -87,3 +87,23 @@ def test_train_refuses_image_flags_and_odd_batches(tiny_t2i_dir, tmp_path):
         main(train_argv(tiny_t2i_dir, tmp_path / "a") + ["--latent", str(tiny_t2i_dir / "vae")])
     with pytest.raises(SystemExit, match="multiple of 4"):
         main(train_argv(tiny_t2i_dir, tmp_path / "b")[:-2] + ["--batch-size", "6", "--out", str(tmp_path / "b")])
+
+
+def test_the_shipped_video_pipeline_and_sample_without_model(tmp_path):
+    from tinydiff.pipelines.checkpoint import load_model
+    from tinydiff.pipelines.text_to_video import unet2d_of
+    from tinydiff.pretrained import text2image_dir, text2video_dir
+    from tinydiff.pretrained.train_video import NUM_FRAMES
+
+    folder = text2video_dir()
+    pipe = TextToVideoPipeline.from_pretrained(folder)
+    assert pipe.num_frames == NUM_FRAMES and not pipe.unet.config["use_motion_mid_block"]
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size < 8e6, size  # issue 16: at most 8 MB more, float16
+    # motion modules on the FROZEN text-to-image UNet: its image layers are the shipped ones, bit for bit
+    shipped, ours = load_model(text2image_dir() / "unet").state_dict(), unet2d_of(pipe.unet).state_dict()
+    assert all(np.array_equal(shipped[k], ours[k]) for k in shipped)
+    argv = ["sample", "--prompt", "a green triangle moving left", "--num", "1", "--steps", "2", "--frames", "3",
+            "--npz", str(tmp_path / "c.npz"), "--out", str(tmp_path / "c.gif")]
+    assert main(argv) == 0  # a prompt of motion and no --model: the shipped video pipeline
+    assert np.load(tmp_path / "c.npz")["samples"].shape == (1, 3, 3, 32, 32)

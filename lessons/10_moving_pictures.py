@@ -18,6 +18,12 @@
 # frame, and only learns what time adds.
 #
 # Run: `python lessons/10_moving_pictures.py [--num N] [--steps S] [--out DIR] [--fast] [--model DIR]`.
+# Measured on 2 cores (the shipped model, --num 16, 10 steps): 1.2 minutes; --fast about 35 s.
+#
+# **An honest note.** The shipped motion modules learnt half of the job: the shape stays one shape and moves
+# smoothly (its path wobbles 10 times less than frame by frame), but the direction the caption asks for is
+# not learnt: 17% of clips move within 30 degrees of it, what a random direction scores (60 / 360). Part 3
+# shows both; the end of the lesson says what we think is missing.
 
 # %%
 import json
@@ -197,12 +203,23 @@ if results.is_file():
 
 # %% [markdown]
 # ## What to notice
-# - Frame by frame, every frame is a valid shape, yet the clip is not a clip: the checks that look across
-#   frames (constant, direction, smooth) fail, and the centroid jumps by many pixels a frame.
-# - The video model's frames are the image model's layers too; only the motion modules connect them, and that
-#   is enough for one shape to keep its colour and move the captioned way.
-# - The states of "a red circle" do not change when "moving right" follows (the causal mask): the motion comes
-#   in through the later positions, which the frozen cross-attention reads.
+# Measured on the shipped model (benchmarks/bench_video.py: 500 clips, DPM-Solver++ 10 steps, guidance 4; the
+# baseline on 60 clips): frames valid 90.8% (frame by frame 94.8%), median jerk 2.2 px against 21.1 px frame by
+# frame (real clips: 0), smooth paths (jerk <= 1 px) 20.0% against 0%; direction within 30 degrees 17.4%
+# against 15.0%, all checks 2.2%.
+# - Frame by frame, every frame is a valid shape of the right colour, yet the clip is not a clip: the size
+#   and the place change every frame, the centroid jumps 21 px a frame, no path is smooth.
+# - The video model's frames come from the same image layers; only the motion modules connect them, and that
+#   is enough to keep one shape in one place, drifting a little (the paths above), ten times steadier.
+# - It does not move the way the caption says. The motion words reach the frozen UNet only through the
+#   states after "moving" (the causal mask keeps "a red circle" exactly as the image model knows it), and
+#   "left" and "right" already mean *places* to that UNet. In 2000 steps (20 minutes) neither the motion
+#   modules with the four new token rows, nor the whole UNet trained for 700 steps, learnt to turn those
+#   states into a direction (20% within 30 degrees for the whole UNet on 60 clips, as for the motion modules).
+#   What we would try next: much longer training (AnimateDiff trains for days), LoRA on the cross-attention's
+#   to_k and to_v so the frozen UNet can read the new words, or motion words that are not place words.
+# - The temporal attention of the trained modules is local in time: each frame looks most at itself and its
+#   neighbours (a band along the diagonal), with the first and last frames in blocks of their own.
 
 # %%
 minutes = (time.perf_counter() - started) / 60
@@ -216,5 +233,6 @@ assert all(np.isfinite(losses).all() for _, _, losses in curves)
 if not args.fast and args.model is None:  # the shipped model's claims (what the prose above reports)
     v, b = video_result.summary(), flicker_result.summary()
     assert b["median_jerk"] > 3 * max(v["median_jerk"], 0.5), (v, b)  # frame by frame jumps about
-    assert v["constant"] > b["constant"] + 0.3 and v["direction_right"] > b["direction_right"] + 0.3, (v, b)
+    assert v["smooth"] > b["smooth"] and v["frames_valid"] >= 0.85, (v, b)
+    assert diag.mean() > 1.2 / F, diag  # a frame attends to itself more than uniformly
 print("all checks passed")

@@ -46,3 +46,30 @@ def tiny_clip_dir(tmp_path_factory):
     encoder.save_pretrained(folder / "text_encoder")
     tokenizer.save(folder / "tokenizer")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_t2i_dir(tiny_clip_dir, tmp_path_factory):
+    """A TextToImagePipeline folder with a tiny random UNet (block_out_channels (8, 16), cross-
+    attention to tiny_clip_dir's 16-wide text encoder), the shipped Shapes VAE and DDIM with
+    v-prediction: what the text-to-video tests inflate."""
+    import numpy as np
+
+    from tinydiff.diffusion import DDIMScheduler
+    from tinydiff.models.unet_condition import UNet2DConditionModel
+    from tinydiff.pipelines.latent import load_vae_folder
+    from tinydiff.pipelines.text_encoding import load_text_encoder
+    from tinydiff.pipelines.text_to_image import TextToImagePipeline
+    from tinydiff.pretrained import HERE
+
+    text_encoder, tokenizer = load_text_encoder(tiny_clip_dir)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16),
+                                down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+                                cross_attention_dim=16, attention_head_dim=2, norm_num_groups=8,
+                                rng=np.random.default_rng(3))
+    scheduler = DDIMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False)
+    folder = tmp_path_factory.mktemp("t2i") / "pipe"
+    TextToImagePipeline(unet, load_vae_folder(HERE / "shapes_latent" / "vae"), text_encoder, tokenizer, scheduler,
+                        guidance_scale=2.0).save_pretrained(folder)
+    return folder

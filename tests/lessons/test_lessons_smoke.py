@@ -33,6 +33,9 @@ CASES = [
     ("07_guidance.py", ["scores_2d.png", "samples_2d_s1_vs_s4.png", "glyphs_by_scale.png", "tradeoff_glyphs.png"]),
     ("08_words_to_pictures.py", ["clip_training_curves.png", "clip_similarity.png", "prompt_grid.png",
                                  "cross_attention_maps.png", "guidance_scales.png", "held_out_pairs.png"]),
+    ("10_moving_pictures.py", ["real_clips.gif", "real_clips.png", "video_model.gif", "frame_by_frame.gif",
+                               "frame_by_frame_vs_video.png", "centroid_paths.png", "checks.png",
+                               "temporal_attention.png", "motion_vs_whole_unet.png"]),
 ]
 
 

@@ -1,5 +1,6 @@
 """`tinydiff sample`: draw images from a trained model folder (or a shipped one: the glyph model,
-or with --prompt the text-to-image pipeline) to a PNG grid, an animated GIF of the reverse process and/or an .npz of the raw arrays. Every output
+or with --prompt the text-to-image pipeline; clips from a text-to-video folder,
+tinydiff.cli.sample_video) to a PNG grid, an animated GIF of the reverse process and/or an .npz of the raw arrays. Every output
 is checked before the model is even loaded."""
 
 from pathlib import Path
@@ -19,7 +20,9 @@ def add_sample_parser(sub):
     p.add_argument("--scheduler", default="ddim", choices=("ddpm", "ddim", "dpm"),
                    help="sampler: ddpm (ancestral), ddim, dpm (DPM-Solver++ 2M); default ddim")
     p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
-    p.add_argument("--num", type=positive_int, default=64, help="how many samples (default 64)")
+    p.add_argument("--num", type=positive_int, default=None, help="how many samples (default 64; clips: 8)")
+    p.add_argument("--frames", type=positive_int, default=None, metavar="F",
+                   help="a text-to-video model's clip length: at most the length it was trained on (the default)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
     p.add_argument("--label", type=int, action="append",
@@ -232,16 +235,23 @@ def cmd_sample(args):
                          f"(drop --eta, or use --scheduler ddim)")
     if args.seed < 0:
         raise SystemExit(f"tinydiff sample: --seed must be >= 0, got {args.seed}")
+    from tinydiff.cli.sample_video import default_text_to_video_dir, sample_text_to_video
     from tinydiff.pipelines.text_conditioning import text_run_settings
     from tinydiff.pipelines.text_to_image import is_text_to_image_folder
+    from tinydiff.pipelines.text_to_video import is_text_to_video_folder
 
     if args.model is not None:
         folder = args.model
-    elif args.prompt is not None or args.negative_prompt is not None:
-        folder = default_text_to_image_dir()
+    elif args.prompt is not None or args.negative_prompt is not None:  # a prompt of motion: the video pipeline
+        folder = default_text_to_video_dir() if " moving" in f" {args.prompt or ''}".lower() else default_text_to_image_dir()
     else:
         folder = default_model_dir()
 
+    if is_text_to_video_folder(folder):
+        return sample_text_to_video(args, folder)
+    if args.frames is not None:
+        raise SystemExit(f"tinydiff sample: --frames is a text-to-video model's clip length; {folder} is not one")
+    args.num = 64 if args.num is None else args.num
     if is_text_to_image_folder(folder) or text_run_settings(folder) is not None:  # final/ or a checkpoint
         return sample_text_to_image(args, folder)
     if args.prompt is not None or args.negative_prompt is not None or args.lora:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tinydiff.cli.flag_types import (decay, drop_probability, flag_list, int_list, nonnegative_float, nonnegative_int,
                                 positive_float, positive_int)
+from tinydiff.cli.train_video import VIDEO_DATASET, add_video_flags, check_video_flags, train_text_to_video
 from tinydiff.recipes import RECIPES
 
 TEXT_DATASET = "shapes-captions"  # captioned Shapes: trains a text-to-image model
@@ -49,10 +50,11 @@ def add_train_parser(sub):
         "Train a diffusion model on CPU. Image data sets train a UNet2DModel, the 2-D toys an MLP. "
         "Writes OUT/checkpoints (resumable with --resume), OUT/samples (grids) and OUT/final (the "
         "EMA weights, loadable with `tinydiff sample --model OUT/final`)."))
-    p.add_argument("--dataset", required=True, choices=DATASETS + (TEXT_DATASET,), help="what to learn: generated "
-                   "on the fly (glyphs, shapes, 2-D toys; shapes-captions: shapes with captions, for a text-to-image "
-                   "model with --text-encoder and --latent) or your own files (mnist: a folder of idx files, "
-                   "folder: images)")
+    p.add_argument("--dataset", required=True, choices=DATASETS + (TEXT_DATASET, VIDEO_DATASET), help="what to learn: "
+                   "generated on the fly (glyphs, shapes, 2-D toys; shapes-captions: shapes with captions, for a "
+                   "text-to-image model with --text-encoder and --latent; moving-shapes: captioned clips, for a "
+                   "text-to-video model inflated from a text-to-image one) or your own files (mnist: a folder of idx "
+                   "files, folder: images)")
     p.add_argument("--warmup-steps", type=nonnegative_int, default=100, help="linear warm-up steps (default 100)")
     p.add_argument("--channels", type=int_list, default=(32, 64, 64),
                    help="UNet block_out_channels, one per resolution (default 32,64,64)")
@@ -88,6 +90,7 @@ def add_train_parser(sub):
                    help="with --latent: how many images are encoded once and trained on (default 8192)")
     p.add_argument("--recipe", choices=sorted(RECIPES), help="the flags of a named training run, e.g. glyphs: the "
                    "shipped glyph model's; flags you give override them (tinydiff/recipes.py)")
+    add_video_flags(p)
     add_run_flags(p, steps=3000, batch_size=64, ema_decay=0.999, checkpoint_every=500, sample_every=500,
                   samples="sample grids")
     p.set_defaults(func=cmd_train)
@@ -196,6 +199,9 @@ def cmd_train(args):
         settings = train_settings(args)
         state, removal = prepare_run_folder(args, TRAIN_PARTS, command_defaults("train", args), settings)
         check_text_flags(args)
+        check_video_flags(args)
+        if args.dataset == VIDEO_DATASET:
+            return train_text_to_video(args, state, removal, settings)
         if args.dataset == TEXT_DATASET:
             return train_text_to_image(args, state, removal, settings)
         data = make_source(args.dataset, args.batch_size, args.seed, image_size=args.image_size,

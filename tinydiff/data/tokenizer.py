@@ -6,6 +6,8 @@ Vocabulary, in id order:
     0 <pad>  1 <bos>  2 <unk>  3 <eos>      special tokens
     4 .. 11                                 RARE_WORDS ("sks", ...), reserved for new concepts
     12 ..                                   CAPTION_WORDS, the caption grammar's words
+    then                                    words added later (add_tokens), e.g. the motion
+                                            words of tinydiff.data.moving_shapes
 
 Why eos is not 2: transformers' CLIPTextModel pools the text at the eos token's position, but
 when config.eos_token_id == 2 (the value of CLIP's legacy configs) it pools at the highest
@@ -68,6 +70,28 @@ class WordTokenizer:
     @property
     def vocab_size(self):
         return len(self.tokens)
+
+    def __len__(self):
+        """The number of tokens, added ones included (transformers' len(tokenizer))."""
+        return len(self.tokens)
+
+    def add_tokens(self, new_tokens):
+        """Append words to the vocabulary, as transformers' add_tokens: each new word gets the
+        next id, so every existing id keeps its meaning (a trained text encoder's rows stay
+        right; grow its table with resize_token_embeddings(len(tokenizer))). Words already known
+        are skipped. A word must be one word of split_words (lower case, no spaces, no mixed
+        punctuation), or prompts could never produce it. Returns how many were added."""
+        if isinstance(new_tokens, str) or not isinstance(new_tokens, (list, tuple)):
+            raise TypeError(f"new_tokens: expected a list of str, got {type(new_tokens).__name__}")
+        added = 0
+        for word in new_tokens:
+            if not isinstance(word, str) or split_words(word) != [word]:
+                raise ValueError(f"new_tokens: {word!r} is not one lower-case word as prompts are split")
+            if word not in self.vocab:
+                self.vocab[word] = len(self.tokens)
+                self.tokens = self.tokens + (word,)
+                added += 1
+        return added
 
     def tokenize(self, prompt):
         """The prompt's words, checked: 'Top left: a circle' -> ['top', 'left', ':', 'a', 'circle']."""

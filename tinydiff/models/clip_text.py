@@ -22,7 +22,7 @@ import numpy as np
 from tinydiff.models.checks import check_divisible, check_model_size, config_int, config_number
 from tinydiff.models.clip_text_blocks import (ACTIVATIONS, CLIPEncoder, CLIPEncoderLayer, CLIPTextEmbeddings,
                                               init_like_transformers, normal_)
-from tinydiff.nn import LayerNorm, Linear, Module
+from tinydiff.nn import LayerNorm, Linear, Module, Parameter
 from tinydiff.nn.checks import describe
 from tinydiff.nn.init import generator
 
@@ -159,6 +159,35 @@ class CLIPTextModel(Module):
 
     def backward(self, grad_last_hidden_state=None, grad_pooler_output=None):
         return self.text_model.backward(grad_last_hidden_state, grad_pooler_output)
+
+    def resize_token_embeddings(self, new_num_tokens, rng=None):
+        """Grow (or shrink) the token embedding table to new_num_tokens rows, as transformers'
+        PreTrainedModel.resize_token_embeddings, after WordTokenizer.add_tokens appended words.
+
+        Rows kept keep their values; a new row starts at the mean of the old rows (transformers'
+        mean_resizing: a new word then reads as an "average" word, not as a random vector far
+        from every trained one), plus N(0, 1e-9 cov) noise drawn from rng when given (as
+        transformers does; None adds none). config["vocab_size"] follows. Call it before
+        building an optimizer: the table becomes a new Parameter. Returns the new table.
+        """
+        table = self.text_model.embeddings.token_embedding
+        new_num_tokens = config_int(new_num_tokens, "new_num_tokens", type(self).__name__)
+        special = max(self.config[k] for k in TOKEN_FIELDS)
+        if new_num_tokens <= special:
+            raise ValueError(f"new_num_tokens: {new_num_tokens} would drop the special token id {special}")
+        old = table.weight.data
+        rows = old[:new_num_tokens]
+        if new_num_tokens > len(old):
+            mean = old.astype(np.float64).mean(axis=0)
+            grown = np.repeat(mean[None, :], new_num_tokens - len(old), axis=0)  # (K, D)
+            if rng is not None:
+                cov = np.cov(old.astype(np.float64), rowvar=False) * 1e-9
+                grown = grown + generator(rng).multivariate_normal(np.zeros(len(mean)), cov, size=len(grown))
+            rows = np.concatenate([old, grown.astype(old.dtype)])
+        table.weight = Parameter(np.ascontiguousarray(rows))
+        table.num_embeddings = new_num_tokens
+        self.config["vocab_size"] = new_num_tokens
+        return table
 
     def save_pretrained(self, path, dtype=np.float32):
         """Write config.json + model.safetensors, a folder transformers' from_pretrained loads."""

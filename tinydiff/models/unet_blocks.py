@@ -33,23 +33,35 @@ class TimestepEmbedding(Module):
         return self.linear_1.backward(self.act.backward(self.linear_2.backward(grad_out)))
 
 
-def attend(block, attention, h, context):
-    """h through the attention after a resnet: self-attention, or, in a block with
-    has_cross_attention, a Transformer2DModel that also reads context (encoder_hidden_states)."""
-    return attention(h, context) if block.has_cross_attention else attention(h)
+class LayeredBlock(Module):
+    """What the down and up blocks share: what follows each resnet.
+
+    attend(i, h, context) is h after resnet i: unchanged, through attentions[i]'s
+    self-attention, or, in a block with has_cross_attention, through a Transformer2DModel that
+    also reads context (encoder_hidden_states). The video UNet's blocks
+    (tinydiff.models.motion_blocks) override it to add a motion module after it."""
+
+    has_cross_attention = False
+
+    def attend(self, i, h, context):
+        if self.attentions is None:
+            return h
+        return self.attentions[i](h, context) if self.has_cross_attention else self.attentions[i](h)
+
+    def attend_backward(self, i, grad_out):
+        """attend's backward: (dh, d context), the latter 0.0 without cross-attention."""
+        if self.attentions is None:
+            return grad_out, 0.0
+        if self.has_cross_attention:
+            return self.attentions[i].backward(grad_out)
+        return self.attentions[i].backward(grad_out), 0.0
 
 
-def attend_backward(block, attention, grad_out):
-    """attend's backward: (dh, d context), the latter 0.0 for self-attention."""
-    return attention.backward(grad_out) if block.has_cross_attention else (attention.backward(grad_out), 0.0)
-
-
-class DownBlock2D(Module):
+class DownBlock2D(LayeredBlock):
     """forward(h (B, C_in, H, W), temb) -> (h_out, skips): skips are the output of each resnet
     (and of the downsampler, when there is one); h_out is the last of them."""
 
     has_attention = False
-    has_cross_attention = False
 
     def __init__(self, in_channels, out_channels, temb_channels, num_layers=1, add_downsample=True,
                  groups=32, eps=1e-5, dropout=0.0, attention_head_dim=8, rng=None):
@@ -66,9 +78,10 @@ class DownBlock2D(Module):
         self.downsamplers = ModuleList([Downsample2x(out_channels, rng=rng)]) if add_downsample else None
 
     def layers(self):
-        """The modules that produce each skip, in forward order."""
+        """The modules that produce each skip, in forward order, each with the index i of
+        attend(i, ...) after it (None after the downsampler)."""
         for i, resnet in enumerate(self.resnets):
-            yield (resnet, self.attentions[i] if self.attentions is not None else None)
+            yield (resnet, i)
         if self.downsamplers is not None:
             yield (self.downsamplers[0], None)
 
@@ -84,27 +97,23 @@ class DownBlock2D(Module):
     def run(self, h, temb, context):
         """forward, with the attentions reading context when the block has cross-attention."""
         skips = []
-        for layer, attention in self.layers():
-            h = layer(h, temb) if isinstance(layer, ResnetBlock2D) else layer(h)
-            if attention is not None:
-                h = attend(self, attention, h, context)
+        for layer, i in self.layers():
+            h = layer(h) if i is None else self.attend(i, layer(h, temb), context)
             skips.append(h)
         return h, skips
 
     def run_backward(self, grad_out, grad_skips):
         """backward, also returning d context: (dh, dtemb, dcontext)."""
         g, dtemb, dcontext = grad_out, 0.0, 0.0
-        for (layer, attention), dskip in reversed(list(zip(self.layers(), grad_skips))):
+        for (layer, i), dskip in reversed(list(zip(self.layers(), grad_skips))):
             if dskip is not None:
                 g = g + dskip
-            if attention is not None:
-                g, dc = attend_backward(self, attention, g)
-                dcontext = dcontext + dc
-            if isinstance(layer, ResnetBlock2D):
-                g, dt = layer.backward(g)
-                dtemb = dtemb + dt
-            else:
+            if i is None:
                 g = layer.backward(g)
+                continue
+            g, dc = self.attend_backward(i, g)
+            g, dt = layer.backward(g)
+            dtemb, dcontext = dtemb + dt, dcontext + dc
         return g, dtemb, dcontext
 
 
@@ -149,12 +158,11 @@ class UNetMidBlock2D(Module):
         return g, dtemb + dt
 
 
-class UpBlock2D(Module):
+class UpBlock2D(LayeredBlock):
     """forward(h, skips, temb): each resnet first concatenates the next skip (taken from the
     end of `skips`) onto h's channels; then optionally doubles the resolution."""
 
     has_attention = False
-    has_cross_attention = False
 
     def __init__(self, in_channels, prev_output_channels, out_channels, temb_channels, num_layers=2,
                  add_upsample=True, groups=32, eps=1e-5, dropout=0.0, attention_head_dim=8, rng=None):
@@ -189,8 +197,7 @@ class UpBlock2D(Module):
             skip = skips[len(skips) - 1 - i]
             h_channels.append(h.shape[1])
             h = resnet(np.concatenate([h, skip], axis=1), temb)  # (B, C_h + C_skip, H, W)
-            if self.attentions is not None:
-                h = attend(self, self.attentions[i], h, context)
+            h = self.attend(i, h, context)
         self.save_for_backward(h_channels)
         if self.upsamplers is not None:
             h = self.upsamplers[0](h)
@@ -203,11 +210,9 @@ class UpBlock2D(Module):
         n = len(self.resnets)
         dtemb, dcontext, dskips = 0.0, 0.0, [None] * n
         for i in reversed(range(n)):
-            if self.attentions is not None:
-                g, dc = attend_backward(self, self.attentions[i], g)
-                dcontext = dcontext + dc
+            g, dc = self.attend_backward(i, g)
             dcat, dt = self.resnets[i].backward(g)
-            dtemb = dtemb + dt
+            dtemb, dcontext = dtemb + dt, dcontext + dc
             g, dskips[n - 1 - i] = dcat[:, : h_channels[i]], dcat[:, h_channels[i]:]
         return g, dskips, dtemb, dcontext
 

@@ -56,12 +56,19 @@ def null_labels_for_guidance(model, guidance_scale, class_labels):
 
 
 def check_shape(model, shape):
-    """shape (B, C, H, W) for an image model, (B, D) for points, matching the model's config."""
-    if (not isinstance(shape, (tuple, list)) or len(shape) not in (2, 4)
+    """shape (B, C, H, W) for an image model, (B, C, F, H, W) for a video model (config
+    motion_max_seq_length), (B, D) for points, matching the model's config."""
+    if (not isinstance(shape, (tuple, list)) or len(shape) not in (2, 4, 5)
             or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in shape)):
-        raise ValueError(f"shape: expected (B, C, H, W) or (B, D) of positive integers, got {shape!r}")
+        raise ValueError(f"shape: expected (B, C, H, W), (B, C, F, H, W) or (B, D) of positive integers, got {shape!r}")
     config = getattr(model, "config", {})
-    if "in_channels" in config and "sample_size" in config:  # an image model (UNet2DModel)
+    if "motion_max_seq_length" in config:  # a video model (UNetMotionModel): F frames of H x W
+        factor = 2 ** (len(config["block_out_channels"]) - 1)
+        if (len(shape) != 5 or shape[1] != config["in_channels"] or shape[2] > config["motion_max_seq_length"]
+                or shape[3] % factor or shape[4] % factor):
+            raise ValueError(f"shape: the {type(model).__name__} takes (B, {config['in_channels']}, F, H, W) with F <= "
+                             f"{config['motion_max_seq_length']} and H, W divisible by {factor}, got {tuple(shape)}")
+    elif "in_channels" in config and "sample_size" in config:  # an image model (UNet2DModel)
         factor = 2 ** (len(config.get("block_out_channels", (0,))) - 1)
         if len(shape) != 4 or shape[1] != config["in_channels"] or shape[2] % factor or shape[3] % factor:
             raise ValueError(f"shape: the {type(model).__name__} takes (B, {config['in_channels']}, H, W) with H and "
@@ -181,7 +188,7 @@ def sample(model, scheduler, shape, rng, num_inference_steps=50, class_labels=No
         (x_t, t, encoder_hidden_states).
     scheduler : DDPMScheduler, DDIMScheduler or DPMSolverMultistepScheduler
     shape : tuple
-        (B, C, H, W) for images, (B, D) for points.
+        (B, C, H, W) for images, (B, C, F, H, W) for clips (a UNetMotionModel), (B, D) for points.
     rng : numpy.random.Generator
         Draws x_T and the noise of stochastic steps.
     num_inference_steps : int

@@ -23,12 +23,13 @@ from tinydiff.nn import lora_model
 from tinydiff.pipelines import lora_files
 from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, check_guidance
 from tinydiff.pipelines.latent import decode_latents, load_vae_folder
-from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
+from tinydiff.pipelines.sampling import sample
 from tinydiff.pipelines.text_encoding import encode_prompts, load_text_encoder
+from tinydiff.pipelines.text_pipeline_parts import (check_text_parts, is_pipeline_folder, read_scheduler,
+                                                    read_text_index, scheduler_kind, write_text_parts)
 
 CLASS_NAME = "TextToImagePipeline"
 DEFAULT_GUIDANCE_SCALE = 7.5  # Stable Diffusion's, when a folder recommends none
-SCHEDULER_KINDS = {"DDPMScheduler": "ddpm", "DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm"}
 
 
 def as_prompt_list(value, name, count=None):
@@ -59,15 +60,7 @@ class TextToImagePipeline:
     """
 
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, guidance_scale=DEFAULT_GUIDANCE_SCALE):
-        width = unet.config.get("cross_attention_dim")
-        if width is None:
-            raise ValueError(f"unet: expected a text-conditional UNet2DConditionModel, got a {type(unet).__name__}")
-        if width != text_encoder.config["hidden_size"]:
-            raise ValueError(f"unet: cross_attention_dim={width}, but the text encoder's hidden_size is "
-                             f"{text_encoder.config['hidden_size']}")
-        if unet.config["in_channels"] != vae.config["latent_channels"]:
-            raise ValueError(f"unet: in_channels={unet.config['in_channels']}, but the VAE has latent_channels="
-                             f"{vae.config['latent_channels']}")
+        check_text_parts(unet, vae, text_encoder)
         self.unet, self.vae, self.text_encoder, self.tokenizer, self.scheduler = \
             unet, vae, text_encoder, tokenizer, scheduler
         self.guidance_scale, _ = check_guidance(guidance_scale, 0.0)
@@ -209,25 +202,13 @@ class TextToImagePipeline:
         if self.adapted_parts():
             raise ValueError(f"save_pretrained: the {[n for n, _ in self.adapted_parts()]} carry LoRA adapters; "
                              f"save them with save_lora_weights, or fuse_lora() and unload_lora_weights() first")
-        kind = type(self.scheduler).__name__
-        if kind not in SCHEDULER_KINDS:
-            raise TypeError(f"scheduler: expected one of {sorted(SCHEDULER_KINDS)}, got {kind}")
+        scheduler_kind(self.scheduler)  # one a folder can hold, checked before anything is written
 
         def write(tmp):
-            for part, model in (("unet", self.unet), ("vae", self.vae)):
-                (tmp / part).mkdir()
-                ckpt.write_json(tmp / part / ckpt.CONFIG_NAME, ckpt.model_config(model))
-                ckpt.save_arrays(tmp / part / ckpt.WEIGHTS_NAME, model.state_dict(), dtype)
-            self.text_encoder.save_pretrained(tmp / "text_encoder", dtype)
-            self.tokenizer.save(tmp / "tokenizer")
-            (tmp / "scheduler").mkdir()
-            ckpt.write_json(tmp / "scheduler" / "scheduler_config.json",
-                            {"_class_name": kind, **scheduler_config(self.scheduler)})
+            parts = write_text_parts(tmp, {"unet": self.unet, "vae": self.vae}, self.text_encoder, self.tokenizer,
+                                     self.scheduler, dtype)
             ckpt.write_json(tmp / "model_index.json", {
-                "_class_name": CLASS_NAME, "_tinydiff_version": tinydiff.__version__,
-                "unet": ["diffusers", type(self.unet).__name__], "vae": ["diffusers", type(self.vae).__name__],
-                "text_encoder": ["transformers", type(self.text_encoder).__name__],
-                "tokenizer": ["transformers", "PreTrainedTokenizerFast"], "scheduler": ["diffusers", kind],
+                "_class_name": CLASS_NAME, "_tinydiff_version": tinydiff.__version__, **parts,
                 GUIDANCE_SCALE_KEY: scale})
 
         ckpt.write_folder_atomically(path, write)
@@ -238,26 +219,13 @@ class TextToImagePipeline:
         problem is one line naming the file: FileNotFoundError for a missing part, ValueError
         for a wrong one."""
         path = Path(path)
-        ckpt.recover_folder(path)
-        if not is_text_to_image_folder(path):
-            raise FileNotFoundError(f"{path}: not a text-to-image pipeline folder (expected model_index.json with "
-                                    f"_class_name {CLASS_NAME!r})")
-        index = ckpt.check_pipeline_index(path)
-        for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
-            if part not in index or not (path / part).is_dir():
-                raise FileNotFoundError(f"{path}: a {CLASS_NAME} folder needs {part}/ (and its entry in model_index.json)")
+        index = read_text_index(path, CLASS_NAME, "text-to-image", ("vae", "text_encoder", "tokenizer", "scheduler"))
         unet = ckpt.load_model(path / "unet")
         if type(unet).__name__ != "UNet2DConditionModel":
             raise ValueError(f"{path / 'unet'}: holds a {type(unet).__name__}, expected a UNet2DConditionModel")
         vae = load_vae_folder(path / "vae")
         text_encoder, tokenizer = load_text_encoder(path)
-        config_file = path / "scheduler" / "scheduler_config.json"
-        config = ckpt.read_json(config_file)
-        kind = SCHEDULER_KINDS.get(config.get("_class_name"), "ddpm")
-        try:
-            scheduler = scheduler_from_config(kind, {k: v for k, v in config.items() if not k.startswith("_")})
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{config_file}: {err}") from None
+        scheduler = read_scheduler(path)
         scale = index.get(GUIDANCE_SCALE_KEY, DEFAULT_GUIDANCE_SCALE)
         try:
             return cls(unet, vae, text_encoder, tokenizer, scheduler, guidance_scale=scale)
@@ -283,10 +251,4 @@ def lora_scale_of(cross_attention_kwargs):
 
 def is_text_to_image_folder(path):
     """Whether `path` holds a model_index.json naming TextToImagePipeline."""
-    index = Path(path) / "model_index.json"
-    if not index.is_file():
-        return False
-    try:
-        return ckpt.read_json(index).get("_class_name") == CLASS_NAME
-    except ValueError:
-        return False
+    return is_pipeline_folder(path, CLASS_NAME)

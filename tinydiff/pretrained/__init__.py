@@ -9,16 +9,19 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
     shapes_text2image/  the text-to-image pipeline on captioned Shapes (lesson 08): a UNet2DConditionModel
                         on the Shapes VAE's latents, steered by text2image_clip's frozen text encoder
     text2image_clip/    the small CLIP (text and image encoders) trained on captioned Shapes
+    shapes_text2video/  the text-to-video pipeline on Moving Shapes (lesson 10): shapes_text2image's UNet,
+                        frozen, with motion modules, and its text encoder fine-tuned on the motion words
 
     folders.py          where they are, and the glyph judge built from the shipped classifier
     train_glyphs.py     the scripts that trained them, and the settings they used
     train_shapes.py
     train_text2image.py the text-to-image pipeline's parts, CLIP first (TEXT2IMAGE_CLIP)
+    train_video.py      the motion modules and text encoder of shapes_text2video (and the whole-UNet run)
     shipping.py         what the two scripts share
 """
 
 from tinydiff.pretrained.folders import (CLASSIFIER_SIZE, HERE, REFERENCE_SEED, glyph_classifier_dir, glyph_judge,
-                                        glyph_model_dir, missing, text2image_clip_dir, text2image_dir)
+                                        glyph_model_dir, missing, text2image_clip_dir, text2image_dir, text2video_dir)
 
 __all__ = ["CLASSIFIER_SIZE", "HERE", "REFERENCE_SEED", "glyph_classifier_dir", "glyph_judge", "glyph_model_dir",
-           "missing", "text2image_clip_dir", "text2image_dir"]
+           "missing", "text2image_clip_dir", "text2image_dir", "text2video_dir"]

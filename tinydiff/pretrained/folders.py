@@ -21,6 +21,13 @@ def text2image_dir():
     return HERE / "shapes_text2image"
 
 
+def text2video_dir():
+    """The text-to-video pipeline (a TextToVideoPipeline folder: the text-to-image pipeline's
+    unet/ and vae/, motion_adapter/, the text encoder that knows the motion words, tokenizer/,
+    scheduler/) that `tinydiff sample --prompt "... moving ..."` uses by default."""
+    return HERE / "shapes_text2video"
+
+
 def text2image_clip_dir():
     """The CLIP folder whose text encoder the text-to-image pipeline conditions on (text_encoder/,
     tokenizer/, image_encoder/, clip.json with its training curves and retrieval)."""

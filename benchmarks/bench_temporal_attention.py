@@ -1,0 +1,158 @@
+"""Benchmark the video UNet's temporal attention (Guo et al. 2023, sec. 4.2: at every pixel, the
+F frames attend to each other): tinydiff's NumPy reference and Numba kernels against PyTorch,
+forward and forward+backward, float32.
+
+Rows, printed as one table (bench_kernels.py's layout and timing method, torch and Numba
+alternating in one process):
+- "tattn": the attention kernel alone, q, k, v (B H W, heads, F, d): many short sequences, the
+  frames at each pixel, against F.scaled_dot_product_attention;
+- "module": a whole motion module, AnimateDiffTransformer3D (GroupNorm over each clip, proj_in,
+  one TemporalTransformerBlock: two self-attentions over the frames and a GEGLU feed-forward,
+  proj_out, the reshapes between (B F, C, H, W) and (B H W, F, C)) against diffusers'
+  AnimateDiffTransformer3D holding the same weights, with autograd (when diffusers is installed).
+Each row also says how far the outputs are from torch's (max abs difference, float32).
+
+Shapes: the shipped video UNet's two levels (4 clips x 8 frames of the 64-channel text-to-image
+UNet at 8x8 and 4x4, 4 heads of 16) and one AnimateDiff level on Stable Diffusion 1.5 (1 clip x
+16 frames at 32x32, 8 heads of 40, without the reference's module row). --quick: the 4x4 level only.
+FLOPs (multiply-add = 2): attention 4*S*h*F*F*d forward (S = B H W sequences), forward+backward
+3x; the module adds its Linear layers, (4 + 40) * T * C^2 forward for T = S F tokens.
+
+    python benchmarks/bench_temporal_attention.py [--quick] [--out FILE.json]
+"""
+
+import argparse
+from pathlib import Path
+
+try:  # torch before any Numba kernel runs (DESIGN.md, "Benchmarks are side by side and honest")
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = None
+try:
+    from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D as TorchMotionModule
+except ImportError:
+    TorchMotionModule = None
+
+import numpy as np
+from bench_kernels import print_table, run_case, start_run
+from train_cases import write_results
+
+from tinydiff import kernels as K
+from tinydiff.models.motion_blocks import AnimateDiffTransformer3D
+
+# (clips B, frames F, channels C, H = W, heads): the shipped video UNet's levels, then SD 1.5's
+SHAPES = [(4, 8, 64, 8, 4), (4, 8, 64, 4, 4), (1, 16, 320, 32, 8)]
+GROUPS = {64: 8, 320: 32}
+
+
+def max_abs_difference(ours, theirs):
+    return None if theirs is None else float(np.max(np.abs(ours - theirs.detach().numpy())))
+
+
+def kernel_case(clips, frames, channels, hw, heads, rng):
+    s, d = clips * hw * hw, channels // heads
+    q, k, v, dout = (rng.standard_normal((s, heads, frames, d), dtype=np.float32) for _ in range(4))
+
+    def ours(fwd, bwd):
+        def fwd_bwd():
+            out, lse = fwd(q, k, v)
+            bwd(dout, q, k, v, out, lse)
+        return (lambda: fwd(q, k, v)[0]), fwd_bwd
+
+    impls = {"reference": ours(K.attention_forward_ref, K.attention_backward_ref),
+             "numba": ours(K.attention_forward, K.attention_backward)}
+    difference = None
+    if torch is not None:
+        tq, tk, tv = (torch.from_numpy(a).requires_grad_() for a in (q, k, v))
+        tdout = torch.from_numpy(dout)
+
+        def t_fwd():
+            with torch.no_grad():
+                return F.scaled_dot_product_attention(tq, tk, tv)
+
+        def t_fwd_bwd():
+            for t in (tq, tk, tv):
+                t.grad = None
+            F.scaled_dot_product_attention(tq, tk, tv).backward(tdout)
+        impls["torch"] = (t_fwd, t_fwd_bwd)
+        difference = max_abs_difference(impls["numba"][0](), t_fwd())
+    flops = 4 * s * heads * frames * frames * d
+    return impls, flops, 3 * flops, difference
+
+
+def module_case(clips, frames, channels, hw, heads, rng):
+    module = AnimateDiffTransformer3D(heads, channels, norm_num_groups=GROUPS[channels], max_seq_length=frames,
+                                      rng=rng)
+    module.proj_out.weight.data[...] = rng.uniform(-0.1, 0.1, module.proj_out.weight.shape)  # not the zero init
+    x, dout = (rng.standard_normal((clips * frames, channels, hw, hw), dtype=np.float32) for _ in range(2))
+
+    def ours(backend):
+        def fwd():
+            with K.use(backend):
+                return module(x, frames)
+
+        def fwd_bwd():
+            with K.use(backend):
+                module(x, frames)
+                module.backward(dout)
+        return fwd, fwd_bwd
+
+    impls = {"reference": ours("reference"), "numba": ours("fast")}
+    difference = None
+    if TorchMotionModule is not None:
+        theirs = TorchMotionModule(num_attention_heads=heads, attention_head_dim=channels // heads,
+                                   in_channels=channels, norm_num_groups=GROUPS[channels],
+                                   positional_embeddings="sinusoidal", num_positional_embeddings=frames,
+                                   double_self_attention=True)
+        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in module.state_dict().items()}, strict=False)
+        tx, tdout = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dout)
+
+        def t_fwd():
+            with torch.no_grad():
+                return theirs(tx, num_frames=frames)
+
+        def t_fwd_bwd():
+            theirs.zero_grad(set_to_none=True)
+            tx.grad = None
+            theirs(tx, num_frames=frames).backward(tdout)
+        impls["torch"] = (t_fwd, t_fwd_bwd)
+        difference = max_abs_difference(impls["numba"][0](), t_fwd())
+    tokens = clips * frames * hw * hw
+    flops = 44 * tokens * channels**2 + 2 * 4 * clips * hw * hw * frames * frames * channels  # two attentions
+    return impls, flops, 3 * flops, difference
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repeats, the shipped UNet's 4x4 level only (a smoke run: the test suite runs it)")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "temporal_attention.json")
+    args = parser.parse_args(argv)
+    repeats, ref_repeats = (3, 1) if args.quick else (9, 2)
+    env, sgemm = start_run(repeats)
+    rng = np.random.default_rng(0)
+    rows, differences = [], {}
+    for clips, frames, channels, hw, heads in SHAPES[1:2] if args.quick else SHAPES:
+        for kind, case in (("tattn", kernel_case), ("module", module_case)):
+            impls, f1, f2, difference = case(clips, frames, channels, hw, heads, rng)
+            name = f"{kind} B{clips} F{frames} C{channels} {hw}x{hw} h{heads}"
+            differences[name] = difference
+            rows += run_case(name, impls, f1, f2, repeats, ref_repeats,
+                             skip_reference=kind == "module" and channels > 64)
+    for row in rows:
+        row["max_abs_difference_vs_torch"] = differences[row["case"]]
+    print_table(rows, sgemm)
+    print("\nmax abs difference of the forward outputs from torch's (float32):")
+    for name, difference in differences.items():
+        print(f"  {name:<36}{'not installed' if difference is None else format(difference, '.1e')}")
+    print("(numba column: kernels/attention.py's Numba kernel over the B H W (sequence, head) pairs; the module's "
+          "Linear layers are NumPy products on both tinydiff columns; torch's module is diffusers' "
+          "AnimateDiffTransformer3D)")
+    write_results(args.out, {"environment": env, "sgemm_gflops": sgemm, "quick": args.quick, "rows": rows})
+    return rows
+
+
+if __name__ == "__main__":
+    main()

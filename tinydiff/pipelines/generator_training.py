@@ -147,3 +147,25 @@ def diffusion_step_fn(trainer):
         return loss
 
     return step
+
+
+# ---- the 2-D ring (gaussians8): the mode-coverage comparison with the GAN -----------------------
+RING_DIFFUSION = dict(batch_size=256, lr=2e-3, warmup_steps=100, ema_decay=0.995)
+RING_MODEL = dict(data_dim=2, hidden=128, num_blocks=3, time_embed_dim=32)  # lesson 03's denoiser
+
+
+def ring_diffusion(seed, seconds, out_dir, max_steps=None):
+    """An MLPDenoiser (epsilon, linear betas: lesson 03's recipe) trained on gaussians8 for
+    `seconds`; returns (model with its EMA weights, scheduler, training log)."""
+    from tinydiff.models import MLPDenoiser
+    from tinydiff.pipelines.data_sources import make_source
+
+    model = MLPDenoiser(rng=np.random.default_rng(seed), **RING_MODEL)
+    config = TrainConfig(steps=100_000, seed=seed, checkpoint_every=10**9, **RING_DIFFUSION)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,
+                              timestep_spacing="trailing")
+    trainer = Trainer(model, scheduler, make_source("gaussians8", config.batch_size, seed), config, out_dir,
+                      progress=False)
+    log = train_for_seconds(diffusion_step_fn(trainer), seconds, max_steps=max_steps)
+    trainer.ema.copy_to()
+    return model.eval(), scheduler, log

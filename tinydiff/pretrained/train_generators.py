@@ -14,6 +14,7 @@ Run it alone on the machine (benchmarks: "through the lock"): the budget is wall
 """
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -107,8 +108,10 @@ def main(argv=None):
     logs = json.loads(log_path.read_text()) if log_path.is_file() else {}
     judge = glyph_judge()
     for part in PARTS if args.part == "all" else (args.part,):
+        load_before = os.getloadavg()[0]
         logs[part] = train_part(part, pool, args.seconds, args.out, judge, args.probe_every)
-        logs[part]["budget_seconds"] = args.seconds
+        # other work on the machine slows a budgeted run: the 1-minute load average before and after says how much
+        logs[part].update(budget_seconds=args.seconds, load_average=[load_before, os.getloadavg()[0]])
         log_path.write_text(json.dumps(logs, indent=1))
     return logs
 

@@ -38,8 +38,8 @@ from tinydiff.models import MLPDenoiser
 from tinydiff.pipelines import TrainConfig, Trainer, sample
 from tinydiff.pipelines.data_sources import ToyPoints
 from tinydiff.pipelines.gan_training import (
-    GANTrainConfig, glyph_batches, glyph_evaluator, make_glyph_gan, make_ring_gan, ring_batches, ring_evaluator,
-    sample_gan, save_gan, train_gan)
+    glyph_batches, glyph_evaluator, glyph_gan_config, make_glyph_gan, make_ring_gan, ring_batches, ring_evaluator,
+    ring_gan_config, sample_gan, save_gan, train_gan)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_cases import write_results  # noqa: E402
@@ -73,8 +73,7 @@ def ring(args):
         diffusion_sampling = time.perf_counter() - start
         diffusion = gaussians8_coverage(points)
         generator, discriminator = make_ring_gan(seed=seed)
-        config = GANTrainConfig(batch_size=256, lr_g=1e-3, lr_d=1e-3, seed=seed, budget_seconds=seconds,
-                                log_every=100, eval_every=args.eval_every)
+        config = ring_gan_config(seed, budget_seconds=seconds, eval_every=args.eval_every)
         history = train_gan(generator, discriminator, ring_batches(seed, 256), config,
                             evaluate=ring_evaluator(NUM_SAMPLES, seed=seed + 1000))
         start = time.perf_counter()
@@ -107,8 +106,7 @@ def glyphs(args):
 
     judge = glyph_judge(1000)
     generator, discriminator = make_glyph_gan(seed=args.seed)
-    config = GANTrainConfig(batch_size=64, seed=args.seed, budget_seconds=args.budget, log_every=50,
-                            eval_every=args.eval_every)
+    config = glyph_gan_config(args.seed, budget_seconds=args.budget, eval_every=args.eval_every)
     history = train_gan(generator, discriminator, glyph_batches(args.seed, 64), config,
                         evaluate=glyph_evaluator(judge, 256), progress=lambda line: print(line, flush=True))
     rng = np.random.default_rng([args.seed, 99])

@@ -149,13 +149,13 @@ def glyph_table(args, judge):
 
 def ring_comparison(args):
     from tinydiff.metrics.modes import gaussians8_coverage
-    from tinydiff.pipelines.gan_training import GANTrainConfig, make_ring_gan, ring_batches, sample_gan, train_gan
+    from tinydiff.pipelines.gan_training import make_ring_gan, ring_batches, ring_gan_config, sample_gan, train_gan
 
     out = {"GAN": [], "diffusion (DDIM 50)": []}
     for seed in range(args.ring_seeds):
         gen, disc = make_ring_gan(seed)
-        config = GANTrainConfig(batch_size=256, seed=seed, budget_seconds=args.ring_seconds, eval_every=10**9)
-        train_gan(gen, disc, ring_batches(seed, 256), config)
+        config = ring_gan_config(seed=seed, budget_seconds=args.ring_seconds, eval_every=10**9)
+        train_gan(gen, disc, ring_batches(seed, config.batch_size), config)
         out["GAN"].append(gaussians8_coverage(sample_gan(gen, 2500, np.random.default_rng(seed))))
         with tempfile.TemporaryDirectory() as work:
             model, sched, _ = ring_diffusion(seed, args.ring_seconds, work)

@@ -33,6 +33,8 @@ CASES = [
     ("07_guidance.py", ["scores_2d.png", "samples_2d_s1_vs_s4.png", "glyphs_by_scale.png", "tradeoff_glyphs.png"]),
     ("08_words_to_pictures.py", ["clip_training_curves.png", "clip_similarity.png", "prompt_grid.png",
                                  "cross_attention_maps.png", "guidance_scales.png", "held_out_pairs.png"]),
+    ("11_why_diffusion_won.py", ["samples_side_by_side.png", "sampling_cost.png", "ring_modes.png",
+                                 "training_stability.png", "nll_comparison.png"]),
 ]
 
 

@@ -1,6 +1,8 @@
 """Train the small generators lesson 11 compares, each for the same wall-clock budget (4 minutes)
 on the same 8-bit 16x16 glyphs, and ship them (float16) in tinydiff/pretrained/generators/:
 
+    gan/                a DCGAN (generator/, discriminator/, history.json), the gan helper's
+                        tinydiff.pipelines.gan_training, its quality measured over training
     vae/                a PixelVAE (its ELBO is a bound on the 8-bit NLL)
     pixel_transformer/  a PixelTransformer (exact NLL, sampled token by token)
     diffusion/          an unconditional UNet2DModel pipeline (unet/, scheduler/)
@@ -31,7 +33,7 @@ from tinydiff.pipelines.generator_training import (BUDGET_SECONDS, DIFFUSION_SCH
                                                    transformer_step_fn, vae_step_fn)
 from tinydiff.pretrained.folders import HERE, glyph_judge
 
-PARTS = ("vae", "pixel_transformer", "diffusion")
+PARTS = ("gan", "vae", "pixel_transformer", "diffusion")
 TRAIN_SEED = 0  # GlyphDataset seed of the training pool (the judge's reference glyphs use 2000)
 MODEL_SEED = 0
 VAE_MODEL = dict(sample_size=16, latent_dim=16, hidden=512)
@@ -68,6 +70,8 @@ def quality_probe(model, ema, scheduler_config, judge, seed):
 def train_part(part, pool, seconds, out, judge=None, probe_every=None):
     """Train one generator for `seconds`, save it under out/part; returns its log."""
     rng = np.random.default_rng(MODEL_SEED)
+    if part == "gan":
+        return train_gan_part(pool, seconds, out, judge)
     if part == "vae":
         model = PixelVAE(rng=rng, **VAE_MODEL)
         log = train_for_seconds(vae_step_fn(model, pool, TRAIN_SEED), seconds)
@@ -90,6 +94,23 @@ def train_part(part, pool, seconds, out, judge=None, probe_every=None):
     return log
 
 
+def train_gan_part(pool, seconds, out, judge):
+    """The DCGAN on the same pool of glyphs (batches of 64 keyed like the others), its quality
+    (recognised share, FD) measured every 200 steps; saved with its history."""
+    from tinydiff.pipelines.gan_training import glyph_evaluator, glyph_gan_config, make_glyph_gan, save_gan, train_gan
+    from tinydiff.pipelines.generator_training import glyph_batches
+
+    generator, discriminator = make_glyph_gan(MODEL_SEED)
+    batches = glyph_batches(pool, TRAIN_SEED, glyph_gan_config().batch_size)
+    config = glyph_gan_config(seed=TRAIN_SEED, budget_seconds=seconds)
+    evaluate = None if judge is None else glyph_evaluator(judge, num_samples=PROBE_SAMPLES)
+    history = train_gan(generator, discriminator, lambda step: batches(step)[0], config, evaluate)
+    save_gan(out / "gan", generator, discriminator, history)
+    print(f"gan: {history['steps']} steps in {history['train_seconds']:.0f} s", flush=True)
+    return {"steps": history["steps"], "seconds": history["train_seconds"], "quality": history["quality"],
+            "losses": thin([(r["step"], r["seconds"], r["g_loss"]) for r in history["log"]])}
+
+
 def main(argv=None):
     import argparse
 
@@ -109,7 +130,11 @@ def main(argv=None):
     judge = glyph_judge()
     for part in PARTS if args.part == "all" else (args.part,):
         load_before = os.getloadavg()[0]
-        logs[part] = train_part(part, pool, args.seconds, args.out, judge, args.probe_every)
+        try:
+            logs[part] = train_part(part, pool, args.seconds, args.out, judge, args.probe_every)
+        except ImportError as err:  # the GAN comes from tinydiff.pipelines.gan_training
+            print(f"{part}: skipped ({err})", flush=True)
+            continue
         # other work on the machine slows a budgeted run: the 1-minute load average before and after says how much
         logs[part].update(budget_seconds=args.seconds, load_average=[load_before, os.getloadavg()[0]])
         log_path.write_text(json.dumps(logs, indent=1))

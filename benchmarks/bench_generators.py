@@ -14,7 +14,8 @@ pixel transformer, each trained for the same wall-clock budget (4 minutes, one p
                  bounds; the transformer's is exact. +- one standard error over the images
 
 and two more measurements: on gaussians8, the GAN against diffusion over --ring-seeds seeds
-(modes covered of 8, share of samples within 3 sigma of a mode), each trained --ring-seconds;
+(modes covered of 8, share of samples within 3 sigma of a mode; bench_gan.py's ring: lesson 03's
+denoiser trained --ring-steps steps, the GAN for the same wall-clock time);
 and training stability, the GAN's quality over its training beside diffusion's loss and quality.
 
     python benchmarks/bench_generators.py                # the shipped models (minutes)
@@ -27,7 +28,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,9 +41,8 @@ from tinydiff.diffusion.forward import predict_x0_and_epsilon  # noqa: E402
 from tinydiff.diffusion.likelihood import ddpm_bound, to_8bit  # noqa: E402
 from tinydiff.metrics.digit_diversity import confident_digits, digit_coverage, within_digit_diversity  # noqa: E402
 from tinydiff.pipelines import load_pipeline, sample, scheduler_from_config  # noqa: E402
-from tinydiff.pipelines.sampling import scheduler_config  # noqa: E402
 from tinydiff.pipelines.checkpoint import load_model  # noqa: E402
-from tinydiff.pipelines.generator_training import glyphs_8bit, ring_diffusion  # noqa: E402
+from tinydiff.pipelines.generator_training import glyphs_8bit  # noqa: E402
 from tinydiff.pretrained.folders import REFERENCE_SEED, glyph_judge, glyph_model_dir  # noqa: E402
 from tinydiff.pretrained.train_generators import generators_dir  # noqa: E402
 
@@ -148,26 +147,17 @@ def glyph_table(args, judge):
 
 
 def ring_comparison(args):
-    from tinydiff.metrics.modes import gaussians8_coverage
-    from tinydiff.pipelines.gan_training import make_ring_gan, ring_batches, ring_gan_config, sample_gan, train_gan
+    """bench_gan's ring: per seed, lesson 03's denoiser trained --ring-steps steps and the MLP GAN
+    trained for the same wall-clock time, 2500 samples each (diffusion: DDPM, 1000 steps)."""
+    from bench_gan import ring
 
-    out = {"GAN": [], "diffusion (DDIM 50)": []}
-    for seed in range(args.ring_seeds):
-        gen, disc = make_ring_gan(seed)
-        config = ring_gan_config(seed=seed, budget_seconds=args.ring_seconds, eval_every=10**9)
-        train_gan(gen, disc, ring_batches(seed, config.batch_size), config)
-        out["GAN"].append(gaussians8_coverage(sample_gan(gen, 2500, np.random.default_rng(seed))))
-        with tempfile.TemporaryDirectory() as work:
-            model, sched, _ = ring_diffusion(seed, args.ring_seconds, work)
-        ddim = scheduler_from_config("ddim", scheduler_config(sched))
-        points = sample(model, ddim, (2500, 2), np.random.default_rng(seed), 50)
-        out["diffusion (DDIM 50)"].append(gaussians8_coverage(points))
-    summary = {}
-    for name, results in out.items():
-        modes = [r["modes_covered"] for r in results]
-        hq = [r["high_quality_share"] for r in results]
-        summary[name] = {"modes_covered": modes, "high_quality_share": hq}
-    return summary
+    settings = argparse.Namespace(seeds=args.ring_seeds, diffusion_steps=args.ring_steps,
+                                  sampling_steps=args.ring_sampling_steps, eval_every=500)
+    rows = ring(settings)["rows"]
+    return {name: {"modes_covered": [r[key]["modes_covered"] for r in rows],
+                   "high_quality_share": [r[key]["high_quality_share"] for r in rows],
+                   "train_seconds": [r["train_seconds"] for r in rows]}
+            for name, key in (("GAN", "gan"), ("diffusion (DDPM 1000)", "diffusion"))}
 
 
 def print_tables(report):
@@ -181,8 +171,9 @@ def print_tables(report):
         print(f"| {name} | {train} | {r['sample_seconds_per_image']:.4f} | {r['recognised']:.1%} | {r['frechet']:.2f} "
               f"| {r['digits_covered']} | {r['diversity']:.2f} | {nll} |")
     if "ring" in report:
-        print(f"\ngaussians8, {report['settings']['ring_seeds']} seeds, {report['settings']['ring_seconds']:.0f} s "
-              f"of training each; mean +- sd over seeds (per seed in the JSON)")
+        seconds = np.mean(report["ring"]["GAN"]["train_seconds"])
+        print(f"\ngaussians8, {report['settings']['ring_seeds']} seeds, {seconds:.0f} s of training each (the "
+              f"denoiser's {report['settings']['ring_steps']} steps, the GAN the same time); mean +- sd over seeds")
         print("| model | modes covered (of 8) | high-quality share |")
         print("| --- | --- | --- |")
         for name, r in report["ring"].items():
@@ -220,13 +211,14 @@ def main(argv=None):
     parser.add_argument("--nll-images", type=int, default=300)
     parser.add_argument("--strata", type=int, default=50, help="timestep strata of the diffusion bound")
     parser.add_argument("--ring-seeds", type=int, default=5)
-    parser.add_argument("--ring-seconds", type=float, default=20.0)
+    parser.add_argument("--ring-steps", type=int, default=8000, help="the 2-D denoiser's steps (lesson 03's)")
+    parser.add_argument("--ring-sampling-steps", type=int, default=1000, help="its DDPM steps")
     parser.add_argument("--quick", action="store_true", help="a few samples and seconds: a smoke test")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/generators.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.batch, args.steps, args.nll_images, args.strata = 20, 20, [4], 4, 3
-        args.ring_seeds, args.ring_seconds = 1, 0.5
+        args.ring_seeds, args.ring_steps, args.ring_sampling_steps = 1, 50, 20
     judge = glyph_judge()
     started_load = os.getloadavg()[0]
     glyphs, training = glyph_table(args, judge)

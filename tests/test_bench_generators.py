@@ -21,6 +21,6 @@ def test_quick_bench_writes_every_row_and_column(tmp_path):
         assert 0.0 <= row["recognised"] <= 1.0 and row["frechet"] >= 0.0 and 0 <= row["digits_covered"] <= 10, name
     likelihoods = [row for row in rows.values() if "nll_bits_per_dim" in row]
     assert len(likelihoods) == 3 and all(0 < row["nll_bits_per_dim"] < 8 for row in likelihoods)
-    assert set(report["ring"]) == {"GAN", "diffusion (DDIM 50)"}
+    assert set(report["ring"]) == {"GAN", "diffusion (DDPM 1000)"}
     assert all(0 <= m <= 8 for r in report["ring"].values() for m in r["modes_covered"])
     assert report["stability"]["diffusion"] and report["stability"]["GAN"]

@@ -90,9 +90,9 @@ def nll_figure(nlls, title=None):
     colors = ["tab:green" if nlls[n][2] == "exact" else "tab:blue" for n in names]
     ax.barh(names, means, xerr=errors, color=colors, capsize=4)
     for i, n in enumerate(names):
-        ax.text(means[i], i, f"  {means[i]:.2f} ({nlls[n][2]})", va="center", fontsize="small")
+        ax.text(means[i] + errors[i], i, f"  {means[i]:.2f} ({nlls[n][2]})", va="center", fontsize="small")
     ax.set_xlabel("bits per dimension on held-out 8-bit glyphs (lower is better)")
-    ax.set_xlim(0, max(means) * 1.45)
+    ax.set_xlim(0, max(m + e for m, e in zip(means, errors)) * 1.45)
     ax.invert_yaxis()
     if title:
         ax.set_title(title, fontsize="medium")

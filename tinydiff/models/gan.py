@@ -90,7 +90,22 @@ class GANModule(Module):
         return missing + missing_buffers, unexpected
 
 
-class DCGANGenerator(GANModule):
+class LatentGenerator(GANModule):
+    """What both generators share: latents z ~ N(0, I) of config["latent_dim"] and their check."""
+
+    def sample_latents(self, n, rng):
+        """z ~ N(0, I), (n, latent_dim), in the model's dtype."""
+        return rng.standard_normal((n, self.config["latent_dim"])).astype(self.param_dtype())
+
+    def check_latents(self, z):
+        check_float_array(z, "z", ndim=2, dtype=self.param_dtype())
+        if z.shape[1] != self.config["latent_dim"]:
+            raise ValueError(f"{type(self).__name__}: z must be (B, latent_dim={self.config['latent_dim']}), "
+                             f"got {z.shape}")
+        return z
+
+
+class DCGANGenerator(LatentGenerator):
     """forward(z (B, latent_dim)) -> images (B, out_channels, image_size, image_size) in [-1, 1];
     backward(d images) -> dz. See the module docstring for the layers.
 
@@ -126,15 +141,8 @@ class DCGANGenerator(GANModule):
         if weight_init == "dcgan":
             dcgan_init(self, rng)
 
-    def sample_latents(self, n, rng):
-        """z ~ N(0, I), (n, latent_dim), in the model's dtype."""
-        return rng.standard_normal((n, self.config["latent_dim"])).astype(self.param_dtype())
-
     def forward(self, z):
-        check_float_array(z, "z", ndim=2, dtype=self.param_dtype())
-        if z.shape[1] != self.config["latent_dim"]:
-            raise ValueError(f"DCGANGenerator: z must be (B, latent_dim={self.config['latent_dim']}), got {z.shape}")
-        return self.main(z[:, :, None, None])  # (B, Z) -> (B, Z, 1, 1) -> (B, C, S, S)
+        return self.main(self.check_latents(z)[:, :, None, None])  # (B, Z) -> (B, Z, 1, 1) -> (B, C, S, S)
 
     def backward(self, grad_out):
         return self.main.backward(grad_out)[:, :, 0, 0]  # (B, Z, 1, 1) -> (B, Z)
@@ -200,7 +208,7 @@ def check_mlp_config(owner, **values):
     return config
 
 
-class MLPGenerator(Module):
+class MLPGenerator(LatentGenerator):
     """The ring GAN's generator: z (B, latent_dim) -> points (B, data_dim), an MLP with ReLU.
 
     Parameters
@@ -214,15 +222,8 @@ class MLPGenerator(Module):
                                        num_layers=num_layers)
         self.main = Sequential(mlp_layers(latent_dim, hidden, num_layers, data_dim, ReLU, generator(rng)))
 
-    def sample_latents(self, n, rng):
-        """z ~ N(0, I), (n, latent_dim), in the model's dtype."""
-        return rng.standard_normal((n, self.config["latent_dim"])).astype(self.param_dtype())
-
     def forward(self, z):
-        check_float_array(z, "z", ndim=2, dtype=self.param_dtype())
-        if z.shape[1] != self.config["latent_dim"]:
-            raise ValueError(f"MLPGenerator: z must be (B, latent_dim={self.config['latent_dim']}), got {z.shape}")
-        return self.main(z)
+        return self.main(self.check_latents(z))
 
     def backward(self, grad_out):
         return self.main.backward(grad_out)

@@ -205,10 +205,10 @@ def stability(training):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=str(generators_dir()), help="folder of the four generators")
-    parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--batch", type=int, default=250, help="images sampled per batch")
+    parser.add_argument("--samples", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=200, help="images sampled per batch")
     parser.add_argument("--steps", type=int, nargs="+", default=[50, 10], help="DDIM steps of the diffusion rows")
-    parser.add_argument("--nll-images", type=int, default=300)
+    parser.add_argument("--nll-images", type=int, default=200)
     parser.add_argument("--strata", type=int, default=50, help="timestep strata of the diffusion bound")
     parser.add_argument("--ring-seeds", type=int, default=5)
     parser.add_argument("--ring-steps", type=int, default=4000,

@@ -23,7 +23,7 @@
 # Run: `python lessons/11_why_diffusion_won.py [--num N] [--ring-seconds S] [--models DIR] [--out DIR] [--fast]`. The
 # models are the shipped ones (tinydiff/pretrained/generators/; `python -m
 # tinydiff.pretrained.train_generators` retrains them, 4 minutes each); only the small 2-D models of the
-# ring are trained here. The full benchmark (500 samples, the diffusion bound on 300 images, 5 seeds on
+# ring are trained here. The full benchmark (400 samples, the diffusion bound on 200 images, 5 seeds on
 # the ring) is `benchmarks/bench_generators.py`.
 
 # %%
@@ -194,7 +194,7 @@ for name, rows in (("GAN", gan_quality), ("diffusion", diffusion_quality)):
 # fewer bits per pixel is a better model of the data. The transformer's is exact; the VAE's and the
 # diffusion model's are upper bounds (the true NLL of those models is lower by an unknown gap). The GAN
 # has no likelihood at all. The diffusion bound needs a network pass per timestep per image; here it is
-# estimated from 10 strata of timesteps on a few images (the benchmark uses 50 strata and 300 images).
+# estimated from 10 strata of timesteps on a few images (the benchmark uses 50 strata and 200 images).
 
 # %%
 test, _ = glyphs_8bit(3000, 0, 8 if args.fast else 200)

@@ -3,7 +3,7 @@ pixel transformer, each trained for the same wall-clock budget (4 minutes, one p
 2 cores) on the same 8-bit 16x16 glyphs, measured in one table:
 
     train s      training time of the shipped model (its budget) and the steps it bought
-    s/img        sampling wall time per image, in batches of --batch
+    ms/img       sampling wall time per image, in batches of --batch
     recognised   share of samples the shipped glyph classifier files under one digit with p >= 0.9
     FD           Frechet distance of the classifier's features to real glyphs' (GlyphJudge)
     digits       digits (of 10) with >= 2 % of the samples confidently recognised as them
@@ -163,12 +163,12 @@ def ring_comparison(args):
 def print_tables(report):
     print(f"\nglyphs 16x16, 8-bit; {report['settings']['samples']} samples per row; the same budget for all four "
           f"({report['settings']['budget_seconds']:.0f} s); 2 cores")
-    print("| model | train s (steps) | s/img | recognised | FD | digits | diversity | NLL bits/dim |")
+    print("| model | train s (steps) | ms/img | recognised | FD | digits | diversity | NLL bits/dim |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in report["glyphs"].items():
         train = f"{r['train_seconds']:.0f} ({r['train_steps']})" if "train_seconds" in r else "-"
         nll = f"{r['nll_bits_per_dim']:.3f} +- {r['nll_stderr']:.3f}" if "nll_bits_per_dim" in r else "-"
-        print(f"| {name} | {train} | {r['sample_seconds_per_image']:.4f} | {r['recognised']:.1%} | {r['frechet']:.2f} "
+        print(f"| {name} | {train} | {1e3 * r['sample_seconds_per_image']:.3f} | {r['recognised']:.1%} | {r['frechet']:.2f} "
               f"| {r['digits_covered']} | {r['diversity']:.2f} | {nll} |")
     if "ring" in report:
         seconds = np.mean(report["ring"]["GAN"]["train_seconds"])

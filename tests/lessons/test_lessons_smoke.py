@@ -36,6 +36,8 @@ CASES = [
     ("10_moving_pictures.py", ["real_clips.gif", "real_clips.png", "video_model.gif", "frame_by_frame.gif",
                                "frame_by_frame_vs_video.png", "centroid_paths.png", "checks.png",
                                "temporal_attention.png", "motion_vs_whole_unet.png"]),
+    ("11_why_diffusion_won.py", ["samples_side_by_side.png", "sampling_cost.png", "ring_modes.png",
+                                 "training_stability.png", "nll_comparison.png"]),
 ]
 
 

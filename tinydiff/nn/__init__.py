@@ -5,10 +5,12 @@ backward(grad_out) returns the gradient w.r.t. each forward input and adds into 
 parameter's .grad. See tinydiff.nn.module for the contract.
 """
 
-from tinydiff.nn.activation import GELU, Dropout, Identity, QuickGELU, SiLU
+from tinydiff.nn.activation import GELU, Dropout, Identity, LeakyReLU, QuickGELU, ReLU, SiLU, Tanh
 from tinydiff.nn.attention import MultiHeadAttention, ScaledDotProductAttention, attention_probabilities
+from tinydiff.nn.batch_norm import BatchNorm2d
 from tinydiff.nn.contrastive import clip_logits, clip_loss, clip_loss_backward
 from tinydiff.nn.conv import Conv2d, Downsample2x, Upsample2x
+from tinydiff.nn.conv_transpose import ConvTranspose2d
 from tinydiff.nn.embedding import Embedding, SinusoidalTimestepEmbedding
 from tinydiff.nn.linear import Linear
 from tinydiff.nn.loss import cross_entropy, mse_loss
@@ -20,6 +22,7 @@ __all__ = [
     "Parameter", "Module", "ModuleList", "Sequential",
     "Linear", "Conv2d", "Downsample2x", "Upsample2x",
     "GroupNorm", "LayerNorm", "GlobalAvgPool2d", "SiLU", "GELU", "QuickGELU", "Dropout", "Identity",
+    "ConvTranspose2d", "BatchNorm2d", "ReLU", "LeakyReLU", "Tanh",
     "Embedding", "SinusoidalTimestepEmbedding",
     "ScaledDotProductAttention", "MultiHeadAttention", "attention_probabilities",
     "mse_loss", "cross_entropy",

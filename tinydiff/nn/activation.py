@@ -1,4 +1,5 @@
-"""Element-wise layers: SiLU, GELU, QuickGELU, Dropout, Identity. None has parameters."""
+"""Element-wise layers: SiLU, GELU, QuickGELU, Dropout, Identity, ReLU, LeakyReLU, Tanh. None has
+parameters."""
 
 import math
 
@@ -146,3 +147,64 @@ class QuickGELU(Module):
     def backward(self, grad_out):
         x, s = self.saved()
         return grad_out * (s + QUICK_GELU_COEF * x * s * (1.0 - s))
+
+
+class ReLU(Module):
+    """y = max(x, 0); dy/dx = 1 where x > 0, else 0 (PyTorch's choice at x = 0).
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends)."""
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        positive = x > 0
+        self.save_for_backward(positive)
+        return x * positive
+
+    def backward(self, grad_out):
+        (positive,) = self.saved()
+        return grad_out * positive
+
+
+class LeakyReLU(Module):
+    """y = x for x > 0, negative_slope * x otherwise (Maas et al. 2013). PyTorch's default slope is
+    0.01; DCGAN's discriminator uses 0.2 (Radford et al. 2016, sec. 3), so that a fake sample's
+    gradient does not vanish where a unit is off, and the generator keeps learning.
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends)."""
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        if not (isinstance(negative_slope, (int, float)) and math.isfinite(negative_slope)
+                and negative_slope >= 0):
+            raise ValueError(f"LeakyReLU: negative_slope must be a finite number >= 0, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        slope = np.where(x > 0, 1.0, self.negative_slope).astype(x.dtype)  # dy/dx, kept for backward
+        self.save_for_backward(slope)
+        return x * slope
+
+    def backward(self, grad_out):
+        (slope,) = self.saved()
+        return grad_out * slope
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    """y = tanh(x); dy/dx = 1 - y^2, so backward needs only the output. DCGAN's generator ends in
+    it (Radford et al. 2016, sec. 3), so samples lie in [-1, 1] like the data.
+
+    Reference: this class's NumPy code (no fast kernel: it runs as is on both kernel backends)."""
+
+    def forward(self, x):
+        check_float_array(x, "x")
+        y = np.tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad_out):
+        (y,) = self.saved()
+        return grad_out * (1.0 - y * y)

@@ -54,12 +54,14 @@ def model_classes():
     from tinydiff.models import MLPDenoiser, UNet2DModel
     from tinydiff.models.classifier import ConvClassifier
     from tinydiff.models.clip_vision import CLIPConvVisionModel
+    from tinydiff.models.pixel_transformer import PixelTransformer
+    from tinydiff.models.pixel_vae import PixelVAE
     from tinydiff.models.unet_condition import UNet2DConditionModel
     from tinydiff.models.vae import AutoencoderKL
 
     return {"UNet2DModel": UNet2DModel, "MLPDenoiser": MLPDenoiser, "ConvClassifier": ConvClassifier,
             "AutoencoderKL": AutoencoderKL, "CLIPConvVisionModel": CLIPConvVisionModel,
-            "UNet2DConditionModel": UNet2DConditionModel}
+            "UNet2DConditionModel": UNet2DConditionModel, "PixelVAE": PixelVAE, "PixelTransformer": PixelTransformer}
 
 
 def model_from_config(config, source="config"):

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from test_unet_condition import TINY as UNET
 from test_unet_condition_against_diffusers import float64_timesteps
 
 from tinydiff.models import UNet2DConditionModel
@@ -15,9 +16,6 @@ from tinydiff.models.motion import MotionAdapter, UNetMotionModel
 from tinydiff.models.motion_blocks import sinusoidal_positions
 from tinydiff.pipelines.checkpoint import save_model
 
-UNET = dict(sample_size=8, in_channels=3, out_channels=2, block_out_channels=(8, 16), norm_num_groups=4,
-            cross_attention_dim=6, attention_head_dim=2, layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
 ADAPTERS = {
     "mid block, one head count": dict(motion_num_attention_heads=2, motion_max_seq_length=6, use_motion_mid_block=True),
     "no mid block, heads per level, 2 layers": dict(motion_num_attention_heads=(2, 4), motion_max_seq_length=5,
@@ -50,8 +48,8 @@ def test_saved_adapter_and_unet_give_diffusers_from_unet2d_the_same_outputs_and_
     adapter = adapter_with_motion(ADAPTERS[name], 2).to(np.float64)
     adapter.save_pretrained(tmp_path / "motion_adapter", dtype=np.float64)
     save_model(unet, tmp_path / "unet", dtype=np.float64)
-    their_adapter, info = diffusers.MotionAdapter.from_pretrained(tmp_path / "motion_adapter", torch_dtype=torch.float64,
-                                                                  output_loading_info=True)
+    their_adapter, info = diffusers.MotionAdapter.from_pretrained(
+        tmp_path / "motion_adapter", torch_dtype=torch.float64, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     for key, value in adapter.config.items():
         assert json.loads(json.dumps(their_adapter.config[key])) == value, key
@@ -91,10 +89,10 @@ def test_saved_adapter_and_unet_give_diffusers_from_unet2d_the_same_outputs_and_
 
 
 def test_diffusers_saved_adapter_loads_in_tinydiff(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
-    theirs = diffusers.MotionAdapter(block_out_channels=(8, 16), motion_layers_per_block=1, motion_num_attention_heads=2,
-                                     motion_norm_num_groups=4, motion_max_seq_length=6)
+    theirs = diffusers.MotionAdapter(block_out_channels=(8, 16), motion_layers_per_block=1,
+                                     motion_num_attention_heads=2, motion_norm_num_groups=4, motion_max_seq_length=6)
     theirs.save_pretrained(tmp_path / "adapter")
     ours = MotionAdapter.from_pretrained(tmp_path / "adapter")
     state = {k: v.numpy() for k, v in theirs.state_dict().items() if not k.endswith("pos_embed.pe")}

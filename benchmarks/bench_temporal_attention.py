@@ -33,7 +33,6 @@ from pathlib import Path
 
 try:  # torch before any Numba kernel runs (DESIGN.md, "Benchmarks are side by side and honest")
     import torch
-    import torch.nn.functional as F
 except ImportError:
     torch = None
 try:
@@ -42,7 +41,7 @@ except ImportError:
     TorchMotionModule = None
 
 import numpy as np
-from bench_kernels import print_table, run_case, start_run, timings_ms
+from bench_kernels import attention_case, print_table, run_case, start_run, timings_ms
 from train_cases import write_results
 
 from tinydiff import kernels as K
@@ -61,34 +60,10 @@ def max_abs_difference(ours, theirs):
 
 
 def kernel_case(clips, frames, channels, hw, heads, rng):
-    s, d = clips * hw * hw, channels // heads
-    q, k, v, dout = (rng.standard_normal((s, heads, frames, d), dtype=np.float32) for _ in range(4))
-
-    def ours(fwd, bwd):
-        def fwd_bwd():
-            out, lse = fwd(q, k, v)
-            bwd(dout, q, k, v, out, lse)
-        return (lambda: fwd(q, k, v)[0]), fwd_bwd
-
-    impls = {"reference": ours(K.attention_forward_ref, K.attention_backward_ref),
-             "numba": ours(K.attention_forward, K.attention_backward)}
-    difference = None
-    if torch is not None:
-        tq, tk, tv = (torch.from_numpy(a).requires_grad_() for a in (q, k, v))
-        tdout = torch.from_numpy(dout)
-
-        def t_fwd():
-            with torch.no_grad():
-                return F.scaled_dot_product_attention(tq, tk, tv)
-
-        def t_fwd_bwd():
-            for t in (tq, tk, tv):
-                t.grad = None
-            F.scaled_dot_product_attention(tq, tk, tv).backward(tdout)
-        impls["torch"] = (t_fwd, t_fwd_bwd)
-        difference = max_abs_difference(impls["numba"][0](), t_fwd())
-    flops = 4 * s * heads * frames * frames * d
-    return impls, flops, 3 * flops, difference
+    """bench_kernels' attention case on the temporal shapes: B H W sequences of F frames."""
+    impls, flops_fwd, flops_fwd_bwd = attention_case(heads, frames, channels // heads, rng, batch=clips * hw * hw)
+    difference = max_abs_difference(impls["numba"][0]()[0], impls["torch"][0]()) if "torch" in impls else None
+    return impls, flops_fwd, flops_fwd_bwd, difference
 
 
 def module_case(clips, frames, channels, hw, heads, rng):

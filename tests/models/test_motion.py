@@ -119,6 +119,9 @@ def test_names_follow_diffusers_and_motion_parameters_are_the_adapters():
     assert [p.shape for p in motion] == [p.shape for p in adapter.parameters()]
     assert sum(p.data.size for p in motion) + unet.num_parameters() == model.num_parameters()
     assert all(not np.any(p.data) for n, p in model.named_parameters() if ".proj_out." in n and "motion" in n)
+    # its config (diffusers' UNetMotionModel keys, JSON-ready) builds the same network
+    again = UNetMotionModel(**json.loads(json.dumps(model.config)))
+    assert [(n, p.shape) for n, p in again.named_parameters()] == [(n, p.shape) for n, p in model.named_parameters()]
 
 
 def test_frozen_image_unet_gives_the_same_motion_and_input_gradients_and_none_of_its_own():

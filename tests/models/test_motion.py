@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from test_unet_condition import TINY as UNET
 from test_unet_condition import check_gradients
 
 from tinydiff.models import UNet2DConditionModel
@@ -18,9 +19,6 @@ from tinydiff.nn.gradcheck import gradcheck
 from tinydiff.pipelines.checkpoint import load_model
 from tinydiff.pretrained import text2image_dir
 
-UNET = dict(sample_size=8, in_channels=3, out_channels=2, block_out_channels=(8, 16), norm_num_groups=4,
-            cross_attention_dim=6, attention_head_dim=2, layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
 ADAPTER = dict(block_out_channels=(8, 16), motion_layers_per_block=1, motion_num_attention_heads=2,
                motion_norm_num_groups=4, motion_max_seq_length=5)
 TOKENS = 3
@@ -121,6 +119,9 @@ def test_names_follow_diffusers_and_motion_parameters_are_the_adapters():
     assert [p.shape for p in motion] == [p.shape for p in adapter.parameters()]
     assert sum(p.data.size for p in motion) + unet.num_parameters() == model.num_parameters()
     assert all(not np.any(p.data) for n, p in model.named_parameters() if ".proj_out." in n and "motion" in n)
+    # its config (diffusers' UNetMotionModel keys, JSON-ready) builds the same network
+    again = UNetMotionModel(**json.loads(json.dumps(model.config)))
+    assert [(n, p.shape) for n, p in again.named_parameters()] == [(n, p.shape) for n, p in model.named_parameters()]
 
 
 def test_frozen_image_unet_gives_the_same_motion_and_input_gradients_and_none_of_its_own():

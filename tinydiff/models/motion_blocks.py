@@ -28,7 +28,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from tinydiff.models.unet_blocks import DownBlock2D, UpBlock2D
+from tinydiff.models.unet_blocks import DownBlock2D, LayeredBlock, UpBlock2D
 from tinydiff.models.unet_condition_blocks import UNetMidBlock2DCrossAttn
 from tinydiff.nn import GroupNorm, LayerNorm, Linear, Module, ModuleList, MultiHeadAttention
 from tinydiff.nn.checks import check_float_array, check_positive_int
@@ -203,19 +203,27 @@ def adopt(block, source, motion_modules, count):
     block.motion_modules = motion_modules
 
 
+def attend_with_motion(block, i, h, context):
+    """A motion block's attend: the 2-D block's (LayeredBlock.attend: its transformer, if any,
+    reading the text states), then motion_modules[i] over the frames. context: FramesContext."""
+    states, num_frames = context
+    return block.motion_modules[i](LayeredBlock.attend(block, i, h, states), num_frames)
+
+
+def attend_with_motion_backward(block, i, grad_out):
+    """attend_with_motion's backward: (dh, d encoder_hidden_states or 0.0)."""
+    return LayeredBlock.attend_backward(block, i, block.motion_modules[i].backward(grad_out))
+
+
 class DownBlockMotion(DownBlock2D):
     """A DownBlock2D (its resnets and downsampler, adopted) with motion_modules[i] after resnet i.
     run(h, temb, FramesContext) -> (h_out, skips), as DownBlock2D's."""
 
+    attend = attend_with_motion
+    attend_backward = attend_with_motion_backward
+
     def __init__(self, block, motion_modules):
         adopt(self, block, motion_modules, len(block.resnets))
-
-    def attend(self, i, h, context):
-        states, num_frames = context
-        return self.motion_modules[i](super().attend(i, h, states), num_frames)
-
-    def attend_backward(self, i, grad_out):
-        return super().attend_backward(i, self.motion_modules[i].backward(grad_out))
 
 
 class CrossAttnDownBlockMotion(DownBlockMotion):
@@ -228,15 +236,11 @@ class UpBlockMotion(UpBlock2D):
     """An UpBlock2D (its resnets and upsampler, adopted) with motion_modules[i] after resnet i.
     run(h, skips, temb, FramesContext) -> h, as UpBlock2D's."""
 
+    attend = attend_with_motion
+    attend_backward = attend_with_motion_backward
+
     def __init__(self, block, motion_modules):
         adopt(self, block, motion_modules, len(block.resnets))
-
-    def attend(self, i, h, context):
-        states, num_frames = context
-        return self.motion_modules[i](super().attend(i, h, states), num_frames)
-
-    def attend_backward(self, i, grad_out):
-        return super().attend_backward(i, self.motion_modules[i].backward(grad_out))
 
 
 class CrossAttnUpBlockMotion(UpBlockMotion):

@@ -7,7 +7,9 @@ Backward walks each block in reverse; a down block's backward receives the gradi
 its skip outputs got from the up path, an up block's backward returns them.
 
 The cross-attention blocks (tinydiff.models.unet_condition_blocks) reuse run / run_backward
-with a Transformer2DModel as each layer's attention and encoder_hidden_states as `context`.
+with a Transformer2DModel as each layer's attention and encoder_hidden_states as `context`; the
+video UNet's blocks (tinydiff.models.motion_blocks) reuse them too, overriding only attend (what
+follows each resnet) to add a motion module.
 """
 
 import numpy as np

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from tinydiff.nn import Conv2d, Embedding, GroupNorm, LayerNorm, Linear, Parameter, Sequential
+from tinydiff.nn.batch_norm import BatchNorm2d
+from tinydiff.nn.conv_transpose import ConvTranspose2d
 from tinydiff.optim import EMA, AdamW, clip_grad_norm_
 
 pytestmark = pytest.mark.usefixtures("each_backend")
@@ -98,3 +100,24 @@ def test_data_parallel_refuses_a_model_with_frozen_parameters():
     model.conv_in.requires_grad_(False)
     with pytest.raises(TypeError, match="frozen parameters"):
         DataParallel(model, 2)  # its workers would rebuild the model without the freeze
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda rng: ConvTranspose2d(3, 2, 4, stride=2, padding=1, rng=rng), (2, 3, 4, 4)),
+    (lambda rng: BatchNorm2d(3), (4, 3, 3, 3)),
+])
+def test_frozen_weight_in_the_gan_layers(make, x):
+    """ConvTranspose2d and BatchNorm2d follow the same contract: same dx, no weight gradient,
+    the bias still trains."""
+    rng = np.random.default_rng(2)
+    layer = make(rng).to(np.float64)
+    x = rng.standard_normal(x)
+    dy = rng.standard_normal(layer(x).shape)
+    dx_full = layer.backward(dy)
+    db_full = layer.bias.grad.copy()
+    layer.weight.requires_grad = False
+    layer.zero_grad()
+    layer(x)
+    np.testing.assert_allclose(layer.backward(dy), dx_full, atol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, db_full, atol=1e-12)
+    assert layer.weight.grad is None

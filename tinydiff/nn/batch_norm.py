@@ -138,8 +138,10 @@ class BatchNorm2d(Module):
         """dx; dweight and dbias are added into weight.grad and bias.grad (training mode only)."""
         (cache,) = self.saved()
         dx, dweight, dbias = batch_norm_backward(grad_out, cache)
-        if self.affine:
+        # dweight and dbias come from the pass that gives dx; a frozen parameter skips storing them
+        if self.affine and self.weight.requires_grad:
             self.weight.grad += dweight
+        if self.affine and self.bias.requires_grad:
             self.bias.grad += dbias
         return dx
 

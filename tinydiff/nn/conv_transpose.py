@@ -58,8 +58,11 @@ def conv_transpose2d_forward(x, w, b, stride, padding, output_padding=0):
     return y, (x2, x.shape, w, stride, padding, output_padding)
 
 
-def conv_transpose2d_backward(dy, cache):
+def conv_transpose2d_backward(dy, cache, needs=(True, True)):
     """dy (B, C_out, H_out, W_out) -> (dx (B, C_in, H, W), dw (C_in, C_out, kH, kW), db (C_out,)).
+
+    needs = (want dw, want db), as in linear_backward: a gradient not wanted (a frozen or
+    missing parameter) is not computed and comes back None.
 
     Forward's three stages in reverse: un-crop (zero-pad dy back to the full size), im2col
     (gather, for each pixel and tap, the output element it was added to), then the product's
@@ -77,8 +80,8 @@ def conv_transpose2d_backward(dy, cache):
             dstamps[:, i, j] = full[:, :, i:i + stride * h:stride, j:j + stride * w_in:stride]
     dstamps = dstamps.reshape(c_out * kh * kw, -1)  # (C_out*kH*kW, B*H*W)
     dx = (w.reshape(c_in, -1) @ dstamps).reshape(c_in, batch, h, w_in).transpose(1, 0, 2, 3)  # -> (B, C_in, H, W)
-    dw = (x2 @ dstamps.T).reshape(w.shape)  # (C_in, B*H*W) @ (B*H*W, C_out*kH*kW)
-    db = dy.sum(axis=(0, 2, 3))
+    dw = (x2 @ dstamps.T).reshape(w.shape) if needs[0] else None  # (C_in, B*H*W) @ (B*H*W, C_out*kH*kW)
+    db = dy.sum(axis=(0, 2, 3)) if needs[1] else None
     return np.ascontiguousarray(dx), dw, db
 
 

@@ -42,11 +42,42 @@ def add_sample_parser(sub):
                    help="guide only the steps with timestep LOW <= t <= HIGH (training timesteps; Kynkaanniemi et al. "
                         "2024), elsewhere the conditional model alone, one forward per step (default: with the "
                         f"folder's recommended scale, its {GUIDANCE_INTERVAL_KEY} if any; else every step)")
+    p.add_argument("--lora", type=lora_spec, action="append", metavar="FILE[:WEIGHT]",
+                   help="a LoRA adapter (pytorch_lora_weights.safetensors or its folder) for a text-to-image "
+                        "model, at WEIGHT (default 1); repeat it to combine adapters")
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
     p.add_argument("--gif", type=Path, help="also write an animated GIF of x_t and predicted x_0")
     p.add_argument("--npz", type=Path, help="also save the samples as array `samples` (N, C, H, W) in [-1, 1]")
     p.add_argument("--overwrite", action="store_true", help="replace --out, --gif and --npz files that exist")
     p.set_defaults(func=cmd_sample)
+
+
+def lora_spec(text):
+    """--lora FILE[:WEIGHT] -> (Path, float): WEIGHT a finite number after the last colon."""
+    import argparse
+    import math
+
+    path, colon, weight = text.rpartition(":")
+    if not colon:
+        path, weight = text, "1"
+    try:
+        value = float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FILE or FILE:WEIGHT with WEIGHT a number, got {text!r}") from None
+    if not path or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected FILE or FILE:WEIGHT with a file and a finite weight, got {text!r}")
+    return Path(path), value
+
+
+def apply_loras(pipe, specs):
+    """Load each --lora file as adapter lora_0, lora_1, ... and weight them as given."""
+    names = []
+    for i, (path, _) in enumerate(specs):
+        if not path.exists():
+            raise FileNotFoundError(f"--lora: {path} does not exist")
+        names.append(pipe.load_lora_weights(path, adapter_name=f"lora_{i}"))
+    pipe.set_adapters(names, [weight for _, weight in specs])
+    return names
 
 
 def check_sample_outputs(args):
@@ -213,8 +244,8 @@ def cmd_sample(args):
 
     if is_text_to_image_folder(folder) or text_run_settings(folder) is not None:  # final/ or a checkpoint
         return sample_text_to_image(args, folder)
-    if args.prompt is not None or args.negative_prompt is not None:
-        flag = "--prompt" if args.prompt is not None else "--negative-prompt"
+    if args.prompt is not None or args.negative_prompt is not None or args.lora:
+        flag = "--prompt" if args.prompt is not None else ("--negative-prompt" if args.negative_prompt else "--lora")
         raise SystemExit(f"tinydiff sample: {flag} needs a text-to-image model (a TextToImagePipeline folder, "
                          f"`tinydiff train --dataset shapes-captions`'s OUT/final); {folder} is not one")
     try:
@@ -287,6 +318,8 @@ def sample_text_to_image(args, folder):
         pipe = (TextToImagePipeline.from_pretrained(folder) if is_text_to_image_folder(folder)
                 else pipeline_from_checkpoint(folder))
         pipe.scheduler = scheduler_from_config(args.scheduler, scheduler_config(pipe.scheduler))
+        if args.lora:
+            apply_loras(pipe, args.lora)
         if args.steps > pipe.scheduler.config.num_train_timesteps:
             raise ValueError(f"--steps must be at most {pipe.scheduler.config.num_train_timesteps}, got {args.steps}")
         scale = pipe.guidance_scale if args.guidance_scale is None else args.guidance_scale
@@ -305,7 +338,8 @@ def sample_text_to_image(args, folder):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
     title = f'"{args.prompt}"' + (f', guidance {scale:g}' if scale != 1.0 else "") + \
-        (f', negative "{args.negative_prompt}"' if args.negative_prompt else "")
+        (f', negative "{args.negative_prompt}"' if args.negative_prompt else "") + \
+        "".join(f", LoRA {path.name if path.is_file() else path.name + '/'} x{w:g}" for path, w in args.lora or ())
     save_labelled_grid(args.out, images, title)
     print(f"wrote {args.out} ({title})")
     if args.npz:

@@ -84,7 +84,8 @@ class CLIPModel(Module):
                                "training mode (model.train()) right before it; each loss is released by its backward.")
         cache, self._loss_cache = self._loss_cache, None
         d_image, d_text, d_logit_scale = clip_loss_backward(cache, grad_loss)
-        self.logit_scale.grad += d_logit_scale
+        if self.logit_scale.requires_grad:
+            self.logit_scale.grad += d_logit_scale
         return d_text, d_image
 
     def logits_per_text(self, text_embeds, image_embeds):

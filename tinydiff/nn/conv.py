@@ -12,28 +12,41 @@ from tinydiff.nn.init import generator, uniform_fan_in
 from tinydiff.nn.module import Module, Parameter
 
 
-def conv2d_forward(x, w, b, stride, padding):
+def conv2d_forward(x, w, b, stride, padding, keep_input=True):
     """x (B, C, H, W), w (O, C, kH, kW), b (O,) or None -> (y (B, O, Ho, Wo), cache).
 
     Reference: tinydiff.kernels.reference.conv2d_forward_ref. Fast: tinydiff.kernels.conv2d_forward
     (kernels/conv/), which also takes w's Winograd-transformed filters: on the fast backend the
-    cache keeps them for backward (None off that path, and on the reference backend)."""
+    cache keeps them for backward (None off that path, and on the reference backend).
+    keep_input=False (a frozen weight): the cache drops x, which only dW needs."""
+    kept = x if keep_input else None
     if kernels.current_backend() == "reference":
-        return kernels.conv2d_forward_ref(x, w, b, stride, padding), (x, w, stride, padding, None)
+        y = kernels.conv2d_forward_ref(x, w, b, stride, padding)
+        return y, (kept, x.shape[2:], w, stride, padding, None)
     u = kernels.conv.winograd_weights(w, stride, padding)
     y = kernels.conv2d_forward(x, w, b, stride, padding, winograd_weights=u)
-    return y, (x, w, stride, padding, u)
+    return y, (kept, x.shape[2:], w, stride, padding, u)
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, needs=(True, True)):
     """dy (B, O, Ho, Wo) -> (dx (B, C, H, W), dw (O, C, kH, kW), db (O,)).
 
-    Reference: tinydiff.kernels.reference.conv2d_backward_ref.
-    Fast: tinydiff.kernels.conv2d_backward."""
-    x, w, stride, padding, u = cache
-    if kernels.current_backend() == "reference":
-        return kernels.conv2d_backward_ref(dy, x, w, stride, padding)
-    return kernels.conv2d_backward(dy, x, w, stride, padding, winograd_weights=u)
+    needs = (want dw, want db). Without dw (a frozen weight) only the input gradient's kernel
+    runs (conv2d_backward_input: no dW pass over x at all) and db, if wanted, is a sum of dy;
+    a gradient not wanted comes back None.
+
+    Reference: tinydiff.kernels.reference.conv2d_backward_ref (conv2d_backward_input_ref).
+    Fast: tinydiff.kernels.conv2d_backward (conv2d_backward_input)."""
+    x, input_hw, w, stride, padding, u = cache
+    reference = kernels.current_backend() == "reference"
+    if needs[0]:
+        backward = kernels.conv2d_backward_ref if reference else kernels.conv2d_backward
+        dx, dw, db = (backward(dy, x, w, stride, padding) if reference
+                      else backward(dy, x, w, stride, padding, winograd_weights=u))
+        return dx, dw, db if needs[1] else None
+    backward_input = kernels.conv2d_backward_input_ref if reference else kernels.conv2d_backward_input
+    dx = backward_input(dy, w, input_hw, stride, padding)
+    return dx, None, dy.sum(axis=(0, 2, 3)) if needs[1] else None
 
 
 class Conv2d(Module):
@@ -82,10 +95,12 @@ class Conv2d(Module):
                 f"(x of shape {x.shape}, padding={self.padding})"
             )
         b = self.bias.data if self.bias is not None else None
-        return self.forward_with(conv2d_forward, x, self.weight.data, b, self.stride, self.padding)
+        return self.forward_with(conv2d_forward, x, self.weight.data, b, self.stride, self.padding,
+                                 self.weight.requires_grad)
 
     def backward(self, grad_out):
-        """dx; dW and db (conv2d_backward) are added into weight.grad and bias.grad."""
+        """dx; dW and db (conv2d_backward) are added into weight.grad and bias.grad (each
+        skipped, not computed, when that parameter is frozen)."""
         return self.backward_with(conv2d_backward, grad_out, (self.weight, self.bias))
 
     def extra_repr(self):

@@ -45,9 +45,11 @@ class Embedding(Module):
         return self.weight.data[indices]
 
     def backward(self, grad_out):
+        """None (indices have no gradient); scatter-adds into weight.grad unless it is frozen."""
         (indices,) = self.saved()
-        # np.add.at accumulates repeated indices (a plain fancy-index += would not)
-        np.add.at(self.weight.grad, indices.reshape(-1), grad_out.reshape(-1, self.embedding_dim))
+        if self.weight.requires_grad:
+            # np.add.at accumulates repeated indices (a plain fancy-index += would not)
+            np.add.at(self.weight.grad, indices.reshape(-1), grad_out.reshape(-1, self.embedding_dim))
         return None
 
     def extra_repr(self):

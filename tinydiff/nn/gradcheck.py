@@ -78,7 +78,8 @@ def gradcheck(module, inputs, rng, eps=1e-6, rtol=1e-5, atol=1e-8, max_elements=
                 raise AssertionError(f"input {k}: backward returned None for a float input")
             targets.append((f"input {k}", x, analytic_inputs[k]))
     for name, p in module.named_parameters():
-        targets.append((name, p.data, p.grad.copy()))
+        if p.requires_grad:  # a frozen parameter has no gradient to check
+            targets.append((name, p.data, p.grad.copy()))
 
     report = {}
     for name, array, analytic in targets:

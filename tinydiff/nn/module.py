@@ -20,16 +20,37 @@ class Parameter:
     ----------
     data : ndarray
         The values. Layers read it at call time, so `p.data[...] = new` changes the layer.
-    grad : ndarray
-        Same shape and dtype as `data`; backward adds into it, zero_grad() clears it.
+    grad : ndarray or None
+        Same shape and dtype as `data`; backward adds into it, zero_grad() clears it. None
+        while the parameter is frozen.
+    requires_grad : bool
+        True (the default): backward computes this parameter's gradient. False (frozen, as
+        the base weights under a LoRA adapter): no gradient is computed, stored or allocated;
+        layers skip the product that would give it, optimizers skip the parameter. Setting it
+        back to True allocates a zero `.grad`.
     """
 
-    def __init__(self, data):
+    def __init__(self, data, requires_grad=True):
         data = np.asarray(data)
         if data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"Parameter: expected float32 or float64 data, got dtype {data.dtype}")
         self.data = np.array(data)  # own copy: a parameter never aliases the caller's array
-        self.grad = np.zeros_like(self.data)
+        self.grad = None
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"requires_grad: expected True or False, got {value!r}")
+        self._requires_grad = bool(value)
+        if not value:
+            self.grad = None  # frozen: the gradient array is released, not just zeroed
+        elif self.grad is None:
+            self.grad = np.zeros_like(self.data)
 
     @property
     def shape(self):
@@ -40,7 +61,13 @@ class Parameter:
         return self.data.dtype
 
     def __repr__(self):
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
+
+
+def needs_grads(params):
+    """One bool per entry of params: a gradient is wanted (not None and not frozen)."""
+    return tuple(p is not None and p.requires_grad for p in params)
 
 
 class Module:
@@ -87,13 +114,15 @@ class Module:
         return y
 
     def backward_with(self, backward_fn, grad_out, params):
-        """dx from the functional backward backward_fn(grad_out, cache) -> (dx, *grads), with the
-        cache forward_with kept; each grad is added into the .grad of its parameter in `params`
-        (a None parameter, a layer built without bias, is skipped)."""
+        """dx from the functional backward backward_fn(grad_out, cache, needs) -> (dx, *grads),
+        with the cache forward_with kept. needs[i] says whether params[i] wants its gradient
+        (False for a None parameter, a layer built without bias, and for a frozen one): the
+        backward returns None there instead of computing it. The others are added into .grad."""
         (cache,) = self.saved()
-        dx, *grads = backward_fn(grad_out, cache)
-        for param, grad in zip(params, grads):
-            if param is not None:
+        needs = needs_grads(params)
+        dx, *grads = backward_fn(grad_out, cache, needs)
+        for param, grad, need in zip(params, grads, needs):
+            if need:
                 param.grad += grad
         return dx
 
@@ -167,7 +196,21 @@ class Module:
 
     def zero_grad(self):
         for p in self.parameters():
-            p.grad.fill(0)
+            if p.grad is not None:  # frozen parameters have none
+                p.grad.fill(0)
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze (True) every parameter below this module; returns self.
+        A frozen parameter's .grad is released (see Parameter.requires_grad)."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad_: expected True or False, got {requires_grad!r}")
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    def trainable_parameters(self):
+        """The parameters with requires_grad=True, in named_parameters() order."""
+        return [p for p in self.parameters() if p.requires_grad]
 
     def train(self, mode=True):
         for m in self.modules():
@@ -186,7 +229,8 @@ class Module:
             raise TypeError(f"to: dtype must be float32 or float64, got {dtype}")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
-            p.grad = p.grad.astype(dtype)
+            if p.grad is not None:
+                p.grad = p.grad.astype(dtype)
         for m in self.modules():
             m._cache = None
             m.cast_buffers(dtype)

@@ -82,8 +82,12 @@ class GroupNorm(Module):
             dx, dweight, dbias = backward(grad_out, *cache)
         else:
             dx, dweight, dbias = group_norm_backward(grad_out, cache)
-        self.weight.grad += dweight
-        self.bias.grad += dbias
+        # the fused kernels produce dweight, dbias (C values each) in the pass that gives dx;
+        # a frozen parameter only skips storing them
+        if self.weight.requires_grad:
+            self.weight.grad += dweight
+        if self.bias.requires_grad:
+            self.bias.grad += dbias
         return dx
 
     def extra_repr(self):
@@ -100,13 +104,14 @@ def layer_norm_forward(x, weight, bias, eps):
     return xhat * weight + bias, (xhat, rstd, weight, axes)
 
 
-def layer_norm_backward(dy, cache):
+def layer_norm_backward(dy, cache, needs=(True, True)):
     """With xhat = (x - mean) * rstd over n elements (Ba et al. 2016):
-    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), where g = dy * weight."""
+    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), where g = dy * weight.
+    needs = (want dweight, want dbias); one not wanted is not computed and comes back None."""
     xhat, rstd, weight, axes = cache
     lead = tuple(range(xhat.ndim - weight.ndim))
-    dweight = (dy * xhat).sum(axis=lead)
-    dbias = dy.sum(axis=lead)
+    dweight = (dy * xhat).sum(axis=lead) if needs[0] else None
+    dbias = dy.sum(axis=lead) if needs[1] else None
     g = dy * weight
     dx = rstd * (g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True))
     return dx, dweight, dbias

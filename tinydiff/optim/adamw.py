@@ -58,7 +58,8 @@ class AdamW:
     Parameters
     ----------
     params : iterable of Parameter
-        E.g. model.parameters(). Updated in place: `p.data` keeps its identity.
+        E.g. model.parameters(). Updated in place: `p.data` keeps its identity. Frozen ones
+        (requires_grad=False) are left out (no moments are allocated for them).
     lr : float
         Learning rate, >= 0. May be changed between steps: `opt.lr = schedule(step)`.
     betas : (float, float)
@@ -100,6 +101,8 @@ class AdamW:
         bias_correction2_sqrt = (1.0 - beta2**t) ** 0.5
         step_size = lr / bias_correction1
         for i, (p, m, v) in enumerate(zip(self.params, self.exp_avg, self.exp_avg_sq)):
+            if not getattr(p, "requires_grad", True):
+                continue  # frozen after this optimiser was made: left as it is
             g = check_grad(p, i, "AdamW.step")
             arrays = (p.data, g, m, v)
             if all(a.flags.c_contiguous for a in arrays):
@@ -125,7 +128,8 @@ class AdamW:
     def zero_grad(self):
         """Set every parameter's gradient to zero in place (backward adds into it)."""
         for p in self.params:
-            p.grad[...] = 0
+            if p.grad is not None:
+                p.grad[...] = 0
 
     def state_dict(self):
         """Everything needed to resume, as a flat dict of numbers and numpy arrays.

@@ -12,11 +12,13 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_params(params, owner, need_grad=True):
-    """The parameters as a list; each must have float `.data` and (if need_grad) a `.grad`
-    of the same shape.
+    """The trainable parameters as a list; each must have float `.data` and (if need_grad) a
+    `.grad` of the same shape.
 
     Accepts any iterable of parameters (e.g. model.parameters()); rejects a Module itself,
-    (name, parameter) pairs, duplicates and an empty list, naming what came instead.
+    (name, parameter) pairs, duplicates and an empty list, naming what came instead. Frozen
+    parameters (requires_grad=False, e.g. the base weights under LoRA adapters) are left out:
+    optimisers, EMA and clipping keep no state for them. A list of only frozen ones is an error.
     """
     if hasattr(params, "parameters") and callable(params.parameters):
         raise TypeError(f"{owner}: expected an iterable of parameters, got a "
@@ -28,6 +30,9 @@ def check_params(params, owner, need_grad=True):
                         f"{type(params).__name__}") from None
     if not params:
         raise ValueError(f"{owner}: expected at least one parameter, got an empty iterable")
+    if not any(getattr(p, "requires_grad", True) for p in params):
+        raise ValueError(f"{owner}: all {len(params)} parameters are frozen (requires_grad=False); "
+                         f"pass the trainable ones, e.g. lora_parameters(model)")
     seen = set()
     for i, p in enumerate(params):
         if isinstance(p, tuple):
@@ -37,12 +42,12 @@ def check_params(params, owner, need_grad=True):
         if not isinstance(data, np.ndarray) or data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{owner}: parameter {i} needs .data as a float32/float64 array, "
                             f"got {type(p).__name__} with .data {_describe(data)}")
-        if need_grad:
+        if need_grad and getattr(p, "requires_grad", True):
             check_grad(p, i, owner)
         if id(p) in seen:
             raise ValueError(f"{owner}: parameter {i} appears twice in the list")
         seen.add(id(p))
-    return params
+    return [p for p in params if getattr(p, "requires_grad", True)]
 
 
 def check_grad(p, i, owner):

@@ -19,6 +19,8 @@ import numpy as np
 
 import tinydiff
 from tinydiff.pipelines import checkpoint as ckpt
+from tinydiff.nn import lora_model
+from tinydiff.pipelines import lora_files
 from tinydiff.pipelines.guidance import GUIDANCE_SCALE_KEY, check_guidance
 from tinydiff.pipelines.latent import decode_latents, load_vae_folder
 from tinydiff.pipelines.sampling import sample, scheduler_config, scheduler_from_config
@@ -77,7 +79,7 @@ class TextToImagePipeline:
 
     def __call__(self, prompt, negative_prompt="", num_images_per_prompt=1, guidance_scale=None,
                  num_inference_steps=50, rng=None, latents=None, guidance_rescale=0.0, guidance_interval=None,
-                 eta=0.0, progress=False, return_latents=False):
+                 eta=0.0, progress=False, return_latents=False, cross_attention_kwargs=None):
         """Images for each prompt.
 
         Parameters
@@ -100,11 +102,26 @@ class TextToImagePipeline:
             A progress bar over the steps.
         return_latents : bool
             Also return the final latents z_0 (B, C, h, w).
+        cross_attention_kwargs : dict, optional
+            {"scale": s}: the LoRA scale, as diffusers names it; every unfused adapter of the UNet
+            and the text encoder is multiplied by s for this call (0: the base model).
 
         Returns
         -------
         images : ndarray (B, 3, H, W) float32 in [-1, 1]; and the latents if return_latents
         """
+        scale = lora_scale_of(cross_attention_kwargs)
+        previous = [lora_model.set_lora_scale(part, scale) for part in (self.unet, self.text_encoder)]
+        try:
+            return self._call(prompt, negative_prompt, num_images_per_prompt, guidance_scale,
+                              num_inference_steps, rng, latents, guidance_rescale, guidance_interval,
+                              eta, progress, return_latents)
+        finally:
+            for part, value in zip((self.unet, self.text_encoder), previous):
+                lora_model.set_lora_scale(part, value)
+
+    def _call(self, prompt, negative_prompt, num_images_per_prompt, guidance_scale, num_inference_steps,
+              rng, latents, guidance_rescale, guidance_interval, eta, progress, return_latents):
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
         if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, (int, np.integer)) \
@@ -124,6 +141,63 @@ class TextToImagePipeline:
         images = np.clip(decode_latents(self.vae, z), -1.0, 1.0).astype(np.float32, copy=False)
         return (images, z) if return_latents else images
 
+    # ---- LoRA adapters (diffusers' method names) ---------------------------------------------
+    def adapted_parts(self):
+        """(name, model) of the UNet and text encoder, for those that carry LoRA adapters."""
+        return [(n, m) for n, m in (("unet", self.unet), ("text_encoder", self.text_encoder))
+                if lora_model.lora_layers(m)]
+
+    def get_list_adapters(self):
+        """{"unet": [names], "text_encoder": [names]} of the parts with adapters."""
+        return {n: lora_model.adapter_names(m) for n, m in self.adapted_parts()}
+
+    def load_lora_weights(self, path, adapter_name=None):
+        """Load a pytorch_lora_weights.safetensors (or its folder) onto the UNet and, if it has
+        `text_encoder.` keys, the text encoder; returns the adapter's name (default
+        "default_0", "default_1", ... as diffusers names them). It joins the active adapters."""
+        taken = {a for names in self.get_list_adapters().values() for a in names}
+        if adapter_name is None:
+            adapter_name = next(f"default_{i}" for i in range(len(taken) + 1) if f"default_{i}" not in taken)
+        lora_files.load_lora_weights(self.unet, self.text_encoder, path, adapter_name)
+        return adapter_name
+
+    def save_lora_weights(self, folder, adapter_name="default"):
+        """The adapter of the UNet (and of the text encoder, if it has one of that name)."""
+        text = self.text_encoder if adapter_name in lora_model.adapter_names(self.text_encoder) else None
+        return lora_files.save_lora_weights(folder, unet=self.unet, text_encoder=text, adapter_name=adapter_name)
+
+    def set_adapters(self, adapter_names, adapter_weights=None):
+        """Exactly these adapters active, adapter k at weight w_k (default 1), in both parts."""
+        names = [adapter_names] if isinstance(adapter_names, str) else list(adapter_names)
+        weights = adapter_weights if isinstance(adapter_weights, (list, tuple)) else [adapter_weights] * len(names)
+        if len(weights) != len(names):
+            raise ValueError(f"adapter_weights: expected {len(names)} weights for adapters {names}, got {len(weights)}")
+        known = self.get_list_adapters()
+        unknown = [n for n in names if not any(n in v for v in known.values())]
+        if unknown:
+            raise ValueError(f"adapter_names: {unknown} are not loaded (adapters: {known})")
+        for part, model in self.adapted_parts():
+            pairs = [(n, 1.0 if w is None else w) for n, w in zip(names, weights) if n in known[part]]
+            lora_model.set_adapters(model, [n for n, _ in pairs], [w for _, w in pairs])
+
+    def fuse_lora(self, lora_scale=1.0, adapter_names=None):
+        """Merge the (active, or the named) adapters into the weights of both parts."""
+        parts = self.adapted_parts()
+        if not parts:
+            raise ValueError("fuse_lora: no LoRA adapters are loaded")
+        for _, model in parts:
+            lora_model.fuse_lora(model, lora_scale, adapter_names)
+
+    def unfuse_lora(self):
+        """Back to the weights before fuse_lora, exactly."""
+        for _, model in self.adapted_parts():
+            lora_model.unfuse_lora(model)
+
+    def unload_lora_weights(self):
+        """Remove every adapter (fused ones stay merged in the weights, as in diffusers)."""
+        for _, model in self.adapted_parts():
+            lora_model.unload_lora(model)
+
     # ---- the folder ------------------------------------------------------------------------
     def save_pretrained(self, path, dtype=np.float32, guidance_scale=None):
         """Write the pipeline folder atomically: model_index.json (with the recommended guidance
@@ -131,6 +205,9 @@ class TextToImagePipeline:
         text_encoder/ (a transformers folder), tokenizer/ and scheduler/scheduler_config.json.
         dtype=np.float16 halves the weights' size."""
         scale, _ = check_guidance(self.guidance_scale if guidance_scale is None else guidance_scale, 0.0)
+        if self.adapted_parts():
+            raise ValueError(f"save_pretrained: the {[n for n, _ in self.adapted_parts()]} carry LoRA adapters; "
+                             f"save them with save_lora_weights, or fuse_lora() and unload_lora_weights() first")
         kind = type(self.scheduler).__name__
         if kind not in SCHEDULER_KINDS:
             raise TypeError(f"scheduler: expected one of {sorted(SCHEDULER_KINDS)}, got {kind}")
@@ -185,6 +262,22 @@ class TextToImagePipeline:
             return cls(unet, vae, text_encoder, tokenizer, scheduler, guidance_scale=scale)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {err}") from None
+
+
+def lora_scale_of(cross_attention_kwargs):
+    """s of cross_attention_kwargs={"scale": s} (1.0 without it); other keys are refused."""
+    if cross_attention_kwargs is None:
+        return 1.0
+    if not isinstance(cross_attention_kwargs, dict):
+        raise TypeError(f"cross_attention_kwargs: expected a dict such as {{'scale': 0.5}}, got "
+                        f"{type(cross_attention_kwargs).__name__}")
+    other = sorted(set(cross_attention_kwargs) - {"scale"})
+    if other:
+        raise ValueError(f"cross_attention_kwargs: tinydiff reads only 'scale' (the LoRA scale), got {other}")
+    scale = cross_attention_kwargs.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.number)) or not np.isfinite(scale):
+        raise ValueError(f"cross_attention_kwargs: 'scale' must be a finite number, got {scale!r}")
+    return float(scale)
 
 
 def is_text_to_image_folder(path):

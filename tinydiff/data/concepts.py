@@ -33,7 +33,7 @@ from tinydiff.data.shapes import (BASE_SIZE, COLOUR_NAMES, COLOURS, HALF_EXTENT,
 CONCEPTS = ("star", "ring")
 STAR_INNER_RATIO = 0.5  # r / R; a regular pentagram has 0.382, too thin for 4x-downsampled latents
 RING_INNER_RATIO = 0.5  # inner / outer radius of the ring
-SUPERSAMPLE = 8
+SUPERSAMPLE = 16  # Pillow fills the pixels its edges touch: at 16x that adds under 2% of the area
 # (colour, size, row, col) of the four instance images: no blue, no bottom right
 INSTANCE_SPECS = (("red", "large", 1, 1), ("green", "medium", 0, 0), ("yellow", "large", 2, 0),
                   ("magenta", "medium", 0, 2))
@@ -65,17 +65,26 @@ def concept_coverage(concept, side, cx, cy, h):
     2h-wide box centred at (cx, cy) (pixels; 0 = the image's left/top edge)."""
     _check_concept(concept)
     k = SUPERSAMPLE
-    canvas = Image.new("L", (side * k, side * k), 0)
+    # only the pixels of the 2h x 2h box can be covered: draw just those (as ShapeDataset samples them)
+    x0, x1 = max(0, int(np.floor(cx - h))), min(side, int(np.ceil(cx + h)))
+    y0, y1 = max(0, int(np.floor(cy - h))), min(side, int(np.ceil(cy + h)))
+    cover = np.zeros((side, side))
+    if x1 <= x0 or y1 <= y0:
+        return cover
+    canvas = Image.new("L", ((x1 - x0) * k, (y1 - y0) * k), 0)
     draw = ImageDraw.Draw(canvas)
-    # Pillow's pixel (i, j) covers [i, i + 1): sub-pixel centres are at i + 0.5, so shift by 1/2
+
+    def at(x, y):  # image pixels -> canvas sub-pixels; Pillow's sub-pixel i is centred at i, ours at i + 1/2
+        return (x - x0) * k - 0.5, (y - y0) * k - 0.5
+
     if concept == "star":
-        draw.polygon([(x * k - 0.5, y * k - 0.5) for x, y in star_polygon(cx, cy, h)], fill=255)
+        draw.polygon([at(x, y) for x, y in star_polygon(cx, cy, h)], fill=255)
     else:
         for radius, value in ((h, 255), (RING_INNER_RATIO * h, 0)):
-            draw.ellipse([(cx - radius) * k - 0.5, (cy - radius) * k - 0.5,
-                          (cx + radius) * k - 0.5, (cy + radius) * k - 0.5], fill=value)
-    fine = np.asarray(canvas, dtype=np.float64) / 255.0  # (side*k, side*k)
-    return fine.reshape(side, k, side, k).mean(axis=(1, 3))  # (side*k, side*k) -> (side, side)
+            draw.ellipse([*at(cx - radius, cy - radius), *at(cx + radius, cy + radius)], fill=value)
+    fine = np.asarray(canvas, dtype=np.float64) / 255.0  # ((y1 - y0) k, (x1 - x0) k)
+    cover[y0:y1, x0:x1] = fine.reshape(y1 - y0, k, x1 - x0, k).mean(axis=(1, 3))  # -> (y1 - y0, x1 - x0)
+    return cover
 
 
 def concept_template(concept, side, cx, cy, h):

@@ -4,7 +4,7 @@ position? Read from the pixels, as tinydiff.metrics.shapes_quality reads the Sha
     mask          the pixels covered more than half by the blob's colour (shape_checks'
                   `covered`: the brightest pixels' nearest named colour)
     concept IoU   intersection over union of the mask with the concept's template drawn over
-                  the blob's bounding box, pixelised as the instance images are, best of 27 small
+                  the blob's bounding box, pixelised as the instance images are, best of 36 small
                   shifts and resizes (tinydiff.data.concepts.concept_template)
     recognised    concept IoU >= MIN_CONCEPT_IOU and above the IoU of each Shapes template
                   (circle, square, triangle) in the same box: a sample is the concept when it
@@ -76,16 +76,17 @@ def blob_position(mask):
     return row * 3 + col
 
 
-# the fit's search: the blob's box centre and half-width moved by these (px)
-FIT_OFFSETS = (-0.5, 0.0, 0.5)
+# the fit's search: the blob's box centre moved by FIT_SHIFTS, its half-width by FIT_RESIZES (px);
+# a star's thin points fall below half coverage, so its box can be a pixel narrower than the star
+FIT_SHIFTS, FIT_RESIZES = (-0.5, 0.0, 0.5), (-0.5, 0.0, 0.5, 1.0)
 
 
 def template_ious(mask, concept):
     """(concept IoU, best Shapes IoU) of a mask (H, W) bool.
 
     The concept's template is drawn where the blob is: centred on its bounding box, as wide
-    (both concepts are exactly 2h wide), then moved and resized by FIT_OFFSETS (27 fits, the
-    best kept), since a blob's box is known to a pixel only. The Shapes templates fill the box."""
+    (both concepts are exactly 2h wide), then moved and resized by FIT_SHIFTS and FIT_RESIZES
+    (36 fits, the best kept), since a blob's box is known to a pixel only. The Shapes templates fill the box."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return 0.0, 0.0
@@ -97,7 +98,7 @@ def template_ious(mask, concept):
 
     cx, cy, h = (c0 + c1) / 2, (r0 + r1) / 2, (c1 - c0) / 2
     fits = [iou(mask, concept_template(concept, side, cx + dx, cy + dy, max(h + dh, 1.0)))
-            for dx in FIT_OFFSETS for dy in FIT_OFFSETS for dh in FIT_OFFSETS]
+            for dx in FIT_SHIFTS for dy in FIT_SHIFTS for dh in FIT_RESIZES]
     box = mask[r0:r1, c0:c1]
     return max(fits), max(iou(box, t) for t in templates(r1 - r0, c1 - c0))
 

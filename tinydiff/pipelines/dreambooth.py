@@ -27,10 +27,11 @@ Every random draw is keyed by (seed, purpose, step): the LoRA init (seed, 53), t
 step), its timesteps and noise (seed, 3, step, as Trainer). Same seed, same adapter.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+import tinydiff
 from tinydiff.data.captions import RARE_WORDS, split_words
 from tinydiff.optim import EMA, AdamW
 from tinydiff.pipelines.latent import encode_images, latent_shift_and_scale
@@ -136,15 +137,6 @@ class DreamBoothData:
         return z, states, weight
 
 
-def count_lora_parameters(unet):
-    """(trainable LoRA numbers, the UNet's base numbers): r (d_in + d_out) per adapted matrix
-    (r x d_in for A, d_out x r for B; a conv's d_in counts its kernel, C_in kH kW)."""
-    from tinydiff.nn.lora import lora_parameters
-
-    lora = sum(p.data.size for p in lora_parameters(unet))
-    return lora, unet.num_parameters() - lora
-
-
 class DreamBoothTrainer(Trainer):
     """Fine-tune pipe.unet on the instance images (and, with prior preservation, the class images).
 
@@ -164,7 +156,7 @@ class DreamBoothTrainer(Trainer):
         self.pipe, self.db = pipe, db
         unet = pipe.unet
         if db.lora_rank is not None:
-            from tinydiff.nn.lora import add_lora
+            from tinydiff.nn.lora_model import add_lora
 
             self.adapted = add_lora(unet, rank=db.lora_rank, alpha=db.lora_alpha,
                                     rng=np.random.default_rng((config.seed, 53)))
@@ -172,7 +164,7 @@ class DreamBoothTrainer(Trainer):
             self.adapted = []
         super().__init__(unet, pipe.scheduler, None, config, out_dir, progress, settings)
         if db.lora_rank is not None:
-            from tinydiff.nn.lora import lora_parameters
+            from tinydiff.nn.lora_model import lora_parameters
 
             self.params = lora_parameters(unet)
             self.optimizer = AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
@@ -223,7 +215,7 @@ class DreamBoothTrainer(Trainer):
 
     def save_final(self):
         """final/: the adapter (LoRA) or the whole pipeline (full), written atomically."""
-        from tinydiff.files import write_folder_atomically
+        from tinydiff.files import write_folder_atomically, write_json
 
         with self.ema.swap_in():
             if self.db.lora_rank is None:
@@ -231,7 +223,12 @@ class DreamBoothTrainer(Trainer):
             else:
                 from tinydiff.pipelines.lora_files import save_lora_weights
 
-                write_folder_atomically(self.out_dir / "final", lambda tmp: save_lora_weights(tmp, unet=self.model))
+                def write(tmp):
+                    save_lora_weights(tmp, unet=self.model)
+                    write_json(tmp / "dreambooth.json", {"_tinydiff_version": tinydiff.__version__, **asdict(self.db),
+                                                         "steps": self.step, "seed": self.config.seed})
+
+                write_folder_atomically(self.out_dir / "final", write)
 
     def save_samples(self):
         """samples/step-N.png: SAMPLE_PROMPTS, one column each, 4 rows."""
@@ -249,5 +246,5 @@ class DreamBoothTrainer(Trainer):
                                   [str(i + 1) for i in range(len(SAMPLE_PROMPTS))], len(SAMPLE_PROMPTS))
 
 
-__all__ = ["DreamBoothConfig", "DreamBoothData", "DreamBoothTrainer", "count_lora_parameters",
+__all__ = ["DreamBoothConfig", "DreamBoothData", "DreamBoothTrainer",
            "generate_class_images", "LORA_FILE"]

@@ -83,3 +83,25 @@ def test_missing_instance_folder_and_contradicting_kinds(model, tmp_path, capsys
     with pytest.raises(SystemExit):
         main(argv(model, tmp_path, tmp_path / "run", "--full", "--lora-rank", "8"))
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_resumed_run_ends_with_the_same_adapter(model, instances, tmp_path):
+    import shutil
+
+    from tinydiff.files import load_arrays
+
+    more = ("--with-prior-preservation", "--num-class-images", "4")
+    assert main(argv(model, instances, tmp_path / "whole", *more)) == 0
+    assert main(argv(model, instances, tmp_path / "chunks", *more)) == 0
+    checkpoints = tmp_path / "chunks" / "checkpoints"
+    (checkpoints / "latest").write_text("step-0000001\n")  # as if stopped after step 1
+    shutil.rmtree(checkpoints / "step-0000002")
+    shutil.rmtree(tmp_path / "chunks" / "final")
+    assert main(argv(model, instances, tmp_path / "chunks", *more, "--resume")) == 0
+    with pytest.raises(SystemExit, match="--lr: the run used"):
+        main(argv(model, instances, tmp_path / "chunks", *more, "--resume", "--lr", "0.1"))
+    whole, resumed = (load_arrays(tmp_path / run / "final" / "pytorch_lora_weights.safetensors")
+                      for run in ("whole", "chunks"))
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        np.testing.assert_array_equal(whole[key], resumed[key])

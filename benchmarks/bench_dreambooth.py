@@ -49,7 +49,7 @@ from tinydiff.pretrained.train_dreambooth import ADAPTERS, ADAPTERS_DIR, STEPS, 
 RUNS = {**ADAPTERS, "ring_r16_prior": ("ring", "sks", 16, True), "ring_full_prior": ("ring", "sks", None, True),
         "ring_full": ("ring", "sks", None, False)}
 CONTROL_PROMPTS = ("a blue {} shape at the bottom right", "a cyan {} shape on the left",
-                   "a white {} shape at the bottom", "a blue {} shape at the top left")
+                   "a white {} shape at the bottom", "a blue {} shape at the top")
 
 
 def vae_check(count, seed=0):

@@ -43,11 +43,10 @@ from tinydiff.pipelines.dreambooth import LORA_FILE
 from tinydiff.pipelines.latent import load_vae_folder
 from tinydiff.pipelines.text_to_image import TextToImagePipeline
 from tinydiff.pretrained import HERE, text2image_dir
-from tinydiff.pretrained.train_dreambooth import ADAPTERS, ADAPTERS_DIR, STEPS, finetune
+from tinydiff.pretrained.train_dreambooth import ADAPTERS, ADAPTERS_DIR, LORA_LR, STEPS, finetune
 
 # name -> (concept, word, rank or None (full), prior preservation); the shipped ones and the comparisons
-RUNS = {**ADAPTERS, "ring_r16_prior": ("ring", "sks", 16, True), "ring_full_prior": ("ring", "sks", None, True),
-        "ring_full": ("ring", "sks", None, False)}
+RUNS = {**ADAPTERS, "ring_r16_prior": ("ring", "sks", 16, True), "ring_full_prior": ("ring", "sks", None, True)}
 CONTROL_PROMPTS = ("a blue {} shape at the bottom right", "a cyan {} shape on the left",
                    "a white {} shape at the bottom", "a blue {} shape at the top")
 
@@ -91,7 +90,8 @@ def run_one(name, args, class_latents, adherence_prompts, base):
     concept, word, rank, prior = RUNS[name]
     with tempfile.TemporaryDirectory() as work:
         trainer, seconds, class_seconds = finetune(concept, word, rank, prior, work, args.steps,
-                                                   class_latents=class_latents, num_class_images=args.class_images)
+                                                   class_latents=class_latents, num_class_images=args.class_images,
+                                                   lr=args.lora_lr if rank else None)
         trainable = sum(p.data.size for p in trainer.params)
         result = {"concept": concept, "word": word, "rank": rank, "prior_preservation": prior, "steps": args.steps,
                   "train_seconds": seconds, "class_image_seconds": class_seconds, "trainable": int(trainable),
@@ -112,6 +112,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"training steps per run (default {STEPS})")
+    parser.add_argument("--lora-lr", type=float, default=LORA_LR, help=f"LoRA runs' learning rate (default {LORA_LR})")
     parser.add_argument("--num", type=int, default=40, help="samples per measure (default 40)")
     parser.add_argument("--adherence-num", type=int, default=60, help="ordinary prompts for the drift (default 60)")
     parser.add_argument("--class-images", type=int, default=100, help="class images (default 100)")
@@ -126,7 +127,7 @@ def main(argv=None):
     unknown = [n for n in names if n not in RUNS]
     if unknown:
         parser.error(f"--runs: unknown {unknown}; expected some of {list(RUNS)}")
-    results = {"environment": environment(), "settings": vars(args) | {"json": str(args.json)},
+    results = {"environment": environment(None, "not used"), "settings": vars(args) | {"json": str(args.json)},
                "vae_check": vae_check(8 if args.quick else 300)}
     prompts = ordinary_prompts(args.adherence_num)
     base_pipe = TextToImagePipeline.from_pretrained(text2image_dir())

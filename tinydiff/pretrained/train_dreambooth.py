@@ -44,8 +44,9 @@ def adapter_path(name, folder=ADAPTERS_DIR):
 
 
 def finetune(concept, word, rank, prior, out, steps=STEPS, seed=SEED, class_latents=None, progress=False,
-             num_class_images=NUM_CLASS_IMAGES):
-    """One DreamBooth run on the shipped pipeline; rank None fine-tunes the whole UNet.
+             num_class_images=NUM_CLASS_IMAGES, lr=None):
+    """One DreamBooth run on the shipped pipeline; rank None fine-tunes the whole UNet (lr None:
+    LORA_LR or FULL_LR).
 
     Returns (trainer, seconds of training, seconds of class image generation); the trained
     pipeline is trainer.pipe, its adapter (LoRA) in out/final."""
@@ -54,7 +55,7 @@ def finetune(concept, word, rank, prior, out, steps=STEPS, seed=SEED, class_late
     db = DreamBoothConfig(instance_prompt=f"a {word} shape", class_prompt="a shape", with_prior_preservation=prior,
                           num_class_images=num_class_images, class_batch_size=CLASS_BATCH, lora_rank=rank,
                           class_steps=CLASS_STEPS)
-    config = TrainConfig(steps=steps, batch_size=len(images), lr=LORA_LR if rank else FULL_LR,
+    config = TrainConfig(steps=steps, batch_size=len(images), lr=lr or (LORA_LR if rank else FULL_LR),
                          warmup_steps=min(10, steps - 1), ema_decay=0.0, min_snr_gamma=5.0, seed=seed,
                          checkpoint_every=steps, sample_every=0, sample_steps=20)
     start = time.perf_counter()

@@ -29,12 +29,12 @@ def test_weights_make_the_batch_mean_eq_2_s_sum():
     data = DreamBoothData(rng.standard_normal((3, 2, 4, 4)), np.ones((3, 2, 4, 4)), 0.0, 1.0, np.zeros((1, 5, 8)), 0,
                           rng.standard_normal((7, 2, 4, 4)), np.ones((1, 5, 8)), class_batch_size=2,
                           prior_loss_weight=0.3)
-    z, states, weight = data(4)
+    (z, states), weight = data(4), data.weight
     assert z.shape == (5, 2, 4, 4) and states.shape == (5, 5, 8)
     assert (states[:3] == 0).all() and (states[3:] == 1).all()
     per_sample = rng.uniform(size=5)
     assert np.mean(weight * per_sample) == pytest.approx(per_sample[:3].mean() + 0.3 * per_sample[3:].mean())
-    z_again, _, _ = data(4)
+    z_again, _ = data(4)
     np.testing.assert_array_equal(z, z_again)  # keyed by (seed, step)
 
 

@@ -37,7 +37,7 @@ from tinydiff.optim import EMA, AdamW
 from tinydiff.pipelines.latent import encode_images, latent_shift_and_scale
 from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
 from tinydiff.pipelines.text_to_image import TextToImagePipeline
-from tinydiff.pipelines.train import Trainer, loss_weights, training_target
+from tinydiff.pipelines.train import Trainer
 from tinydiff.viz.tiles import save_labelled_grid
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -108,7 +108,7 @@ def generate_class_images(pipe, prompt, count, seed, num_inference_steps=25, bat
 
 
 class DreamBoothData:
-    """data(step) -> (z_0 (B, c, h, w), encoder_hidden_states (B, N, D), weight (B,)).
+    """data(step) -> (z_0 (B, c, h, w), encoder_hidden_states (B, N, D)); data.weight (B,).
 
     B = the n instance images (each step all of them: a fresh draw of their VAE posterior) and,
     with class latents, m of them drawn without replacement. weight makes mean_b(w_b mse_b) equal
@@ -123,18 +123,23 @@ class DreamBoothData:
         self.m = 0 if class_latents is None else class_batch_size
         self.prior_loss_weight = prior_loss_weight
 
+    @property
+    def weight(self):
+        """(n + m,) float64: the per-sample loss weights, the same every step."""
+        n, m = len(self.mean), self.m
+        prior = np.full(m, self.prior_loss_weight * (n + m) / m) if m else np.zeros(0)
+        return np.concatenate([np.full(n, (n + m) / n), prior])
+
     def __call__(self, step):
         n, m = len(self.mean), self.m
         eps = np.random.default_rng((self.seed, 13, step)).standard_normal(self.mean.shape)
         z = ((self.mean + self.std * eps - self.shift) * self.scale).astype(np.float32)  # (n, c, h, w)
         states = np.repeat(self.instance_states, n, axis=0)  # (1, N, D) -> (n, N, D)
-        weight = np.full(n, (n + m) / n)
         if m:
             pick = np.random.default_rng((self.seed, 11, step)).choice(len(self.class_latents), m, replace=False)
             z = np.concatenate([z, self.class_latents[pick]])
             states = np.concatenate([states, np.repeat(self.class_states, m, axis=0)])
-            weight = np.concatenate([weight, np.full(m, self.prior_loss_weight * (n + m) / m)])
-        return z, states, weight
+        return z, states
 
 
 class DreamBoothTrainer(Trainer):
@@ -145,7 +150,7 @@ class DreamBoothTrainer(Trainer):
     pipe : TextToImagePipeline (its unet is trained in place: LoRA-wrapped, or all of it)
     instance_images : ndarray (n, 3, H, W) in [-1, 1]
     db : DreamBoothConfig;  config : TrainConfig (steps, lr, seed, checkpoint_every, ...)
-    out_dir : path; gets checkpoints/, samples/, class_images.png and final/ (LoRA: final/
+    out_dir : path; gets checkpoints/, samples/ and final/ (LoRA: final/
         pytorch_lora_weights.safetensors; full: a TextToImagePipeline folder)
     class_latents : ndarray (num_class_images, c, h, w), optional: reuse these (a resumed run's)
         instead of generating them
@@ -179,28 +184,20 @@ class DreamBoothTrainer(Trainer):
                                    pipe.encode([db.class_prompt]), db.class_batch_size, db.prior_loss_weight)
 
     def make_class_images(self):
-        """Generate the class images with the still untouched model (LoRA's B = 0), save a grid of
-        the first 32 to out_dir/class_images.png, return their latents."""
+        """Generate the class images with the still untouched model (LoRA's B = 0); return their latents."""
         db = self.db
         if self.progress:
             print(f"generating {db.num_class_images} class images of {db.class_prompt!r} with the model itself")
         self.pipe.unet.eval()
-        z, images = generate_class_images(self.pipe, db.class_prompt, db.num_class_images, self.config.seed,
+        z, _ = generate_class_images(self.pipe, db.class_prompt, db.num_class_images, self.config.seed,
                                           db.class_steps, progress=False)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        save_labelled_grid(self.out_dir / "class_images.png", images[:32], f"class images: {db.class_prompt}")
         return z
 
     def batch(self, step):
-        """(x_t, t, encoder_hidden_states, target, weight) of step `step` (eq. 2's two terms)."""
-        cfg, sched = self.config, self.scheduler
-        x0, states, weight = self.data(step)
-        rng = np.random.default_rng((cfg.seed, 3, step))
-        t = rng.integers(0, sched.config.num_train_timesteps, size=len(x0))
-        noise = rng.standard_normal(x0.shape).astype(np.float32)
-        x_t = sched.add_noise(x0, noise, t).astype(np.float32)
-        target = training_target(sched, x0, noise, t).astype(np.float32)
-        snr_weight = loss_weights(self.snr[t], sched.config.prediction_type, cfg.min_snr_gamma)
+        """Trainer.batch (x_t, t, encoder_hidden_states, target, weight) with eq. 2's two terms
+        weighted by the data's per-sample weights (times min-SNR's, if any)."""
+        x_t, t, states, target, snr_weight = super().batch(step)
+        weight = self.data.weight
         return x_t, t, states, target, weight if snr_weight is None else weight * snr_weight
 
     def check_finite_weights(self):

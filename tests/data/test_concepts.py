@@ -66,3 +66,14 @@ def test_bad_arguments_are_named(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         render_concept(**args)
+
+
+def test_the_identifier_prompts_tokenize_and_parse():
+    from tinydiff.data import WordTokenizer, parse_caption
+
+    tokenizer = WordTokenizer()
+    ids = np.asarray(tokenizer(["a sks shape", "a blue sks shape at the bottom right"]))
+    assert tokenizer.vocab["sks"] in ids[0] and tokenizer.vocab["sks"] in ids[1]
+    assert tokenizer.unk_token_id not in ids
+    assert parse_caption("a sks shape") == {}
+    assert parse_caption("a blue sks shape at the bottom right") == {"colour": COLOUR_NAMES.index("blue"), "position": 8}

@@ -146,7 +146,7 @@ def main(argv=None):
               f"(drift {result['prior_drift_points']:+5.1f} points)  'a shape' as the concept "
               f"{result['class_prompt_as_concept']:4.0%}  train {result['train_seconds']:4.0f} s + class images "
               f"{result['class_image_seconds']:3.0f} s  {result['trainable']:,} trainable  {size}", flush=True)
-    write_results(args.json, results)
+        write_results(args.json, results)  # after every run: a long benchmark stopped early keeps what it measured
     return results
 
 

@@ -17,15 +17,13 @@ step), in brackets.
 
 import argparse
 import json
-import subprocess
-import sys
 import tracemalloc
 
 import tinydiff  # noqa: F401  -- before NumPy (tinydiff/runtime/process_settings.py)
 import numba
 import numpy as np
-from train_cases import (TinydiffSteps, TorchSteps, check_args, environment, fmt, import_torch, json_config,
-                         load_cases, parser_for, processes_for, write_results)
+from train_cases import (TinydiffSteps, TorchSteps, check_args, child_probe, environment, fmt, import_torch,
+                         json_config, load_cases, parser_for, processes_for, write_results)
 
 from tinydiff.models import UNet2DModel
 from tinydiff.runtime.parallel import reset_peak_rss, status_kib
@@ -62,13 +60,8 @@ def probe_memory(spec):
 
 
 def child_memory(framework, kind, config, batch, processes=1):
-    spec = json.dumps({"framework": framework, "kind": kind, "config": config, "batch": batch,
-                       "processes": processes})
-    result = subprocess.run([sys.executable, __file__, "--probe-memory", spec], capture_output=True, text=True)
-    if result.returncode != 0:
-        print(f"memory probe ({framework}, {kind}) failed: {result.stderr.strip().splitlines()[-1:]}")
-        return None
-    return float(result.stdout.strip().splitlines()[-1])
+    spec = {"framework": framework, "kind": kind, "config": config, "batch": batch, "processes": processes}
+    return child_probe(__file__, "--probe-memory", spec, f"memory probe ({framework}, {kind})")
 
 
 def traced_numpy_peak(step):

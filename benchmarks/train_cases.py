@@ -25,6 +25,8 @@ import argparse
 import inspect
 import json
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -100,6 +102,16 @@ def environment(torch, diffusers):
           f"({numba.get_num_threads()} threads), {platform.processor() or platform.machine()}, "
           f"OPENBLAS_THREAD_TIMEOUT {process_settings.blas_thread_timeout()}")
     return {"torch": diffusers if torch is None else torch.__version__, "numba_threads": numba.get_num_threads()}
+
+
+def child_probe(script, flag, spec, what):
+    """Run `script flag JSON(spec)` in a fresh Python process and read the float its last stdout
+    line prints (a memory probe); None, with a line saying why, if it failed."""
+    done = subprocess.run([sys.executable, script, flag, json.dumps(spec)], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def write_results(path, results):

@@ -26,6 +26,7 @@ def test_parameter_flag_releases_and_reallocates_grad():
     (lambda rng: Conv2d(2, 3, 3, padding=1, rng=rng), (2, 2, 5, 5)),
     (lambda rng: Conv2d(2, 3, 1, rng=rng), (1, 2, 3, 3)),
     (lambda rng: Conv2d(2, 3, 3, stride=2, rng=rng), (1, 2, 5, 5)),
+    (lambda rng: Conv2d(8, 8, 3, padding=1, rng=rng), (2, 8, 6, 6)),  # Winograd on the fast backend
 ])
 def test_frozen_weight_same_dx_no_dw_no_input_kept(make, x):
     rng = np.random.default_rng(0)
@@ -86,3 +87,14 @@ def test_optimisers_skip_frozen_parameters():
     np.testing.assert_array_equal(frozen.weight.data, before)
     with pytest.raises(ValueError, match="frozen"):
         AdamW(frozen.parameters())
+
+
+def test_data_parallel_refuses_a_model_with_frozen_parameters():
+    from tinydiff.models import UNet2DModel
+    from tinydiff.runtime.parallel import DataParallel
+
+    model = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                        norm_num_groups=4, rng=np.random.default_rng(0))
+    model.conv_in.requires_grad_(False)
+    with pytest.raises(TypeError, match="frozen parameters"):
+        DataParallel(model, 2)  # its workers would rebuild the model without the freeze

@@ -6,6 +6,8 @@ import pytest
 from test_export_sd import tiny_parts, tiny_pipeline
 
 from tinydiff.cli import main
+from tinydiff.nn import Module
+from tinydiff.nn.gradcheck import gradcheck
 from tinydiff.nn.lora_model import add_lora, lora_layers, lora_parameters
 from tinydiff.nn.lora_model import TEXT_ENCODER_TARGETS
 from tinydiff.pipelines.lora_files import save_lora_weights
@@ -49,6 +51,10 @@ def test_pipeline_methods(files, tmp_path):
     pipe.set_adapters("default_0", 0.5)
     np.testing.assert_allclose(images(pipe), half, atol=1e-6)  # weight 0.5 == scale 0.5 for one adapter
     pipe.load_lora_weights(files[1].parent, adapter_name="b")
+    # as diffusers: the adapter loaded last is the only active one (of the UNet; the file has no
+    # text_encoder keys, so the text encoder keeps its own)
+    assert {tuple(layer.active) for _, layer in lora_layers(pipe.unet)} == {("b",)}
+    assert {tuple(layer.active) for _, layer in lora_layers(pipe.text_encoder)} == {("default_0",)}
     pipe.set_adapters(["default_0", "b"], [1.0, 0.0])
     np.testing.assert_allclose(images(pipe), with_a, atol=1e-6)
     pipe.set_adapters(["default_0", "b"], [0.7, 0.6])
@@ -84,3 +90,40 @@ def test_cli_sample_with_loras(files, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: WEIGHT must be a number
         main(common + [str(tmp_path / "y.npz"), "--out", str(tmp_path / "y.png"), "--lora", f"{files[0]}:lots"])
     assert "FILE:WEIGHT" in capsys.readouterr().err
+
+
+class Wrapped(Module):
+    """A model whose forward returns one array, for gradcheck: the text encoder's last hidden
+    state, or the UNet's output."""
+
+    def __init__(self, model, text):
+        super().__init__()
+        self.model, self.text = model, text
+
+    def forward(self, *inputs):
+        out = self.model(*inputs)
+        return out.last_hidden_state if self.text else out
+
+    def backward(self, grad_out):
+        if self.text:
+            self.model.backward(grad_out)
+            return (None,)  # the token ids have no gradient
+        d_sample, d_context = self.model.backward(grad_out)
+        return d_sample, None, d_context  # the timestep has none
+
+
+def test_adapted_text_encoder_and_unet_gradients_by_finite_differences():
+    """Only the adapters train (the base is frozen); their gradients through whole models."""
+    parts, rng = tiny_parts(), np.random.default_rng(3)
+    add_lora(parts.text_encoder, rank=2, alpha=3.0, target_modules=TEXT_ENCODER_TARGETS, rng=rng)
+    add_lora(parts.unet, rank=2, alpha=3.0, target_modules=("to_k", "conv1"), rng=rng)
+    for model in (parts.text_encoder, parts.unet):
+        for p in lora_parameters(model)[1::2]:
+            p.data[...] = rng.standard_normal(p.shape)
+    ids = parts.tokenizer(["a red circle"])
+    report = gradcheck(Wrapped(parts.text_encoder, True), (ids,), rng, max_elements=12)
+    assert len(report) == len(lora_parameters(parts.text_encoder))  # the frozen base is not there
+    context = rng.standard_normal((1, 5, 8))
+    report = gradcheck(Wrapped(parts.unet, False), (rng.standard_normal((1, 2, 4, 4)), np.array([9]), context),
+                       rng, max_elements=4)
+    assert len(report) == 2 + len(lora_parameters(parts.unet))

@@ -44,8 +44,8 @@ def conv2d_backward(dy, cache, needs=(True, True)):
         dx, dw, db = (backward(dy, x, w, stride, padding) if reference
                       else backward(dy, x, w, stride, padding, winograd_weights=u))
         return dx, dw, db if needs[1] else None
-    backward_input = kernels.conv2d_backward_input_ref if reference else kernels.conv2d_backward_input
-    dx = backward_input(dy, w, input_hw, stride, padding)
+    dx = (kernels.conv2d_backward_input_ref(dy, w, input_hw, stride, padding) if reference
+          else kernels.conv2d_backward_input(dy, w, input_hw, stride, padding, winograd_weights=u))
     return dx, None, dy.sum(axis=(0, 2, 3)) if needs[1] else None
 
 

@@ -62,7 +62,8 @@ def add_lora(model, rank=4, alpha=None, target_modules=DEFAULT_TARGETS, adapter_
 
     Freezes every parameter of `model` first (requires_grad_(False)); the new adapter's A and B
     are the only trainable parameters afterwards (lora_parameters(model, adapter_name)). The new
-    adapter becomes the only active one, at weight 1 (set_adapters changes that).
+    adapter becomes the only active one on the whole model, at weight 1, as in diffusers after
+    load_lora_weights (set_adapters changes that).
 
     Parameters
     ----------
@@ -106,9 +107,9 @@ def add_lora(model, rank=4, alpha=None, target_modules=DEFAULT_TARGETS, adapter_
         layer = wrap_for_lora(module)
         layer.new_adapter(adapter_name, rank, alpha, rng)
         layer.targets[adapter_name] = tuple(target_modules)
-        layer.active = {adapter_name: 1.0}
         if layer is not module:
             _replace(model, name, layer)
+    set_adapters(model, [adapter_name])  # the new one alone, as diffusers after loading an adapter
     return [name for name, _ in adaptable]
 
 

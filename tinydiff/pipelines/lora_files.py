@@ -22,7 +22,7 @@ from safetensors.numpy import save_file
 
 from tinydiff.files import load_arrays
 from tinydiff.nn.checks import describe
-from tinydiff.nn.lora_model import adapter_names, add_lora, lora_layers, set_adapters
+from tinydiff.nn.lora_model import adapter_names, add_lora, lora_layers
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE
 METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY
@@ -139,14 +139,12 @@ def load_into(model, pairs, prefix, alpha, targets, adapter_name, source):
                                  f"{pair[which].shape}, but {module} of this {type(model).__name__} "
                                  f"(weight {w}) needs {shape} for rank {rank}: an adapter made for "
                                  f"another model?")
-    before = adapter_names(model)
     add_lora(model, rank, alpha, tuple(pairs), adapter_name)
     layers = dict(lora_layers(model))
     for module, pair in pairs.items():
         layer = layers[module]
         layer.lora_A[adapter_name].weight.data[...] = pair["lora_A"]
         layer.lora_B[adapter_name].weight.data[...] = pair["lora_B"]
-    set_adapters(model, before + [adapter_name])
     if targets is not None:  # the file's own target_modules, written back if it is saved again
         for module in pairs:
             layers[module].targets[adapter_name] = tuple(targets)
@@ -158,8 +156,8 @@ def load_lora_weights(unet, text_encoder, path, adapter_name="default"):
     and, if the file has `text_encoder.` keys, the text encoder, as adapter `adapter_name`.
 
     alpha comes from the file's lora_adapter_metadata ("unet.lora_alpha"), else alpha = r as
-    diffusers assumes. The new adapter joins the active ones at weight 1 (set_adapters changes
-    that). Returns {part: rank} of what was loaded."""
+    diffusers assumes. The new adapter becomes the only active one of each part it adapts, at
+    weight 1, as in diffusers (set_adapters combines several). Returns {part: rank} loaded."""
     path, arrays, metadata = read_lora_file(path)
     source = str(path)
     others = [k for k in arrays if not k.startswith(tuple(p + "." for p in PARTS))]

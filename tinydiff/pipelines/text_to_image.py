@@ -154,7 +154,8 @@ class TextToImagePipeline:
     def load_lora_weights(self, path, adapter_name=None):
         """Load a pytorch_lora_weights.safetensors (or its folder) onto the UNet and, if it has
         `text_encoder.` keys, the text encoder; returns the adapter's name (default
-        "default_0", "default_1", ... as diffusers names them). It joins the active adapters."""
+        "default_0", "default_1", ... as diffusers names them). As in diffusers, it becomes the only
+        active adapter of the parts it adapts (set_adapters combines several)."""
         taken = {a for names in self.get_list_adapters().values() for a in names}
         if adapter_name is None:
             adapter_name = next(f"default_{i}" for i in range(len(taken) + 1) if f"default_{i}" not in taken)

@@ -173,6 +173,10 @@ class DataParallel:
             raise TypeError("DataParallel: an AutoencoderKL's loss reads the whole batch's posterior off "
                             "the model; train it in one process")
         params = model.parameters()
+        if not all(p.requires_grad for p in params):
+            raise TypeError("DataParallel: the model has frozen parameters (LoRA adapters, or "
+                            "requires_grad_(False)); the worker processes rebuild it from its config "
+                            "without them: train it in one process")
         dtypes = {p.data.dtype for p in params}
         if len(dtypes) != 1:
             raise TypeError(f"DataParallel: parameters must share one dtype, got {sorted(map(str, dtypes))}")

@@ -102,13 +102,15 @@ def conv2d_forward(x, w, b, stride, padding, winograd_weights=None):
     return y.reshape(n_b, n_o, h_out, w_out)
 
 
-def conv2d_backward_input(dy, w, input_hw, stride, padding):
+def conv2d_backward_input(dy, w, input_hw, stride, padding, winograd_weights=None):
     """Fast gradient of conv2d w.r.t. its input, dx (B, C, H, W) from dy (B, O, Ho, Wo) and
-    w (O, C, kH, kW); the arguments and result of reference.conv2d_backward_input_ref."""
+    w (O, C, kH, kW); the arguments and result of reference.conv2d_backward_input_ref.
+    winograd_weights: as for conv2d_forward (a frozen layer's backward passes its forward's)."""
     dy, w = np.ascontiguousarray(dy), np.ascontiguousarray(w)
     chosen = algorithm(w.shape[2:], stride, padding, w.shape[1], w.shape[0])
     if chosen == "winograd":
-        return winograd.backward_input(dy, winograd.filter_transform(w))
+        return winograd.backward_input(dy, winograd.filter_transform(w) if winograd_weights is None
+                                       else winograd_weights)
     if chosen == "pointwise":
         return pointwise.backward_input(dy, w)
     return im2col.backward_input(dy, w, input_hw, stride, padding)

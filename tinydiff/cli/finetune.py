@@ -16,7 +16,7 @@ from pathlib import Path
 from tinydiff.cli.flag_types import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 FINETUNE_PARTS = ("checkpoints", "samples", "final")
-LORA_LR, FULL_LR = 2e-2, 2e-4  # the adapter starts at zero and is small; the whole UNet moves with less
+LORA_LR, FULL_LR = 1e-2, 2e-4  # the adapter starts at zero and is small; the whole UNet moves with less
 
 
 def add_finetune_parser(sub):

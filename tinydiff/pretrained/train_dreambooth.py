@@ -25,7 +25,7 @@ from tinydiff.pretrained.folders import HERE, text2image_dir
 
 ADAPTERS_DIR = HERE / "dreambooth_adapters"
 SEED = 0
-STEPS, LORA_LR, FULL_LR = 300, 2e-2, 2e-4
+STEPS, LORA_LR, FULL_LR = 300, 1e-2, 2e-4
 NUM_CLASS_IMAGES, CLASS_STEPS, CLASS_BATCH = 100, 20, 4
 # name -> (concept, rare word, LoRA rank, prior preservation); rank 4 is 115 KB, rank 1 29 KB
 ADAPTERS = {

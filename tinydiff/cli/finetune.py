@@ -68,7 +68,7 @@ def finetune_configs(args, image_count):
                           class_batch_size=image_count, lora_rank=None if args.full else args.lora_rank)
     lr = args.lr if args.lr is not None else (FULL_LR if args.full else LORA_LR)
     config = TrainConfig(steps=args.steps, batch_size=image_count, lr=lr, warmup_steps=min(10, args.steps - 1),
-                         ema_decay=0.0, min_snr_gamma=5.0, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                         ema_decay=0.0, min_snr_gamma=5.0, cond_drop_prob=0.1, seed=args.seed, checkpoint_every=args.checkpoint_every,
                          sample_every=args.sample_every, num_samples=16)
     return db, config
 

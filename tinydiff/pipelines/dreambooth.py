@@ -116,12 +116,13 @@ class DreamBoothData:
     lambda (n + m) / m on class images."""
 
     def __init__(self, mean, std, shift, scale, instance_states, seed, class_latents=None, class_states=None,
-                 class_batch_size=4, prior_loss_weight=1.0):
+                 class_batch_size=4, prior_loss_weight=1.0, empty_states=None, cond_drop_prob=0.0):
         self.mean, self.std, self.shift, self.scale = mean, std, shift, scale
         self.instance_states, self.seed = instance_states, seed
         self.class_latents, self.class_states = class_latents, class_states
         self.m = 0 if class_latents is None else class_batch_size
         self.prior_loss_weight = prior_loss_weight
+        self.empty_states, self.cond_drop_prob = empty_states, cond_drop_prob
 
     @property
     def weight(self):
@@ -139,6 +140,10 @@ class DreamBoothData:
             pick = np.random.default_rng((self.seed, 11, step)).choice(len(self.class_latents), m, replace=False)
             z = np.concatenate([z, self.class_latents[pick]])
             states = np.concatenate([states, np.repeat(self.class_states, m, axis=0)])
+        if self.cond_drop_prob > 0:  # the empty prompt, as the base model was trained (Ho & Salimans 2022):
+            # guidance's unconditional branch is trained too, not left to drift with the adapter
+            drop = np.random.default_rng((self.seed, 19, step)).random(len(z)) < self.cond_drop_prob
+            states = np.where(drop[:, None, None], self.empty_states, states)
         return z, states
 
 
@@ -181,7 +186,8 @@ class DreamBoothTrainer(Trainer):
         shift, scale = latent_shift_and_scale(pipe.vae)
         self.data = DreamBoothData(mean, std, shift, scale, pipe.encode([db.instance_prompt]), config.seed,
                                    self.class_latents if db.with_prior_preservation else None,
-                                   pipe.encode([db.class_prompt]), db.class_batch_size, db.prior_loss_weight)
+                                   pipe.encode([db.class_prompt]), db.class_batch_size, db.prior_loss_weight,
+                                   pipe.encode([""]), config.cond_drop_prob)
 
     def make_class_images(self):
         """Generate the class images with the still untouched model (LoRA's B = 0); return their latents."""

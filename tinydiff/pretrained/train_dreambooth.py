@@ -56,7 +56,7 @@ def finetune(concept, word, rank, prior, out, steps=STEPS, seed=SEED, class_late
                           num_class_images=num_class_images, class_batch_size=CLASS_BATCH, lora_rank=rank,
                           class_steps=CLASS_STEPS)
     config = TrainConfig(steps=steps, batch_size=len(images), lr=lr or (LORA_LR if rank else FULL_LR),
-                         warmup_steps=min(10, steps - 1), ema_decay=0.0, min_snr_gamma=5.0, seed=seed,
+                         warmup_steps=min(10, steps - 1), ema_decay=0.0, min_snr_gamma=5.0, cond_drop_prob=0.1, seed=seed,
                          checkpoint_every=steps, sample_every=0, sample_steps=20)
     start = time.perf_counter()
     trainer = DreamBoothTrainer(pipe, images, db, config, out, progress=progress, class_latents=class_latents)

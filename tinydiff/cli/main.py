@@ -5,6 +5,7 @@
     tinydiff train --dataset glyphs ...   train a diffusion model (see tinydiff train --help)
     tinydiff train-vae --dataset shapes   train an AutoencoderKL (then: tinydiff train --latent DIR)
     tinydiff train-clip --out DIR         train a CLIP text encoder on captioned shapes
+    tinydiff finetune --model DIR ...     teach a text-to-image model a new concept (DreamBooth, LoRA)
     tinydiff sample ...                   sample a trained (or the shipped) model to a PNG grid / GIF / npz
     tinydiff export --diffusers DIR       write a model folder diffusers' from_pretrained loads
 """
@@ -14,6 +15,7 @@ import sys
 
 import tinydiff
 from tinydiff.cli.export import add_export_parser
+from tinydiff.cli.finetune import add_finetune_parser
 from tinydiff.cli.info import cmd_info
 from tinydiff.cli.sample import add_sample_parser
 from tinydiff.cli.train import add_train_parser, add_train_vae_parser
@@ -33,6 +35,7 @@ def build_parser():
     add_train_parser(sub)
     add_train_vae_parser(sub)
     add_train_clip_parser(sub)
+    add_finetune_parser(sub)
     add_sample_parser(sub)
     add_export_parser(sub)
     parser.commands = sub.choices  # name -> its parser (command_defaults reads them)

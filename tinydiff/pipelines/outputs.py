@@ -123,7 +123,9 @@ MODEL_FILES = frozenset({"config.json", "diffusion_pytorch_model.safetensors", "
                          "vae/diffusion_pytorch_model.safetensors",
                          # a TextToImagePipeline's frozen text encoder (transformers' layout) and tokenizer
                          "text_encoder/config.json", "text_encoder/model.safetensors", "tokenizer/tokenizer.json",
-                         "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json"})
+                         "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json",
+                         # a DreamBooth LoRA run's final/ (tinydiff finetune): the adapter and what it was taught
+                         "pytorch_lora_weights.safetensors", "dreambooth.json"})
 CHECKPOINT_FILES = frozenset({"config.json", "diffusion_pytorch_model.safetensors", "ema.safetensors",
                               "optimizer.safetensors", "optimizer_state.json", "scheduler_config.json",
                               "trainer_state.json"})
@@ -152,7 +154,8 @@ def written_by_tinydiff(folder):
     `_tinydiff_version`."""
     folder = Path(folder)
     return (folder.is_dir() and not folder.is_symlink()
-            and any(_json_has_version(folder / name) for name in ("model_index.json", "config.json", "unet/config.json"))
+            and any(_json_has_version(folder / name)
+                    for name in ("model_index.json", "config.json", "unet/config.json", "dreambooth.json"))
             and not foreign_entries(folder, MODEL_FILES))
 
 

@@ -11,12 +11,15 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
     text2image_clip/    the small CLIP (text and image encoders) trained on captioned Shapes
     shapes_text2video/  the text-to-video pipeline on Moving Shapes (lesson 10): shapes_text2image's UNet,
                         frozen, with motion modules, and its text encoder fine-tuned on the motion words
+    dreambooth_adapters/  LoRA adapters of shapes_text2image that teach it a ring ("a sks shape") and a star
+                        ("a zwx shape") from four images each (lesson 09; pytorch_lora_weights.safetensors)
 
     folders.py          where they are, and the glyph judge built from the shipped classifier
     train_glyphs.py     the scripts that trained them, and the settings they used
     train_shapes.py
     train_text2image.py the text-to-image pipeline's parts, CLIP first (TEXT2IMAGE_CLIP)
     train_video.py      the motion modules and text encoder of shapes_text2video (and the whole-UNet run)
+    train_dreambooth.py the DreamBooth adapters (ADAPTERS: concept, rare word, rank, prior preservation)
     shipping.py         what the two scripts share
 """
 

@@ -13,6 +13,8 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
                         frozen, with motion modules, and its text encoder fine-tuned on the motion words
     dreambooth_adapters/  LoRA adapters of shapes_text2image that teach it a ring ("a sks shape") and a star
                         ("a zwx shape") from four images each (lesson 09; pytorch_lora_weights.safetensors)
+    generators/         lesson 11's rivals on 16x16 glyphs, each trained 4 minutes: a DCGAN, a VAE, a pixel
+                        transformer and an unconditional diffusion UNet
 
     folders.py          where they are, and the glyph judge built from the shipped classifier
     train_glyphs.py     the scripts that trained them, and the settings they used
@@ -20,6 +22,7 @@ trained them (rerun them to reproduce the weights: `python -m tinydiff.pretraine
     train_text2image.py the text-to-image pipeline's parts, CLIP first (TEXT2IMAGE_CLIP)
     train_video.py      the motion modules and text encoder of shapes_text2video (and the whole-UNet run)
     train_dreambooth.py the DreamBooth adapters (ADAPTERS: concept, rare word, rank, prior preservation)
+    train_generators.py lesson 11's four generators, each for the same wall-clock budget
     shipping.py         what the two scripts share
 """
 

@@ -312,16 +312,12 @@ def sample_text_to_image(args, folder):
 
     from tinydiff.pipelines.sampling import scheduler_config, scheduler_from_config
     from tinydiff.pipelines.text_conditioning import pipeline_from_checkpoint
+    from tinydiff.cli.sample_video import require_prompt
     from tinydiff.pipelines.text_to_image import TextToImagePipeline, is_text_to_image_folder
     from tinydiff.viz.tiles import save_labelled_grid
 
-    for flag, given in (("--label", args.label), ("--unconditional", args.unconditional)):
-        if given:
-            raise SystemExit(f'tinydiff sample: {flag} is for class-conditional models; {folder} is a text-to-image '
-                             f'model: give --prompt "..." (--prompt "" draws unconditional samples)')
-    if args.prompt is None:
-        raise SystemExit(f'tinydiff sample: {folder} is a text-to-image model; give --prompt "...", e.g. --prompt '
-                         f'"a large red circle at the top left"')
+    require_prompt(args, folder, "text-to-image", "a large red circle at the top left",
+                   note=' (--prompt "" draws unconditional samples)')
     if args.gif is not None:
         raise SystemExit("tinydiff sample: --gif is not available for text-to-image models yet; drop it")
     try:

@@ -26,15 +26,21 @@ def default_text_to_video_dir():
     return folder
 
 
-def check_video_flags(args, folder):
-    """One-line exits for flags a video pipeline cannot take, before it is loaded."""
+def require_prompt(args, folder, kind, example, note=""):
+    """One-line exits for a text model (kind "text-to-image" or "text-to-video") given a class
+    flag, or no --prompt."""
     for flag, given in (("--label", args.label), ("--unconditional", args.unconditional)):
         if given:
-            raise SystemExit(f'tinydiff sample: {flag} is for class-conditional models; {folder} is a text-to-video '
-                             f'model: give --prompt "..."')
+            raise SystemExit(f'tinydiff sample: {flag} is for class-conditional models; {folder} is a {kind} '
+                             f'model: give --prompt "..."{note}')
     if args.prompt is None:
-        raise SystemExit(f'tinydiff sample: {folder} is a text-to-video model; give --prompt "...", e.g. --prompt '
-                         f'"a green triangle moving left"')
+        raise SystemExit(f'tinydiff sample: {folder} is a {kind} model; give --prompt "...", e.g. --prompt '
+                         f'"{example}"')
+
+
+def check_video_flags(args, folder):
+    """One-line exits for flags a video pipeline cannot take, before it is loaded."""
+    require_prompt(args, folder, "text-to-video", "a green triangle moving left")
     if args.out.suffix.lower() not in VIDEO_OUT_SUFFIXES:
         raise SystemExit(f"tinydiff sample: --out: a text-to-video model writes clips: expected a name ending in "
                          f".gif (an animated grid) or .png (frames as rows), got {args.out}")

@@ -15,10 +15,10 @@ from tinydiff.pipelines.lora_files import load_lora_weights
 INSTANCES = np.random.default_rng(5).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
 
 
-def trainer(out, steps=3, rank=4, prior=True, lr=1e-2, seed=0):
+def trainer(out, steps=3, rank=4, prior=True, lr=1e-2, seed=0, targets=DreamBoothConfig.lora_target_modules):
     pipe = tiny_pipeline(tiny_parts())
     db = DreamBoothConfig(with_prior_preservation=prior, prior_loss_weight=0.5, num_class_images=3,
-                          class_batch_size=2, lora_rank=rank, class_steps=2)
+                          class_batch_size=2, lora_rank=rank, class_steps=2, lora_target_modules=targets)
     config = TrainConfig(steps=steps, batch_size=2, lr=lr, warmup_steps=1, ema_decay=0.0, seed=seed,
                          checkpoint_every=steps, sample_every=0, sample_steps=2)
     return DreamBoothTrainer(pipe, INSTANCES, db, config, out, progress=False)
@@ -64,6 +64,19 @@ def test_only_the_adapter_trains_the_loss_falls_and_the_file_is_the_adapter(tmp_
     assert (tmp_path / "run" / "final" / "dreambooth.json").is_file()
 
 
+def test_feed_forward_targets_are_adapted_and_saved(tmp_path):
+    t = trainer(tmp_path / "run", steps=2, prior=False, targets=("to_v", "ff.net.0.proj", "ff.net.2"))
+    assert t.adapted and all(name.endswith(("to_v", "ff.net.0.proj", "ff.net.2")) for name in t.adapted)
+    assert any(name.endswith("ff.net.2") for name in t.adapted)
+    t.run()
+    loaded = tiny_pipeline(tiny_parts())
+    load_lora_weights(loaded.unet, None, tmp_path / "run" / "final" / LORA_FILE)
+    rng = np.random.default_rng(1)
+    x, ts, c = rng.standard_normal((2, 2, 4, 4)).astype(np.float32), np.array([3, 50]), t.data(0)[1][:2]
+    t.model.eval()
+    np.testing.assert_allclose(loaded.unet(x, ts, c), t.model(x, ts, c), atol=1e-5)
+
+
 def test_same_seed_same_adapter_another_seed_another(tmp_path):
     runs = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
@@ -84,7 +97,9 @@ def test_full_fine_tuning_saves_a_pipeline(tmp_path):
                                           (dict(class_prompt="a dog"), "class_prompt"),
                                           (dict(lora_rank=0), "lora_rank"),
                                           (dict(prior_loss_weight=-1.0), "prior_loss_weight"),
-                                          (dict(num_class_images=0), "num_class_images")])
+                                          (dict(num_class_images=0), "num_class_images"),
+                                          (dict(lora_target_modules="to_q"), "lora_target_modules"),
+                                          (dict(lora_target_modules=()), "lora_target_modules")])
 def test_bad_settings_are_named(change, name):
     with pytest.raises(ValueError, match=name):
         DreamBoothConfig(**change).validate(tiny_parts().tokenizer)

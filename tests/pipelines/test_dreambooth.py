@@ -15,13 +15,23 @@ from tinydiff.pipelines.lora_files import load_lora_weights
 INSTANCES = np.random.default_rng(5).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
 
 
-def trainer(out, steps=3, rank=4, prior=True, lr=1e-2, seed=0):
+def trainer(out, steps=3, rank=4, prior=True, lr=1e-2, seed=0, targets=DreamBoothConfig.lora_target_modules):
     pipe = tiny_pipeline(tiny_parts())
     db = DreamBoothConfig(with_prior_preservation=prior, prior_loss_weight=0.5, num_class_images=3,
-                          class_batch_size=2, lora_rank=rank, class_steps=2)
+                          class_batch_size=2, lora_rank=rank, class_steps=2, lora_target_modules=targets)
     config = TrainConfig(steps=steps, batch_size=2, lr=lr, warmup_steps=1, ema_decay=0.0, seed=seed,
                          checkpoint_every=steps, sample_every=0, sample_steps=2)
     return DreamBoothTrainer(pipe, INSTANCES, db, config, out, progress=False)
+
+
+def assert_saved_adapter_is_the_trained_one(t, out):
+    """A fresh tiny pipeline with out/final's adapter loaded predicts what the trained model does."""
+    loaded = tiny_pipeline(tiny_parts())
+    load_lora_weights(loaded.unet, None, out / "final" / LORA_FILE)
+    rng = np.random.default_rng(0)
+    x, ts, c = rng.standard_normal((2, 2, 4, 4)).astype(np.float32), np.array([3, 50]), t.data(0)[1][:2]
+    t.model.eval()
+    np.testing.assert_allclose(loaded.unet(x, ts, c), t.model(x, ts, c), atol=1e-5)
 
 
 def test_weights_make_the_batch_mean_eq_2_s_sum():
@@ -55,13 +65,17 @@ def test_only_the_adapter_trains_the_loss_falls_and_the_file_is_the_adapter(tmp_
     state = t.model.state_dict()
     assert all(np.array_equal(state[k], v) for k, v in base.items())
     assert any(np.abs(p.data).max() > 0 for p in lora_parameters(t.model)[1::2])  # B moved from 0
-    loaded = tiny_pipeline(tiny_parts())
-    load_lora_weights(loaded.unet, None, tmp_path / "run" / "final" / LORA_FILE)
-    rng = np.random.default_rng(0)
-    x, ts, c = rng.standard_normal((2, 2, 4, 4)).astype(np.float32), np.array([3, 50]), t.data(0)[1][:2]
-    t.model.eval()
-    np.testing.assert_allclose(loaded.unet(x, ts, c), t.model(x, ts, c), atol=1e-5)
+    assert_saved_adapter_is_the_trained_one(t, tmp_path / "run")
     assert (tmp_path / "run" / "final" / "dreambooth.json").is_file()
+
+
+def test_feed_forward_targets_are_adapted_and_saved(tmp_path):
+    t = trainer(tmp_path / "run", steps=2, prior=False, targets=("to_v", "ff.net.0.proj", "ff.net.2"))
+    assert t.adapted and all(name.endswith(("to_v", "ff.net.0.proj", "ff.net.2")) for name in t.adapted)
+    assert any(name.endswith("ff.net.2") for name in t.adapted)
+    t.run()
+    assert any(np.abs(p.data).max() > 0 for p in lora_parameters(t.model)[1::2])  # some B moved from 0
+    assert_saved_adapter_is_the_trained_one(t, tmp_path / "run")
 
 
 def test_same_seed_same_adapter_another_seed_another(tmp_path):
@@ -84,7 +98,9 @@ def test_full_fine_tuning_saves_a_pipeline(tmp_path):
                                           (dict(class_prompt="a dog"), "class_prompt"),
                                           (dict(lora_rank=0), "lora_rank"),
                                           (dict(prior_loss_weight=-1.0), "prior_loss_weight"),
-                                          (dict(num_class_images=0), "num_class_images")])
+                                          (dict(num_class_images=0), "num_class_images"),
+                                          (dict(lora_target_modules="to_q"), "lora_target_modules"),
+                                          (dict(lora_target_modules=()), "lora_target_modules")])
 def test_bad_settings_are_named(change, name):
     with pytest.raises(ValueError, match=name):
         DreamBoothConfig(**change).validate(tiny_parts().tokenizer)

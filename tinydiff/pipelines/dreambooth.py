@@ -55,6 +55,7 @@ class DreamBoothConfig:
     class_batch_size : int >= 1, class images per step (the instance batch is all instance images)
     lora_rank : int >= 1, or None for full fine-tuning of the UNet
     lora_alpha : float or None (None: alpha = rank, scale 1)
+    lora_target_modules : tuple of str, the module path suffixes adapted (add_lora's target_modules)
     class_steps : int, DDIM steps of the class images
     """
 
@@ -66,6 +67,7 @@ class DreamBoothConfig:
     class_batch_size: int = 4
     lora_rank: int = 4
     lora_alpha: float = None
+    lora_target_modules: tuple = ("to_q", "to_k", "to_v", "to_out.0")
     class_steps: int = 25
 
     def validate(self, tokenizer):
@@ -85,6 +87,11 @@ class DreamBoothConfig:
         if self.lora_rank is not None and (isinstance(self.lora_rank, bool) or
                                            not isinstance(self.lora_rank, (int, np.integer)) or self.lora_rank < 1):
             raise ValueError(f"lora_rank: expected an integer >= 1 or None (full fine-tuning), got {self.lora_rank!r}")
+        targets = self.lora_target_modules
+        if isinstance(targets, str) or not isinstance(targets, (tuple, list)) or not targets or \
+                not all(isinstance(t, str) and t for t in targets):
+            raise ValueError(f"lora_target_modules: expected a non-empty tuple of module path suffixes "
+                             f"(e.g. ('to_q', 'ff.net.2')), got {targets!r}")
         w = self.prior_loss_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
             raise ValueError(f"prior_loss_weight: expected a finite number >= 0, got {w!r}")
@@ -168,7 +175,7 @@ class DreamBoothTrainer(Trainer):
         if db.lora_rank is not None:
             from tinydiff.nn.lora_model import add_lora
 
-            self.adapted = add_lora(unet, rank=db.lora_rank, alpha=db.lora_alpha,
+            self.adapted = add_lora(unet, rank=db.lora_rank, alpha=db.lora_alpha, target_modules=db.lora_target_modules,
                                     rng=np.random.default_rng((config.seed, 53)))
         else:
             self.adapted = []

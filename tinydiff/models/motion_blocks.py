@@ -263,9 +263,9 @@ def adopt(block, source, motion_modules, count):
     block.motion_modules = motion_modules
 
 
-class DownBlockMotion(DownBlock2D):
-    """A DownBlock2D (its resnets and downsampler, adopted) with motion_modules[i] after resnet i.
-    run(h, temb, FramesContext) -> (h_out, skips), as DownBlock2D's."""
+class AfterEachResnet:
+    """What DownBlockMotion and UpBlockMotion add to their 2-D block (next in the MRO): the
+    block adopted, and motion_modules[i] after what follows resnet i (its transformer, if any)."""
 
     def __init__(self, block, motion_modules):
         adopt(self, block, motion_modules, len(block.resnets))
@@ -277,6 +277,11 @@ class DownBlockMotion(DownBlock2D):
         g, dmotion = motion_backward(self.motion_modules[i], grad_out)
         dh, dcontext = super().attend_backward(i, g)
         return dh, dcontext + dmotion
+
+
+class DownBlockMotion(AfterEachResnet, DownBlock2D):
+    """A DownBlock2D (its resnets and downsampler, adopted) with motion_modules[i] after resnet i.
+    run(h, temb, FramesContext) -> (h_out, skips), as DownBlock2D's."""
 
 
 class CrossAttnDownBlockMotion(DownBlockMotion):
@@ -285,20 +290,9 @@ class CrossAttnDownBlockMotion(DownBlockMotion):
     has_cross_attention = True
 
 
-class UpBlockMotion(UpBlock2D):
+class UpBlockMotion(AfterEachResnet, UpBlock2D):
     """An UpBlock2D (its resnets and upsampler, adopted) with motion_modules[i] after resnet i.
     run(h, skips, temb, FramesContext) -> h, as UpBlock2D's."""
-
-    def __init__(self, block, motion_modules):
-        adopt(self, block, motion_modules, len(block.resnets))
-
-    def attend(self, i, h, context):
-        return run_motion(self.motion_modules[i], super().attend(i, h, context.encoder_hidden_states), context)
-
-    def attend_backward(self, i, grad_out):
-        g, dmotion = motion_backward(self.motion_modules[i], grad_out)
-        dh, dcontext = super().attend_backward(i, g)
-        return dh, dcontext + dmotion
 
 
 class CrossAttnUpBlockMotion(UpBlockMotion):

@@ -33,6 +33,7 @@ MOTION_STEPS = 2000  # the shipped run (motion modules + the motion words' rows)
 UNET_STEPS = 700  # the whole-UNet comparison: 8 minutes of training
 LR = 1e-3
 COND_DROP_PROB = 0.1
+PROBE_STEPS = 200  # --minutes: the run's length while its pace is measured (its warm-up as any longer run's)
 
 
 def video_train_config(steps, seed=VIDEO_SEED):
@@ -80,10 +81,12 @@ def train(out, t2i_folder, work, train_part="motion", steps=MOTION_STEPS, until=
     import time
 
     started = time.perf_counter()
-    trainer = build_run(t2i_folder, work, train_part, steps, train_text=train_text)
     resumed = (Path(work) / "checkpoints" / "latest").is_file()
-    if minutes is not None and not resumed:
-        steps = trainer.config.steps = steps_for(trainer, work, minutes)
+    probing = minutes is not None and not resumed
+    # a probed run starts as PROBE_STEPS long and is then extended (a resumed run may grow, not shrink)
+    trainer = build_run(t2i_folder, work, train_part, PROBE_STEPS if probing else steps, train_text=train_text)
+    if probing:
+        steps = trainer.config.steps = max(steps_for(trainer, work, minutes), PROBE_STEPS)
     run_resumable(trainer, work, until=until)
     minutes = (time.perf_counter() - started) / 60
     print(f"video ({train_part}): {trainer.step} of {steps} steps of {CLIPS_PER_STEP} clips in {minutes:.1f} min "

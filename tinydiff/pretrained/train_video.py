@@ -1,8 +1,9 @@
 """Train the shipped text-to-video pipeline (shapes_text2video/) from the shipped text-to-image
 pipeline (shapes_text2image/), AnimateDiff's way (Guo et al. 2023): its UNet inflated to a
 UNetMotionModel, frozen; only the motion modules (one temporal transformer after each resnet of
-the down and up blocks) and the text encoder, which learns the motion words, train on Moving
-Shapes clips of 8 frames, encoded frame by frame with the shipped Shapes VAE.
+the down and up blocks, reading the caption's text states: MotionAdapter's
+motion_cross_attention_dim, a tinydiff extension) and the text encoder, which learns the motion
+words, train on Moving Shapes clips of 8 frames, encoded frame by frame with the shipped Shapes VAE.
 
     python -m tinydiff.pretrained.train_video                        # the shipped settings
     python -m tinydiff.pretrained.train_video --part unet --work runs/video   # the whole-UNet run

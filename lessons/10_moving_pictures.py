@@ -89,6 +89,11 @@ print(f"real clips: {real_checks.passed.mean():.0%} pass every check; median jer
 # text encoder is causal: the states of "a red circle" cannot see the words after them, so they are the same in
 # "a red circle" and "a red circle moving right". Only the positions from "moving" on, <eos> and the padding
 # change, and the frozen cross-attention attends to them all (lesson 08 found most of its attention there).
+# But the frozen UNet reads "left" and "right" as *places*, and AnimateDiff's motion modules never see the text
+# at all (a big model's content implies its motion; a circle looks the same whichever way it moves). So the
+# shipped motion modules read the caption themselves: a tinydiff extension (MotionAdapter's
+# `motion_cross_attention_dim`) makes their second attention a cross-attention from each pixel's 8 frames to
+# the clip's text states.
 
 # %%
 video = TextToVideoPipeline.from_pretrained(args.model or text2video_dir())

@@ -28,6 +28,8 @@ def test_train_writes_a_pipeline_and_sample_draws_gif_png_and_arrays(video_run, 
     final = video_run / "final"
     pipe = TextToVideoPipeline.from_pretrained(final)
     assert pipe.num_frames == 4 and "moving" in pipe.tokenizer.vocab
+    # the default recipe's motion modules read the caption (MotionAdapter's motion_cross_attention_dim)
+    assert pipe.unet.config["motion_cross_attention_dim"] == pipe.unet.config["cross_attention_dim"]
     argv = ["sample", "--model", str(final), "--prompt", "a red circle moving right", "--num", "3", "--steps", "2"]
     assert main(argv + ["--out", str(tmp_path / "c.gif"), "--npz", str(tmp_path / "c.npz"),
                         "--gif", str(tmp_path / "d.gif")]) == 0

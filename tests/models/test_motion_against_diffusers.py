@@ -57,6 +57,9 @@ def test_saved_adapter_and_unet_give_diffusers_from_unet2d_the_same_outputs_and_
     theirs = diffusers.UNetMotionModel.from_unet2d(their_unet, their_adapter).double()
     ours = UNetMotionModel.from_unet2d(unet, adapter)
     for key, value in ours.config.items():  # the same config under diffusers' keys
+        if key == "motion_cross_attention_dim":  # tinydiff's extension; None: diffusers' motion modules
+            assert value is None and key not in theirs.config
+            continue
         assert json.loads(json.dumps(theirs.config[key])) == json.loads(json.dumps(value)), key
     # diffusers computes its sinusoids in float32; float64 ones here, as tinydiff's
     theirs.time_proj = float64_timesteps(torch, UNET["block_out_channels"][0], True, 0)

@@ -61,13 +61,18 @@ class MotionAdapter(Module):
     It computes nothing itself: UNetMotionModel.from_unet2d(unet, adapter) runs its weights.
     Arguments are diffusers' (the same names, meaning and config.json keys); conv_in_channels
     (PIA's extra input channels) must be None. rng draws the initial weights; proj_out starts
-    at zero in every module.
+    at zero in every module. motion_cross_attention_dim (a tinydiff key; None, the default, is
+    diffusers' AnimateDiff exactly): the text states' width D; every module's attn2 then attends
+    to the clip's text (diffusers' AnimateDiffTransformer3D(cross_attention_dim=D,
+    double_self_attention=False)). diffusers' UNetMotionModel never passes text to its motion
+    modules: a large model infers motion from content. tinydiff's shapes look the same moving
+    left or right, so only the caption can say which way (tinydiff.models.motion_blocks).
     """
 
     def __init__(self, block_out_channels=(32, 64), motion_layers_per_block=1, motion_transformer_layers_per_block=1,
                  motion_mid_block_layers_per_block=1, motion_transformer_layers_per_mid_block=1,
                  motion_num_attention_heads=4, motion_norm_num_groups=8, motion_max_seq_length=32,
-                 use_motion_mid_block=True, conv_in_channels=None, rng=None):
+                 use_motion_mid_block=True, conv_in_channels=None, motion_cross_attention_dim=None, rng=None):
         super().__init__()
         owner = "MotionAdapter"
         channels = config_ints(block_out_channels, "block_out_channels", owner)
@@ -81,6 +86,8 @@ class MotionAdapter(Module):
         groups = config_int(motion_norm_num_groups, "motion_norm_num_groups", owner)
         max_len = config_int(motion_max_seq_length, "motion_max_seq_length", owner)
         use_mid = config_bool(use_motion_mid_block, "use_motion_mid_block", owner)
+        text = (None if motion_cross_attention_dim is None
+                else config_int(motion_cross_attention_dim, "motion_cross_attention_dim", owner))
         if conv_in_channels is not None:
             raise ValueError(f"{owner}: conv_in_channels={conv_in_channels!r}: PIA's input convolution is not "
                              f"supported; it must be None")
@@ -94,11 +101,12 @@ class MotionAdapter(Module):
             motion_transformer_layers_per_block=as_given(motion_transformer_layers_per_block, depth),
             motion_mid_block_layers_per_block=mid_layers, motion_transformer_layers_per_mid_block=mid_depth,
             motion_num_attention_heads=as_given(motion_num_attention_heads, heads), motion_norm_num_groups=groups,
-            motion_max_seq_length=max_len, use_motion_mid_block=use_mid, conv_in_channels=None)
+            motion_max_seq_length=max_len, use_motion_mid_block=use_mid, conv_in_channels=None,
+            motion_cross_attention_dim=text)
         rng = generator(rng)
 
         def modules(i, count, transformer_layers):
-            return MotionModules(channels[i], count, transformer_layers, heads[i], groups, max_len, rng=rng)
+            return MotionModules(channels[i], count, transformer_layers, heads[i], groups, max_len, text, rng=rng)
 
         self.down_blocks = ModuleList([modules(i, layers[i], depth[i]) for i in range(n)])
         self.mid_block = modules(n - 1, mid_layers, mid_depth) if use_mid else None
@@ -170,7 +178,8 @@ def adapter_config(c):
                 motion_transformer_layers_per_mid_block=c["temporal_transformer_layers_per_mid_block"],
                 motion_num_attention_heads=c["motion_num_attention_heads"],
                 motion_norm_num_groups=c["norm_num_groups"], motion_max_seq_length=c["motion_max_seq_length"],
-                use_motion_mid_block=c["use_motion_mid_block"])
+                use_motion_mid_block=c["use_motion_mid_block"],
+                motion_cross_attention_dim=c["motion_cross_attention_dim"])
 
 
 def is_motion(name):
@@ -192,6 +201,8 @@ class UNetMotionModel(UNetCore):
     the motion modules a MotionAdapter's (motion_norm_num_groups = norm_num_groups, as diffusers
     runs them). Note: diffusers' UNetMotionModel wants encoder_hidden_states already repeated
     per frame (B F, M, D) (its pipeline repeats them); this one takes (B, M, D) and repeats.
+    motion_cross_attention_dim (tinydiff's, not diffusers'; see MotionAdapter): the motion
+    modules read the text states too, and backward adds their share to d encoder_hidden_states.
     """
 
     def __init__(self, sample_size=32, in_channels=4, out_channels=4,
@@ -200,7 +211,8 @@ class UNetMotionModel(UNetCore):
                  layers_per_block=1, mid_block_scale_factor=1.0, norm_num_groups=8, norm_eps=1e-5,
                  cross_attention_dim=64, transformer_layers_per_block=1, temporal_transformer_layers_per_block=1,
                  temporal_transformer_layers_per_mid_block=1, use_linear_projection=False, num_attention_heads=4,
-                 motion_max_seq_length=32, motion_num_attention_heads=4, use_motion_mid_block=True, rng=None):
+                 motion_max_seq_length=32, motion_num_attention_heads=4, use_motion_mid_block=True,
+                 motion_cross_attention_dim=None, rng=None):
         super().__init__()
         c = dict(sample_size=sample_size, in_channels=in_channels, out_channels=out_channels,
                  down_block_types=down_block_types, up_block_types=up_block_types,
@@ -211,7 +223,7 @@ class UNetMotionModel(UNetCore):
                  temporal_transformer_layers_per_mid_block=temporal_transformer_layers_per_mid_block,
                  use_linear_projection=use_linear_projection, num_attention_heads=num_attention_heads,
                  motion_max_seq_length=motion_max_seq_length, motion_num_attention_heads=motion_num_attention_heads,
-                 use_motion_mid_block=use_motion_mid_block)
+                 use_motion_mid_block=use_motion_mid_block, motion_cross_attention_dim=motion_cross_attention_dim)
         rng = generator(rng)
         unet = UNet2DConditionModel(**unet2d_config(c), rng=rng)  # checks the 2-D keys
         adapter = MotionAdapter(**adapter_config(c), rng=rng)  # checks the motion keys
@@ -226,7 +238,11 @@ class UNetMotionModel(UNetCore):
                  temporal_transformer_layers_per_block=a["motion_transformer_layers_per_block"],
                  temporal_transformer_layers_per_mid_block=a["motion_transformer_layers_per_mid_block"],
                  motion_num_attention_heads=a["motion_num_attention_heads"],
-                 motion_max_seq_length=a["motion_max_seq_length"], use_motion_mid_block=a["use_motion_mid_block"])
+                 motion_max_seq_length=a["motion_max_seq_length"], use_motion_mid_block=a["use_motion_mid_block"],
+                 motion_cross_attention_dim=a["motion_cross_attention_dim"])
+        if a["motion_cross_attention_dim"] not in (None, c["cross_attention_dim"]):
+            raise ValueError(f"UNetMotionModel: motion_cross_attention_dim={a['motion_cross_attention_dim']} must be "
+                             f"None or the text states' width cross_attention_dim={c['cross_attention_dim']}")
         self.config = c
 
         # the image UNet's modules, under their names; each block gets its motion modules
@@ -367,4 +383,5 @@ def check_adapter(adapter, u):
     return dict(temporal_transformer_layers_per_block=a["motion_transformer_layers_per_block"],
                 temporal_transformer_layers_per_mid_block=a["motion_transformer_layers_per_mid_block"],
                 motion_num_attention_heads=a["motion_num_attention_heads"],
-                motion_max_seq_length=a["motion_max_seq_length"], use_motion_mid_block=a["use_motion_mid_block"])
+                motion_max_seq_length=a["motion_max_seq_length"], use_motion_mid_block=a["use_motion_mid_block"],
+                motion_cross_attention_dim=a["motion_cross_attention_dim"])

@@ -61,16 +61,20 @@ def add_motion_words(text_encoder, tokenizer, rng=None):
     return added
 
 
-def inflate(unet, rng, motion_num_attention_heads=4, motion_layers_per_block=None):
+def inflate(unet, rng, motion_num_attention_heads=4, motion_layers_per_block=None, text_to_motion=True):
     """A UNetMotionModel from a trained UNet2DConditionModel and fresh motion modules (proj_out
     zero): on every frame it starts as `unet` (Guo et al. 2023, sec. 4.2). One motion module per resnet (the default
-    layers_per_block), no mid-block module (the 2x2 middle holds little motion)."""
+    layers_per_block), no mid-block module (the 2x2 middle holds little motion). text_to_motion
+    (the default): the motion modules attend to the caption's text states (MotionAdapter's
+    motion_cross_attention_dim, a tinydiff extension); False: AnimateDiff's, which never see the
+    text and, on shapes that look the same whichever way they move, cannot tell the direction."""
     c = unet.config
     adapter = MotionAdapter(block_out_channels=c["block_out_channels"],
                             motion_layers_per_block=motion_layers_per_block or c["layers_per_block"],
                             motion_num_attention_heads=motion_num_attention_heads,
                             motion_norm_num_groups=c["norm_num_groups"], motion_max_seq_length=32,
-                            use_motion_mid_block=False, rng=rng)
+                            use_motion_mid_block=False, rng=rng,
+                            motion_cross_attention_dim=c["cross_attention_dim"] if text_to_motion else None)
     return UNetMotionModel.from_unet2d(unet, adapter)
 
 

@@ -18,7 +18,7 @@ issue 15, measured from the pixels (tinydiff.metrics.concept, tinydiff.metrics.p
      numbers, adapter file size (target <= 200 KB), and the training state (weights being
      trained + their gradients + AdamW's two moments, float32) against full fine-tuning's.
 
-    flock /work/wt/heavy.lock python benchmarks/bench_dreambooth.py     # every run, shipped settings
+    python benchmarks/bench_dreambooth.py                               # every run, shipped settings (a quiet machine)
     python benchmarks/bench_dreambooth.py --quick                       # 2 steps, 4 samples: runs, no more
     python benchmarks/bench_dreambooth.py --runs ring_r4_prior,ring_r4 --ship   # also write the shipped adapters
 

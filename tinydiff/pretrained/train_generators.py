@@ -10,9 +10,9 @@ on the same 8-bit 16x16 glyphs, and ship them (float16) in tinydiff/pretrained/g
                         quality of its samples over training (classifier-recognised share, FD)
 
     python -m tinydiff.pretrained.train_generators                  # all, 4 minutes each
-    python -m tinydiff.pretrained.train_generators --part vae --seconds 30 --out /tmp/g
+    python -m tinydiff.pretrained.train_generators --part vae --seconds 30 --out runs/generators
 
-Run it alone on the machine (benchmarks: "through the lock"): the budget is wall-clock time.
+Run it on a quiet machine: the budget is wall-clock time, so other jobs on the cores buy fewer steps.
 """
 
 import json
